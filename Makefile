@@ -1,0 +1,44 @@
+# Kino — build, test, demo. Every target works on a fresh machine: `make install` builds what the others need.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PROTO_SRC := $(wildcard protos/kino/v1/*.proto)
+STAMP := $(VENV)/.installed
+
+.PHONY: install protos demo test test-all lint bench clean
+
+install: $(STAMP) protos
+
+# The venv is rebuilt only when pyproject.toml changes. torch first, pinned, so that no
+# dependency pulls a CUDA build.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# Generated code goes to gen/kino/v1 and is committed; tests/test_protos_fresh.py fails when it is stale.
+protos: $(STAMP)
+	$(PY) -m services.common.protogen gen
+
+demo: install
+	$(VENV)/bin/kino demo
+
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check services training tests
+	$(VENV)/bin/ruff format --check services training tests
+
+bench: install
+	$(PY) -m services.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

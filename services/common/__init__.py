@@ -1,0 +1,1 @@
+"""What every Kino service shares: server bootstrap, errors, metrics, settings, tensors."""
