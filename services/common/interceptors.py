@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
+
 from services.common import metrics
 from services.common.errors import KinoError, internal, invalid_argument
 from services.common.logs import REQUEST_ID_HEADER, new_request_id, request_id_var
