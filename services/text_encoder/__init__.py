@@ -1,0 +1,1 @@
+"""TextEncoder: prompts to token embeddings and pooled vectors, batched and cached."""
