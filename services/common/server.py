@@ -51,17 +51,24 @@ def channel_options(settings: ServerSettings) -> list[tuple[str, int]]:
 
 
 class KinoServer:
-    def __init__(self, settings: ServerSettings, registrations: list[ServiceRegistration]) -> None:
+    """Binds its port on construction, so services added later (the gateway) can be told the address."""
+
+    def __init__(self, settings: ServerSettings, registrations: list[ServiceRegistration] = ()) -> None:
         self.settings = settings
-        self.registrations = registrations
-        self.port: int | None = None
+        self.registrations = list(registrations)
         self.metrics_port: int | None = None
         self._health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
             interceptors=[KinoServerInterceptor(settings.max_message_mb * MIB)],
             options=channel_options(settings),
         )
+        self.port = self._server.add_insecure_port(f"{settings.host}:{settings.port}")
+        if self.port == 0:
+            raise OSError(f"could not bind {settings.host}:{settings.port} (in use?)")
         self._stopped = asyncio.Event()
+
+    def add(self, registration: ServiceRegistration) -> None:
+        self.registrations.append(registration)
 
     @property
     def address(self) -> str:
@@ -83,9 +90,6 @@ class KinoServer:
             )
         for name in ["", *self.service_names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self._server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
-        if self.port == 0:
-            raise OSError(f"could not bind {self.settings.host}:{self.settings.port} (in use?)")
         if self.settings.metrics_port >= 0:
             self.metrics_port = serve_metrics(self.settings.host, self.settings.metrics_port)
         await self._server.start()
