@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install protos demo test test-all lint bench clean
 
-install: $(STAMP) protos
+install: $(STAMP)
 
 # The venv is rebuilt only when pyproject.toml changes. torch first, pinned, so that no
 # dependency pulls a CUDA build.
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-# Generated code goes to gen/kino/v1 and is committed; tests/test_protos_fresh.py fails when it is stale.
+# Generated code goes to gen/kino/v1 and is committed, so install does not regenerate it:
+# tests/test_protos_fresh.py fails when someone edits a .proto and forgets `make protos`.
 protos: $(STAMP)
 	$(PY) -m services.common.protogen gen
 
