@@ -23,6 +23,7 @@ class FeedEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FEED_EVENT_TYPE_REPORT: _ClassVar[FeedEventType]
     FEED_EVENT_TYPE_HIDE: _ClassVar[FeedEventType]
     FEED_EVENT_TYPE_FOLLOW: _ClassVar[FeedEventType]
+    FEED_EVENT_TYPE_BLOCK: _ClassVar[FeedEventType]
 
 class CandidateSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -43,6 +44,7 @@ FEED_EVENT_TYPE_SKIP: FeedEventType
 FEED_EVENT_TYPE_REPORT: FeedEventType
 FEED_EVENT_TYPE_HIDE: FeedEventType
 FEED_EVENT_TYPE_FOLLOW: FeedEventType
+FEED_EVENT_TYPE_BLOCK: FeedEventType
 CANDIDATE_SOURCE_UNSPECIFIED: CandidateSource
 CANDIDATE_SOURCE_SIMILAR: CandidateSource
 CANDIDATE_SOURCE_FRESH: CandidateSource
