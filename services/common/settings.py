@@ -62,6 +62,23 @@ class GatewaySettings(_Section):
     max_duration_seconds: float = Field(60.0, gt=0)
 
 
+class RankerSettings(_Section):
+    # "memory": online features in this process (embedded default, tests); "redis": shared by replicas.
+    store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every Redis key starts with this, so several deployments (or test runs) can share one server.
+    key_prefix: str = "kino:ranker"
+    # Ranking model weights (model.safetensors + config.json); empty means the weights in the repo.
+    # Missing files are not an error: the ranker falls back to content-only scoring and says so.
+    weights_dir: Path | None = None
+    # Width of FeedItem.content_embedding: the TextEncoder's pooled vector.
+    embedding_dim: int = Field(384, ge=8, le=4096)
+    # Candidates retrieved per Rank call, before filtering and scoring.
+    max_candidates: int = Field(1000, ge=10, le=10000)
+    # A page token (and the list of videos it already served) stays valid this long.
+    session_ttl_seconds: int = Field(1800, ge=60)
+
+
 class Settings(_Section):
     # Root for state of the embedded default (job database, videos).
     data_dir: Path = Path("var")
@@ -69,6 +86,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     text_encoder: TextEncoderSettings = TextEncoderSettings()
     gateway: GatewaySettings = GatewaySettings()
+    ranker: RankerSettings = RankerSettings()
 
     @property
     def database_url(self) -> str:
