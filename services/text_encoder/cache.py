@@ -1,7 +1,7 @@
 """A bounded LRU of encoded prompts, keyed by the exact prompt text.
 
-Feeds repeat prompts (remixes, retries, the ranker re-embedding a video's prompt), so a hit
-skips the model entirely. Not thread-safe: the core uses it from the event loop only.
+Prompts repeat on the platform (remixes, retries, the ranker re-embedding a video's prompt), and a
+hit skips the model entirely. Not thread-safe: the core uses it from the event loop only.
 """
 
 from __future__ import annotations
