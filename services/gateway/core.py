@@ -1,0 +1,217 @@
+"""The Generation service without its transport: proto messages in, proto messages out.
+
+The grpc.aio servicer (and later the Ray Serve deployment) only delegate here. Submit checks
+everything that can be checked before it writes (request, deadline, source video, cameo consent,
+queue room) and then writes the job in one transaction, so a refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+from kino.v1 import generation_pb2
+from services.common.errors import (
+    failed_precondition,
+    invalid_argument,
+    not_found,
+    require_known_enum,
+    unavailable,
+)
+from services.common.settings import MIB, Settings
+from services.gateway.cameos import CameoRegistry
+from services.gateway.clients import ServiceClients
+from services.gateway.events import JobEvents
+from services.gateway.names import parse_name
+from services.gateway.paging import decode_page_token, encode_page_token, page_size
+from services.gateway.pipeline import Pipeline
+from services.gateway.runner import JobRunner
+from services.gateway.store import TERMINAL_STATES, Database, JobStore, NewJob, now
+from services.gateway.validation import SubmitLimits, check_deadline, validate_submit
+from services.gateway.videos import MP4_MIME_TYPE, VideoStore
+
+MAX_VERIFY_BYTES = 64 * MIB
+# A Watch with no news re-reads the store this often, so it also follows changes made elsewhere.
+WATCH_RESYNC_SECONDS = 5.0
+
+
+class GenerationCore:
+    def __init__(self, settings: Settings, clients: ServiceClients) -> None:
+        self.limits = SubmitLimits.from_settings(settings.gateway)
+        self.max_queued = settings.gateway.max_queued_jobs
+        self.db = Database(settings.database_url)
+        self.jobs = JobStore(self.db)
+        self.cameos = CameoRegistry(self.db, settings.asset_dir)
+        self.videos = VideoStore(self.db, settings.asset_dir)
+        self.events = JobEvents()
+        self.clients = clients
+        self.runner = JobRunner(
+            self.jobs,
+            Pipeline(clients, self.cameos),
+            self.events,
+            max_running=settings.gateway.max_running_jobs,
+        )
+
+    async def start(self) -> None:
+        """Creates the tables, recovers interrupted jobs and starts running queued ones."""
+        await self.db.create_tables()
+        await self.runner.start()
+
+    async def close(self) -> None:
+        await self.runner.stop()
+        await self.clients.close()
+        await self.db.close()
+
+    # ---- jobs ---------------------------------------------------------------------------------------
+
+    async def submit(self, request: generation_pb2.SubmitRequest) -> generation_pb2.Job:
+        valid = validate_submit(request, self.limits)
+        normalized = valid.request
+        fingerprint = _fingerprint(request)
+        existing = await self.jobs.find_idempotent(
+            normalized.requester, normalized.idempotency_key, fingerprint
+        )
+        if existing is not None:
+            return existing
+        check_deadline(valid.deadline, now())
+        if valid.source_video_id is not None:
+            await self.videos.require(valid.source_video_id)
+        await self.cameos.check_use(valid.cameo_ids, normalized.requester)
+        job = await self.jobs.create(
+            NewJob(
+                requester=normalized.requester,
+                spec=normalized.spec,
+                priority=normalized.priority,
+                idempotency_key=normalized.idempotency_key,
+                publish_to_feed=normalized.publish_to_feed,
+                deadline=valid.deadline,
+                request_sha256=fingerprint,
+                cameo_ids=valid.cameo_ids,
+            ),
+            max_queued=self.max_queued,
+        )
+        self.runner.wake()
+        return job
+
+    async def get(self, request: generation_pb2.GetRequest) -> generation_pb2.Job:
+        return await self._job(parse_name(request.name, "jobs", "name"))
+
+    async def watch(self, request: generation_pb2.WatchRequest) -> AsyncIterator[generation_pb2.Job]:
+        """The job now, then every change, ending after a terminal state.
+
+        Subscribing before the first read means no change can fall between the read and the stream.
+        """
+        job_id = parse_name(request.name, "jobs", "name")
+        with self.events.subscribe(f"jobs/{job_id}") as subscription:
+            last = await self._job(job_id)
+            if last.state == generation_pb2.JOB_STATE_RUNNING:
+                last = self.runner.live(last.name) or last
+            yield last
+            while last.state not in TERMINAL_STATES:
+                update = await subscription.next(WATCH_RESYNC_SECONDS)
+                if update is None:
+                    update = await self._job(job_id)
+                if _is_news(update, last):
+                    yield update
+                    last = update
+
+    async def cancel(self, request: generation_pb2.CancelRequest) -> generation_pb2.Job:
+        job_id = parse_name(request.name, "jobs", "name")
+        job = await self.runner.cancel(job_id, by="requester")
+        if job is not None:
+            return job
+        current = await self._job(job_id)
+        if current.state == generation_pb2.JOB_STATE_CANCELLED:
+            return current
+        state = generation_pb2.JobState.Name(current.state)
+        raise failed_precondition(
+            "JOB_ALREADY_FINISHED", f"{current.name} already ended ({state})", name=current.name, state=state
+        )
+
+    async def list(self, request: generation_pb2.ListRequest) -> generation_pb2.ListResponse:
+        require_known_enum("state", generation_pb2.JobState, request.state)
+        size = page_size(request.page_size)
+        cursor = decode_page_token(request)
+        jobs = await self.jobs.list(
+            requester=request.requester, state=request.state, limit=size + 1, after=cursor
+        )
+        response = generation_pb2.ListResponse(jobs=jobs[:size])
+        if len(jobs) > size:
+            response.next_page_token = encode_page_token(jobs[size - 1], request)
+        return response
+
+    async def _job(self, job_id: str) -> generation_pb2.Job:
+        job = await self.jobs.get(job_id)
+        if job is None:
+            name = f"jobs/{job_id}"
+            raise not_found("JOB_NOT_FOUND", f"{name} does not exist", name=name)
+        return job
+
+    # ---- cameos -------------------------------------------------------------------------------------
+
+    async def register_cameo(self, request: generation_pb2.RegisterCameoRequest) -> generation_pb2.Cameo:
+        return await self.cameos.register(request)
+
+    async def get_cameo(self, request: generation_pb2.GetCameoRequest) -> generation_pb2.Cameo:
+        return await self.cameos.get(request.name)
+
+    async def update_cameo_consent(
+        self, request: generation_pb2.UpdateCameoConsentRequest
+    ) -> generation_pb2.Cameo:
+        return await self.cameos.update_consent(request)
+
+    async def revoke_cameo(self, request: generation_pb2.RevokeCameoRequest) -> generation_pb2.Cameo:
+        """Revokes, then cancels every queued or running job using the cameo. The sweep also runs when
+        the cameo was already revoked, so a crash between the two steps is repaired by a retry."""
+        cameo = await self.cameos.revoke(request)
+        cameo_id = cameo.name.removeprefix("cameos/")
+        for job_id in await self.jobs.active_jobs_using_cameo(cameo_id):
+            await self.runner.cancel(job_id, by="cameo_revocation", cameo=cameo.name)
+        return cameo
+
+    # ---- videos -------------------------------------------------------------------------------------
+
+    async def get_video(self, request: generation_pb2.GetVideoRequest) -> generation_pb2.Video:
+        return await self.videos.get(request.name)
+
+    async def download_video(
+        self, request: generation_pb2.DownloadVideoRequest
+    ) -> AsyncIterator[generation_pb2.DownloadVideoResponse]:
+        async for chunk in self.videos.read(request.name, request.offset):
+            yield generation_pb2.DownloadVideoResponse(
+                chunk=chunk.data, offset=chunk.offset, total_size=chunk.total_size, mime_type=MP4_MIME_TYPE
+            )
+
+    async def verify(self, request: generation_pb2.VerifyRequest) -> generation_pb2.VerifyResponse:
+        if not request.file:
+            raise invalid_argument("FIELD_REQUIRED", "file is required", field="file")
+        if len(request.file) > MAX_VERIFY_BYTES:
+            raise invalid_argument(
+                "MESSAGE_TOO_LARGE",
+                f"file is {len(request.file)} bytes; the limit is {MAX_VERIFY_BYTES}",
+                field="file",
+                size=len(request.file),
+                max=MAX_VERIFY_BYTES,
+            )
+        raise unavailable(
+            "BACKEND_UNAVAILABLE",
+            "provenance verification (C2PA manifest, invisible watermark) is not built yet",
+            backend="provenance",
+        )
+
+
+def _fingerprint(request: generation_pb2.SubmitRequest) -> str:
+    """What makes two Submits "the same request" for idempotency: everything but the key itself."""
+    keyless = generation_pb2.SubmitRequest()
+    keyless.CopyFrom(request)
+    keyless.ClearField("idempotency_key")
+    return hashlib.sha256(keyless.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _is_news(update: generation_pb2.Job, last: generation_pb2.Job) -> bool:
+    """False for a repeat or for an older snapshot of the same state (a store read can lag an event)."""
+    if update == last:
+        return False
+    return (
+        update.state != last.state or update.update_time.ToNanoseconds() >= last.update_time.ToNanoseconds()
+    )

@@ -1,0 +1,233 @@
+"""One job, stage by stage: CHECKING, ENCODING, DENOISING, AUDIO, PACKAGING, PUBLISHING.
+
+The pipeline only orchestrates: the work happens in the other services, reached through
+`ServiceClients`, and every failure is a KinoError that the runner records on the job. What is not
+built yet fails loudly instead of being imitated: decoding source videos (REMIX, EXTEND) and packaging
+(MP4 mux, watermark, C2PA manifest) belong to the media part and answer BACKEND_UNAVAILABLE with
+backend "media", so no job ever ends with a video that was not really made.
+
+A response from another service is checked like a request (tensor shapes, counts): a malformed one is
+a defect in Kino, recorded as INTERNAL_ERROR, never blamed on the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from kino.v1 import audio_pb2, common_pb2, denoiser_pb2, generation_pb2, text_encoder_pb2
+from services.common.errors import KinoError, internal, out_of_range, unavailable
+from services.common.tensors import from_proto, to_proto
+from services.gateway.cameos import CameoRegistry, UsableCameo
+from services.gateway.clients import AUDIO, DENOISER, TEXT_ENCODER, ServiceClients
+from services.gateway.images import decode_rgb
+from services.gateway.names import parse_name
+
+
+class ProgressReporter(Protocol):
+    async def stage(self, stage: int) -> None: ...
+
+    async def advance(self, within_stage: float, step: int = 0, total_steps: int = 0) -> None: ...
+
+    async def preview(self, frames: common_pb2.Tensor) -> None: ...
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One stretch of video made by one denoising run: the whole job, or one storyboard shot."""
+
+    prompt: str
+    duration_seconds: float
+    camera: common_pb2.CameraMove
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The denoiser settings a job resolves to, from its spec and the loaded model."""
+
+    width: int
+    height: int
+    fps: float
+    num_steps: int
+    guidance_scale: float
+
+
+def plan_clips(spec: generation_pb2.GenerationSpec) -> list[Clip]:
+    """A storyboard is one clip per shot (the top-level prompt, if any, prefixes every shot as shared
+    context); every other mode is one clip."""
+    if spec.mode != generation_pb2.GENERATION_MODE_STORYBOARD:
+        return [Clip(spec.prompt, spec.duration_seconds, spec.camera)]
+    shared = spec.prompt.strip()
+    return [
+        Clip(
+            f"{shared}. {shot.prompt}" if shared else shot.prompt,
+            shot.duration_seconds,
+            shot.camera if shot.HasField("camera") else spec.camera,
+        )
+        for shot in spec.shots
+    ]
+
+
+def choose_geometry(spec: generation_pb2.GenerationSpec, info: denoiser_pb2.ModelInfo) -> Geometry:
+    """Zero in the spec means the model's native value; a requested size becomes the supported
+    resolution closest in aspect ratio, then in area (packaging scales to the exact request)."""
+    if not info.resolutions:
+        raise internal("INTERNAL_ERROR", f"the denoiser ({info.model}) reports no supported resolutions")
+    resolutions = [(r.width, r.height) for r in info.resolutions]
+    width, height = resolutions[0]
+    if spec.width:
+        aspect, area = spec.width / spec.height, spec.width * spec.height
+        width, height = min(
+            resolutions, key=lambda wh: (abs(np.log(wh[0] / wh[1] / aspect)), abs(wh[0] * wh[1] - area))
+        )
+    steps = spec.num_steps or info.default_steps
+    if steps > info.max_steps:
+        raise out_of_range("spec.num_steps", steps, 1, info.max_steps)
+    guidance = spec.guidance_scale if spec.HasField("guidance_scale") else info.default_guidance_scale
+    return Geometry(width, height, spec.fps or info.fps, steps, guidance)
+
+
+def choose_frame_count(duration_seconds: float, fps: float, supported: list[int]) -> int:
+    """The supported frame count closest to duration x fps (any count when the model lists none)."""
+    wanted = max(1, round(duration_seconds * fps))
+    return min(supported, key=lambda count: (abs(count - wanted), count)) if supported else wanted
+
+
+class Pipeline:
+    def __init__(self, clients: ServiceClients, cameos: CameoRegistry) -> None:
+        self.clients = clients
+        self.cameos = cameos
+
+    async def run(self, job: generation_pb2.Job, progress: ProgressReporter) -> generation_pb2.JobResult:
+        spec = job.spec
+
+        await progress.stage(generation_pb2.JOB_STAGE_CHECKING)
+        cameo_ids = tuple(parse_name(name, "cameos", "spec.cameos") for name in spec.cameos)
+        usable_cameos = await self.cameos.check_use(cameo_ids, job.requester)
+
+        await progress.stage(generation_pb2.JOB_STAGE_ENCODING)
+        clips = plan_clips(spec)
+        clip_tokens = await self._encode([clip.prompt for clip in clips])
+
+        await progress.stage(generation_pb2.JOB_STAGE_DENOISING)
+        info = await self.clients.denoiser_model_info()
+        geometry = choose_geometry(spec, info)
+        conditioning = await self._conditioning(spec, usable_cameos, geometry)
+        clip_frames, model_fps = [], geometry.fps
+        for index, (clip, tokens) in enumerate(zip(clips, clip_tokens, strict=True)):
+            request = denoiser_pb2.DenoiseRequest(
+                text_tokens=tokens,
+                num_frames=choose_frame_count(clip.duration_seconds, geometry.fps, list(info.frame_counts)),
+                height=geometry.height,
+                width=geometry.width,
+                num_steps=geometry.num_steps,
+                guidance_scale=geometry.guidance_scale,
+                seed=(spec.seed + index) % (1 << 63),
+                subject_path=spec.subject_path,
+                camera=clip.camera,
+                priority=job.priority,
+                tenant=job.requester,
+                **conditioning,
+            )
+            result = await self._denoise(request, index, len(clips), progress)
+            clip_frames.append(
+                _backend_tensor(result.frames, "DenoiseResult.frames", DENOISER, dtype=np.uint8, ndim=4)
+            )
+            model_fps = result.fps or model_fps
+        frames = np.concatenate(clip_frames)
+
+        await progress.stage(generation_pb2.JOB_STAGE_AUDIO)
+        audio = await self.clients.generate_audio(
+            audio_pb2.GenerateRequest(
+                frames=to_proto(frames),
+                fps=model_fps,
+                prompt=" ".join(clip.prompt for clip in clips),
+                dialogue=spec.dialogue,
+                seed=spec.seed,
+            )
+        )
+        _backend_tensor(audio.pcm, "GenerateResponse.pcm", AUDIO, dtype=np.int16, ndim=2)
+
+        await progress.stage(generation_pb2.JOB_STAGE_PACKAGING)
+        raise unavailable(
+            "BACKEND_UNAVAILABLE",
+            "packaging (MP4 mux, watermark, C2PA manifest) is not built yet, so no video can be stored",
+            backend="media",
+        )
+
+    async def _encode(self, prompts: list[str]) -> list[common_pb2.Tensor]:
+        response = await self.clients.encode(
+            text_encoder_pb2.EncodeRequest(texts=prompts, include_tokens=True)
+        )
+        if len(response.embeddings) != len(prompts):
+            raise internal(
+                "INTERNAL_ERROR",
+                f"the text encoder returned {len(response.embeddings)} embeddings for {len(prompts)} prompts",
+                backend=TEXT_ENCODER,
+            )
+        for index, embedding in enumerate(response.embeddings):
+            _backend_tensor(
+                embedding.tokens,
+                f"EncodeResponse.embeddings[{index}].tokens",
+                TEXT_ENCODER,
+                dtype=np.float32,
+                ndim=2,
+            )
+        return [embedding.tokens for embedding in response.embeddings]
+
+    async def _conditioning(
+        self, spec: generation_pb2.GenerationSpec, cameos: list[UsableCameo], geometry: Geometry
+    ) -> dict[str, common_pb2.Tensor]:
+        """The visual inputs of the denoise request: first frame, cameo reference."""
+        if spec.mode in (generation_pb2.GENERATION_MODE_REMIX, generation_pb2.GENERATION_MODE_EXTEND):
+            raise unavailable(
+                "BACKEND_UNAVAILABLE",
+                "decoding the source video (REMIX, EXTEND) needs the media part, which is not built yet",
+                backend="media",
+            )
+        conditioning = {}
+        if spec.mode == generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO:
+            first = await asyncio.to_thread(
+                decode_rgb, spec.first_frame.data, geometry.width, geometry.height
+            )
+            conditioning["first_frames"] = to_proto(first[None])
+        if cameos:
+            appearance = await asyncio.to_thread(cameos[0].appearance_path.read_bytes)
+            reference = await asyncio.to_thread(decode_rgb, appearance, geometry.width, geometry.height)
+            conditioning["reference_image"] = to_proto(reference)
+        return conditioning
+
+    async def _denoise(
+        self, request: denoiser_pb2.DenoiseRequest, clip: int, clips: int, progress: ProgressReporter
+    ) -> denoiser_pb2.DenoiseResult:
+        """Runs one clip's denoise stream, turning its steps into progress; returns its result."""
+        stream = self.clients.denoise(request)
+        try:
+            async for event in stream:
+                kind = event.WhichOneof("event")
+                if kind == "progress":
+                    total = max(event.progress.total_steps, 1)
+                    within = (clip + event.progress.step / total) / clips
+                    await progress.advance(within, event.progress.step, event.progress.total_steps)
+                elif kind == "preview":
+                    await progress.preview(event.preview.frames)
+                elif kind == "result":
+                    return event.result
+        finally:
+            await stream.aclose()
+        raise internal("INTERNAL_ERROR", "the denoiser stream ended without a result", backend=DENOISER)
+
+
+def _backend_tensor(tensor: common_pb2.Tensor, field: str, backend: str, **expect) -> np.ndarray:
+    try:
+        return from_proto(tensor, field=field, **expect)
+    except KinoError as error:
+        raise internal(
+            "INTERNAL_ERROR",
+            f"the {backend} service returned a malformed tensor: {error.message}",
+            backend=backend,
+            field=field,
+        ) from error

@@ -1,0 +1,306 @@
+"""Everything Submit checks about a request before anything is written.
+
+`validate_submit` is pure: it reads only the request and the limits, so it runs before the store is
+touched and a refused request leaves no trace. The checks that need the clock or the database
+(deadline in the future, source video and cameos exist) are in `check_deadline` and in the core.
+
+Every failure is INVALID_ARGUMENT with a reason from kino.v1.ErrorReason and the offending `field` in
+the ErrorInfo metadata, so a client can point at the field without parsing the message.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from google.protobuf import timestamp_pb2
+
+from kino.v1 import common_pb2, generation_pb2
+from services.common.errors import invalid_argument, out_of_range, require_in_range, require_known_enum
+from services.common.settings import GatewaySettings
+from services.gateway.images import CheckedImage, check_image
+from services.gateway.names import parse_name
+
+MIN_SIDE, MAX_SIDE = 16, 1920
+MIN_FPS, MAX_FPS = 1.0, 60.0
+MAX_STEPS = 100
+MAX_GUIDANCE = 20.0
+MIN_DURATION_SECONDS = 0.5
+DEFAULT_DURATION_SECONDS = 2.0
+DEFAULT_REMIX_STRENGTH = 0.6
+# duration x fps: 30 s at 60 fps or 60 s at 30 fps. Longer clips are several jobs (EXTEND).
+MAX_FRAMES = 1800
+MAX_SHOTS = 16
+MAX_DIALOGUE_LINES = 16
+MAX_DIALOGUE_CHARS = 200
+MAX_SPEAKER_CHARS = 64
+MAX_TRAJECTORY_POINTS = 64
+# The denoiser conditions on one appearance reference (DenoiseRequest.reference_image).
+MAX_CAMEOS = 1
+MAX_REQUESTER_CHARS = 256
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+# Seeds drawn for requests without one stay below 2**31 so every consumer's RNG accepts them.
+_RANDOM_SEED_BOUND = 1 << 31
+
+_MODES_WITH_SOURCE = (generation_pb2.GENERATION_MODE_REMIX, generation_pb2.GENERATION_MODE_EXTEND)
+
+
+@dataclass(frozen=True)
+class SubmitLimits:
+    max_prompt_chars: int
+    max_duration_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> SubmitLimits:
+        return cls(settings.max_prompt_chars, settings.max_duration_seconds)
+
+
+@dataclass(frozen=True)
+class ValidSubmit:
+    """A Submit that passed every request-only check, with defaults filled in."""
+
+    request: generation_pb2.SubmitRequest
+    source_video_id: str | None
+    cameo_ids: tuple[str, ...]
+    first_frame: CheckedImage | None
+    deadline: datetime | None
+
+
+def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits) -> ValidSubmit:
+    """Checks a SubmitRequest and returns it normalized; raises INVALID_ARGUMENT on the first problem."""
+    _check_text("requester", request.requester, MAX_REQUESTER_CHARS, required=True)
+    require_known_enum("priority", common_pb2.Priority, request.priority)
+    if len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise _too_long("idempotency_key", request.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+    deadline = _deadline(request.deadline) if request.HasField("deadline") else None
+    if not request.HasField("spec"):
+        raise invalid_argument("FIELD_REQUIRED", "spec is required", field="spec")
+
+    normalized = generation_pb2.SubmitRequest()
+    normalized.CopyFrom(request)
+    if normalized.priority == common_pb2.PRIORITY_UNSPECIFIED:
+        normalized.priority = common_pb2.PRIORITY_INTERACTIVE
+    spec = normalized.spec
+    require_known_enum("spec.mode", generation_pb2.GenerationMode, spec.mode)
+    if spec.mode == generation_pb2.GENERATION_MODE_UNSPECIFIED:
+        spec.mode = generation_pb2.GENERATION_MODE_TEXT_TO_VIDEO
+    mode_name = generation_pb2.GenerationMode.Name(spec.mode)
+
+    def forbidden(field: str, present: bool) -> None:
+        if present:
+            raise invalid_argument(
+                "INVALID_FOR_MODE", f"{field} is not valid for {mode_name}", mode=mode_name, field=field
+            )
+
+    def required(field: str, present: bool) -> None:
+        if not present:
+            raise invalid_argument(
+                "FIELD_REQUIRED", f"{field} is required for {mode_name}", field=field, mode=mode_name
+            )
+
+    storyboard = spec.mode == generation_pb2.GENERATION_MODE_STORYBOARD
+    _check_prompt("spec.prompt", spec.prompt, limits, required=not storyboard)
+    _check_prompt("spec.negative_prompt", spec.negative_prompt, limits, required=False)
+
+    if storyboard:
+        forbidden("spec.duration_seconds", spec.duration_seconds != 0)
+        required("spec.shots", len(spec.shots) > 0)
+        duration = _check_shots(spec.shots, limits)
+    else:
+        forbidden("spec.shots", len(spec.shots) > 0)
+        if spec.duration_seconds == 0:
+            spec.duration_seconds = DEFAULT_DURATION_SECONDS
+        require_in_range(
+            "spec.duration_seconds", spec.duration_seconds, MIN_DURATION_SECONDS, limits.max_duration_seconds
+        )
+        duration = spec.duration_seconds
+
+    _check_picture(spec, duration)
+    _check_sampling(spec)
+
+    first_frame = None
+    if spec.mode == generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO:
+        required("spec.first_frame", spec.HasField("first_frame") and bool(spec.first_frame.data))
+        first_frame = check_image(spec.first_frame, "spec.first_frame")
+    else:
+        forbidden("spec.first_frame", spec.HasField("first_frame"))
+
+    source_video_id = None
+    if spec.mode in _MODES_WITH_SOURCE:
+        required("spec.source_video", bool(spec.source_video))
+        source_video_id = parse_name(spec.source_video, "videos", "spec.source_video")
+    else:
+        forbidden("spec.source_video", bool(spec.source_video))
+
+    if spec.mode == generation_pb2.GENERATION_MODE_REMIX:
+        if spec.remix_strength == 0:
+            spec.remix_strength = DEFAULT_REMIX_STRENGTH
+        if not (0 < spec.remix_strength <= 1):
+            raise invalid_argument(
+                "OUT_OF_RANGE",
+                f"spec.remix_strength must be in (0, 1], got {spec.remix_strength}",
+                field="spec.remix_strength",
+                value=spec.remix_strength,
+                min=0,
+                max=1,
+            )
+    else:
+        forbidden("spec.remix_strength", spec.remix_strength != 0)
+
+    cameo_ids = _check_cameos(spec.cameos)
+    _check_trajectory(spec.subject_path, duration)
+    _check_camera("spec.camera", spec.camera)
+    _check_dialogue(spec.dialogue, duration)
+    if not spec.HasField("seed"):
+        spec.seed = secrets.randbelow(_RANDOM_SEED_BOUND)
+    return ValidSubmit(normalized, source_video_id, cameo_ids, first_frame, deadline)
+
+
+def check_deadline(deadline: datetime | None, now: datetime) -> None:
+    """A deadline must still be ahead when the job is created."""
+    if deadline is not None and deadline <= now:
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"deadline {deadline.isoformat()} is not in the future",
+            field="deadline",
+            value=deadline.isoformat(),
+            min=now.isoformat(),
+        )
+
+
+def _check_text(field: str, value: str, max_chars: int, *, required: bool) -> None:
+    if required and not value.strip():
+        raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
+    if len(value) > max_chars:
+        raise _too_long(field, value, max_chars)
+
+
+def _too_long(field: str, value: str, max_chars: int):
+    return invalid_argument(
+        "OUT_OF_RANGE",
+        f"{field} is {len(value)} characters; the limit is {max_chars}",
+        field=field,
+        value=len(value),
+        min=0,
+        max=max_chars,
+    )
+
+
+def _check_prompt(field: str, prompt: str, limits: SubmitLimits, *, required: bool) -> None:
+    if required and not prompt.strip():
+        raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
+    if len(prompt) > limits.max_prompt_chars:
+        raise invalid_argument(
+            "PROMPT_TOO_LONG",
+            f"{field} is {len(prompt)} characters; the limit is {limits.max_prompt_chars}",
+            field=field,
+            length=len(prompt),
+            max=limits.max_prompt_chars,
+        )
+
+
+def _check_shots(shots, limits: SubmitLimits) -> float:
+    """Validates storyboard shots; returns the total duration."""
+    if len(shots) > MAX_SHOTS:
+        raise out_of_range("spec.shots", len(shots), 1, MAX_SHOTS)
+    total = 0.0
+    for index, shot in enumerate(shots):
+        field = f"spec.shots[{index}]"
+        _check_prompt(f"{field}.prompt", shot.prompt, limits, required=True)
+        if not (0 < shot.duration_seconds <= limits.max_duration_seconds):
+            raise invalid_argument(
+                "OUT_OF_RANGE",
+                f"{field}.duration_seconds must be in (0, {limits.max_duration_seconds}], got {shot.duration_seconds}",
+                field=f"{field}.duration_seconds",
+                value=shot.duration_seconds,
+                min=0,
+                max=limits.max_duration_seconds,
+            )
+        _check_camera(f"{field}.camera", shot.camera)
+        total += shot.duration_seconds
+    if total > limits.max_duration_seconds:
+        raise out_of_range(
+            "spec.shots.duration_seconds (sum)", total, MIN_DURATION_SECONDS, limits.max_duration_seconds
+        )
+    return total
+
+
+def _check_picture(spec: generation_pb2.GenerationSpec, duration: float) -> None:
+    if (spec.width == 0) != (spec.height == 0):
+        missing = "spec.height" if spec.height == 0 else "spec.width"
+        raise invalid_argument(
+            "FIELD_REQUIRED", f"width and height are given together; {missing} is missing", field=missing
+        )
+    if spec.width:
+        require_in_range("spec.width", spec.width, MIN_SIDE, MAX_SIDE)
+        require_in_range("spec.height", spec.height, MIN_SIDE, MAX_SIDE)
+    if spec.fps != 0:
+        require_in_range("spec.fps", spec.fps, MIN_FPS, MAX_FPS)
+        frames = math.ceil(duration * spec.fps)
+        if frames > MAX_FRAMES:
+            raise invalid_argument(
+                "OUT_OF_RANGE",
+                f"{duration:g} s at {spec.fps:g} fps is {frames} frames; the limit is {MAX_FRAMES}",
+                field="num_frames",
+                value=frames,
+                min=1,
+                max=MAX_FRAMES,
+            )
+
+
+def _check_sampling(spec: generation_pb2.GenerationSpec) -> None:
+    if spec.HasField("seed") and spec.seed < 0:
+        raise out_of_range("spec.seed", spec.seed, 0, (1 << 63) - 1)
+    if spec.num_steps != 0:
+        require_in_range("spec.num_steps", spec.num_steps, 1, MAX_STEPS)
+    if spec.HasField("guidance_scale"):
+        require_in_range("spec.guidance_scale", spec.guidance_scale, 0.0, MAX_GUIDANCE)
+
+
+def _check_cameos(cameos) -> tuple[str, ...]:
+    if len(cameos) > MAX_CAMEOS:
+        raise out_of_range("spec.cameos", len(cameos), 0, MAX_CAMEOS)
+    ids = tuple(parse_name(name, "cameos", f"spec.cameos[{i}]") for i, name in enumerate(cameos))
+    return tuple(dict.fromkeys(ids))
+
+
+def _check_trajectory(points, duration: float) -> None:
+    if len(points) > MAX_TRAJECTORY_POINTS:
+        raise out_of_range("spec.subject_path", len(points), 0, MAX_TRAJECTORY_POINTS)
+    previous = 0.0
+    for index, point in enumerate(points):
+        field = f"spec.subject_path[{index}]"
+        require_in_range(f"{field}.x", point.x, 0.0, 1.0)
+        require_in_range(f"{field}.y", point.y, 0.0, 1.0)
+        # Points come in time order: a path that goes back in time has no meaning.
+        require_in_range(f"{field}.time_seconds", point.time_seconds, previous, duration)
+        previous = point.time_seconds
+
+
+def _check_camera(field: str, camera: common_pb2.CameraMove) -> None:
+    require_known_enum(f"{field}.motion", common_pb2.CameraMotion, camera.motion)
+    require_in_range(f"{field}.amount", camera.amount, 0.0, 1.0)
+
+
+def _check_dialogue(lines, duration: float) -> None:
+    if len(lines) > MAX_DIALOGUE_LINES:
+        raise out_of_range("spec.dialogue", len(lines), 0, MAX_DIALOGUE_LINES)
+    for index, line in enumerate(lines):
+        field = f"spec.dialogue[{index}]"
+        _check_text(f"{field}.text", line.text, MAX_DIALOGUE_CHARS, required=True)
+        _check_text(f"{field}.speaker", line.speaker, MAX_SPEAKER_CHARS, required=False)
+        require_in_range(f"{field}.start_seconds", line.start_seconds, 0.0, duration)
+
+
+def _deadline(deadline: timestamp_pb2.Timestamp) -> datetime:
+    try:
+        return deadline.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"deadline is not a valid timestamp ({error})",
+            field="deadline",
+            value=deadline.seconds,
+        ) from error
