@@ -1,0 +1,166 @@
+"""The engine's busy loop: schedule, execute, update, tell the callers. One task per engine.
+
+    while requests are live:
+        plan = scheduler.schedule()                      # policy, pure Python, on the event loop
+        result = await to_thread(executor.run, plan)     # the model, off the event loop
+        events = scheduler.update(plan, result)          # bookkeeping, on the event loop
+        hand each event to its caller's stream
+
+The scheduler is only touched from the event loop, so it needs no lock; the executor runs in a worker
+thread, so gRPC streams keep flowing while a step computes. Callers get an async iterator of events;
+leaving it early (a cancelled RPC) cancels the request, which frees its rows at the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+from services.common.errors import internal
+from services.denoiser.engine import metrics
+from services.denoiser.engine.plan import DenoiseEvent, EventKind, StepPlan, StepResult
+from services.denoiser.engine.request import EngineRequest, ShapeBucket
+from services.denoiser.engine.scheduler import StepScheduler
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """Runs the model for a plan; see services/denoiser/engine/executor.py for the real one."""
+
+    def run(self, plan: StepPlan) -> StepResult: ...
+
+    def profile(self, bucket: ShapeBucket, rows: int) -> float:
+        """Seconds one step of `rows` rows of this bucket takes (measured on throwaway inputs)."""
+        ...
+
+
+class RequestStream:
+    """The events of one request, as an async iterator; closing it early cancels the request."""
+
+    def __init__(self, engine: DenoiseEngine, request: EngineRequest) -> None:
+        self.engine = engine
+        self.request = request
+        self.queue: asyncio.Queue[DenoiseEvent] = asyncio.Queue()
+        self.done = False
+
+    def __aiter__(self) -> AsyncIterator[DenoiseEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[DenoiseEvent]:
+        try:
+            while True:
+                event = await self.queue.get()
+                yield event
+                if event.last:
+                    return
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        if not self.done:
+            self.engine.cancel(self.request.request_id)
+
+
+class DenoiseEngine:
+    def __init__(self, scheduler: StepScheduler, executor: Executor) -> None:
+        self.scheduler = scheduler
+        self.executor = executor
+        self._streams: dict[str, RequestStream] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._first_preview_seen: set[str] = set()
+
+    @property
+    def clock(self):
+        return self.scheduler.clock
+
+    def profile(self, buckets: Iterable[ShapeBucket]) -> None:
+        """Measures step times of every bucket at batch sizes 1, 2, 4, ... up to its row limit."""
+        for bucket in buckets:
+            limit = self.scheduler.row_limit(bucket)
+            sizes = sorted({*(2**i for i in range(limit.bit_length()) if 2**i <= limit), limit})
+            for rows in sizes:
+                self.executor.profile(bucket, rows)  # the first call of a size pays for lazy set-up
+                self.scheduler.step_times.observe(bucket, rows, self.executor.profile(bucket, rows))
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="denoise-engine")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def submit(self, request: EngineRequest) -> RequestStream:
+        """Admits the request (or raises its KinoError at once) and returns its event stream."""
+        self.scheduler.add(request)
+        stream = RequestStream(self, request)
+        self._streams[request.request_id] = stream
+        self._record_queue_depth()
+        self._wake.set()
+        return stream
+
+    def cancel(self, request_id: str) -> None:
+        self.scheduler.cancel(request_id)
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            if not self.scheduler.has_pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            plan = self.scheduler.schedule()
+            self._record_plan(plan)
+            if plan.runs_model:
+                try:
+                    result = await asyncio.to_thread(self.executor.run, plan)
+                except Exception as exc:
+                    log.exception("denoising step %d failed", plan.step_id)
+                    error = internal("INTERNAL_ERROR", f"denoising step failed: {type(exc).__name__}")
+                    events = self.scheduler.fail(plan, error)
+                else:
+                    metrics.STEP_DURATION.observe(result.duration_seconds)
+                    events = self.scheduler.update(plan, result)
+            else:
+                events = self.scheduler.update(plan, StepResult.make_empty())
+            self._dispatch(events)
+
+    def _record_queue_depth(self) -> None:
+        for priority, count in self.scheduler.waiting_by_priority().items():
+            metrics.QUEUE_DEPTH.labels(priority.name.lower()).set(count)
+
+    def _record_plan(self, plan: StepPlan) -> None:
+        self._record_queue_depth()
+        if plan.runs_model:
+            metrics.BATCH_SIZE.observe(plan.num_rows)
+        if plan.preempted_ids:
+            metrics.PREEMPTIONS.inc(len(plan.preempted_ids))
+
+    def _dispatch(self, events: list[DenoiseEvent]) -> None:
+        now = self.clock()
+        for event in events:
+            stream = self._streams.get(event.request_id)
+            if stream is None:
+                continue
+            request = stream.request
+            priority = request.priority.name.lower()
+            if event.kind == EventKind.PREVIEW and event.request_id not in self._first_preview_seen:
+                self._first_preview_seen.add(event.request_id)
+                metrics.TIME_TO_FIRST_PREVIEW.labels(priority).observe(now - request.arrival)
+            if event.last:
+                stream.done = True
+                del self._streams[event.request_id]
+                self._first_preview_seen.discard(event.request_id)
+                outcome = "ok" if event.kind == EventKind.RESULT else event.error.reason.lower()
+                metrics.REQUESTS.labels(priority, outcome).inc()
+                if event.kind == EventKind.RESULT:
+                    metrics.LATENCY.labels(priority).observe(now - request.arrival)
+            stream.queue.put_nowait(event)

@@ -1,0 +1,101 @@
+"""A denoising request as the engine sees it: what it asks for, where it stands, and its sampler state.
+
+One rule drives everything: a request carries `steps_done` and `num_steps`, and each engine step
+advances every request the scheduler picked by exactly one step. Being queued, running, pre-empted,
+cancelled or past its deadline are statuses of the same object, not separate code paths.
+
+The sampler state (the noise seed, the current latents, the text conditioning) lives here, with the
+request, and never in a shared sampler object: that is what lets requests at different steps share a
+batch. The scheduler never looks inside it; only the executor does.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Priority(enum.IntEnum):
+    """Scheduling class; lower is more urgent (kino.v1.Priority maps onto it)."""
+
+    INTERACTIVE = 0
+    BATCH = 1
+
+
+class RequestStatus(enum.IntEnum):
+    """Lifecycle, ordered: `status >= FINISHED_DONE` means the request has left the engine."""
+
+    WAITING = 0  # admitted, no step taken yet
+    RUNNING = 1  # advanced by the latest step
+    PREEMPTED = 2  # started, but left out of the latest step (a more urgent request took its rows)
+    FINISHED_DONE = 10  # all steps done, frames decoded
+    FINISHED_CANCELLED = 11  # the caller went away; its rows were freed at the next step
+    FINISHED_DEADLINE = 12  # its deadline passed before it finished
+    FINISHED_FAILED = 13  # the executor raised while running it
+
+    @property
+    def finished(self) -> bool:
+        return self >= RequestStatus.FINISHED_DONE
+
+
+@dataclass(frozen=True, order=True)
+class ShapeBucket:
+    """Requests with equal buckets can share one forward pass: their latents stack along the batch axis."""
+
+    num_frames: int
+    height: int
+    width: int
+    text_tokens: int  # L of the (L, D) text embeddings; the DiT's cross-attention needs equal L in a batch
+
+    def __str__(self) -> str:
+        return f"{self.num_frames}x{self.height}x{self.width}/L{self.text_tokens}"
+
+
+@dataclass
+class SamplerState:
+    """Per-request sampler state; opaque to the scheduler, read and replaced by the executor."""
+
+    seed: int  # seed of the initial noise
+    conditioning: Any  # float32 (L, D) text embeddings
+    latents: Any = None  # the executor's (C, F, h, w) latents; None until the first step draws the noise
+
+
+@dataclass(eq=False)
+class EngineRequest:
+    request_id: str
+    bucket: ShapeBucket
+    num_steps: int
+    guidance_scale: float  # 1 means no classifier-free guidance: one batch row instead of two
+    sampler: SamplerState
+    priority: Priority = Priority.INTERACTIVE
+    tenant: str = ""
+    preview_every: int = 0  # a preview after every this many steps; 0 means none
+    arrival: float = 0.0  # engine clock, seconds
+    deadline: float | None = None  # engine clock, seconds; None means no deadline
+
+    steps_done: int = 0
+    status: RequestStatus = RequestStatus.WAITING
+    first_step_at: float | None = None  # engine clock when its first step started
+    last_step_at: float | None = None  # engine clock when it last advanced (arrival until then)
+    displaced_seconds: float = 0.0  # time spent waiting while more urgent requests ran (drives aging)
+    promoted: bool = False  # aged enough to be ranked with interactive requests
+    cancel_requested: bool = False
+    seq: int = field(default=0, compare=False)  # admission order, the final tie-breaker
+
+    @property
+    def uses_guidance(self) -> bool:
+        return self.guidance_scale != 1.0
+
+    @property
+    def rows(self) -> int:
+        """Batch rows one step of this request takes: classifier-free guidance doubles the batch."""
+        return 2 if self.uses_guidance else 1
+
+    @property
+    def remaining_steps(self) -> int:
+        return self.num_steps - self.steps_done
+
+    @property
+    def started(self) -> bool:
+        return self.steps_done > 0

@@ -1,0 +1,422 @@
+"""The step scheduler: which requests advance by one denoising step next. Pure Python, no model.
+
+The engine's busy loop calls `schedule()` once per forward pass, hands the plan to the executor, and
+feeds the result back through `update()`. One rule: every request carries `steps_done` and
+`num_steps`, and a step advances each request in the plan by one. Everything else is a choice of
+*which* requests make up the next plan:
+
+* Rank every live request with the queue policy (`PriorityPolicy` by default, `FifoPolicy` to compare).
+  The priority order is: interactive and aged batch requests, then the other batch requests; within a class
+  started requests first (so a running batch is not shuffled step after step), then the tenant that
+  has received the fewest row-steps (start-time fair queuing: a tenant that becomes active starts at
+  the least-served active tenant's count), then admission order.
+* The best-ranked request picks the shape bucket; requests of that bucket join in rank order while
+  their rows fit the bucket's row limit (min of `max_rows` and the executor's memory budget).
+  Classifier-free guidance costs two rows in the same call, never a second call.
+* Pre-emption: a step that holds interactive work takes batch rows only while the predicted step
+  time stays within `interactive_slowdown` times the time without them. With 1.0 batch jobs yield
+  completely; the default lets them fill rows that cost the interactive requests little.
+* Aging: a batch request accumulates the time it waited while interactive work ran; past
+  `aging_seconds` it is promoted: ranked with the interactive requests (ahead of the younger ones) and
+  exempt from the slowdown limit, so it finishes however much interactive traffic arrives.
+* A cancelled request, or one past its deadline, leaves at the next `schedule()`: its rows go to
+  others at that very step.
+
+Admission (`add`) refuses early instead of burning compute: a full queue is RESOURCE_EXHAUSTED /
+QUEUE_FULL with a retry delay; a deadline that cannot be met even on an idle machine is
+DEADLINE_EXCEEDED / DEADLINE_UNMEETABLE; one that could be met but not behind the current queue is
+RESOURCE_EXHAUSTED / QUEUE_FULL with the delay after which it could. Estimates come from measured
+step times (`StepTimes`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.common.errors import KinoError, cancelled, deadline_exceeded, resource_exhausted
+from services.denoiser.engine.plan import DenoiseEvent, EventKind, StepItem, StepPlan, StepResult
+from services.denoiser.engine.request import EngineRequest, Priority, RequestStatus, ShapeBucket
+from services.denoiser.engine.step_times import StepTimes
+
+MIN_RETRY_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_rows: int = 16  # batch rows per step, at most; the executor's memory budget may lower it per bucket
+    max_queued: int = 64  # requests admitted but not yet started; one more is refused with QUEUE_FULL
+    aging_seconds: float = 20.0  # a batch request displaced this long by interactive work is promoted
+    interactive_slowdown: float = 1.25  # batch rows may slow a step holding interactive work this much
+    policy: str = "priority"  # "priority" or "fifo" (the queue order; see POLICIES)
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 2:
+            raise ValueError("max_rows must be at least 2: a guided request takes two rows")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown scheduling policy {self.policy!r}; known: {sorted(POLICIES)}")
+
+
+class QueuePolicy(Protocol):
+    """The order in which live requests are offered rows; smaller keys go first."""
+
+    def key(self, request: EngineRequest, tenant_usage: float) -> tuple: ...
+
+    def is_urgent(self, request: EngineRequest) -> bool:
+        """Whether batch rows must not slow this request's steps beyond interactive_slowdown."""
+        ...
+
+
+class PriorityPolicy:
+    def key(self, request: EngineRequest, tenant_usage: float) -> tuple:
+        return (_class_rank(request), not request.started, tenant_usage, request.seq)
+
+    def is_urgent(self, request: EngineRequest) -> bool:
+        return request.priority == Priority.INTERACTIVE
+
+
+class FifoPolicy:
+    """First come, first served, whatever the priority: the order a plain request queue gives."""
+
+    def key(self, request: EngineRequest, tenant_usage: float) -> tuple:
+        return (request.seq,)
+
+    def is_urgent(self, request: EngineRequest) -> bool:
+        return False
+
+
+POLICIES: dict[str, type] = {"priority": PriorityPolicy, "fifo": FifoPolicy}
+
+
+def _class_rank(request: EngineRequest) -> int:
+    """0 for interactive requests and aged batch requests, 1 for the other batch requests."""
+    return 0 if request.priority == Priority.INTERACTIVE or request.promoted else 1
+
+
+class StepScheduler:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        step_times: StepTimes | None = None,
+        *,
+        row_limit: Callable[[ShapeBucket], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.step_times = step_times or StepTimes()
+        self.policy: QueuePolicy = POLICIES[config.policy]()
+        self.clock = clock
+        self._row_limit = row_limit
+        self._requests: dict[str, EngineRequest] = {}  # live requests, admission order
+        self._leaving: dict[
+            str, tuple[EngineRequest, KinoError]
+        ] = {}  # removed by schedule(), told by update()
+        self._tenant_usage: dict[str, float] = {}  # tenant -> row-steps served
+        self._next_seq = 0
+        self._next_step_id = 0
+        self._plan_started_at = 0.0
+
+    # ---- admission ---------------------------------------------------------------------------
+
+    def add(self, request: EngineRequest) -> None:
+        """Admits the request or raises the KinoError that tells the caller why not (and when to retry)."""
+        now = self.clock()
+        if request.request_id in self._requests:
+            raise ValueError(f"request id {request.request_id} is already live")
+        if request.rows > self.row_limit(request.bucket):
+            raise ValueError(
+                f"bucket {request.bucket} fits {self.row_limit(request.bucket)} rows, fewer than one request"
+            )
+        waiting = self.num_waiting
+        if waiting >= self.config.max_queued:
+            raise resource_exhausted(
+                "QUEUE_FULL",
+                f"the denoiser queue is full ({waiting} waiting); retry later",
+                retry_after_seconds=self._time_to_next_slot(request.bucket),
+                queued=waiting,
+                max=self.config.max_queued,
+            )
+        request.arrival = now
+        if request.deadline is not None:
+            self._check_deadline(request, now)
+        request.seq = self._next_seq
+        self._next_seq += 1
+        active_tenants = {r.tenant for r in self._requests.values()}
+        if request.tenant not in active_tenants:
+            served = [self._tenant_usage.get(t, 0.0) for t in active_tenants]
+            self._tenant_usage[request.tenant] = min(served, default=0.0)
+        self._requests[request.request_id] = request
+
+    def _check_deadline(self, request: EngineRequest, now: float) -> None:
+        remaining = request.deadline - now
+        alone = request.num_steps * self.step_times.predict(request.bucket, request.rows)
+        if alone > remaining:
+            raise deadline_exceeded(
+                "DEADLINE_UNMEETABLE",
+                f"the deadline is {remaining:.3f} s away but {request.num_steps} steps take about "
+                f"{alone:.3f} s even on an idle server",
+                deadline=f"{remaining:.3f}",
+                estimate_seconds=f"{alone:.3f}",
+            )
+        estimate = self.estimate_seconds(request)
+        if estimate > remaining:
+            raise resource_exhausted(
+                "QUEUE_FULL",
+                f"the deadline is {remaining:.3f} s away but the queue ahead makes this request take "
+                f"about {estimate:.3f} s; retry later",
+                retry_after_seconds=max(MIN_RETRY_SECONDS, estimate - remaining),
+                deadline=f"{remaining:.3f}",
+                estimate_seconds=f"{estimate:.3f}",
+            )
+
+    def estimate_seconds(self, request: EngineRequest) -> float:
+        """Expected seconds from now until `request` (admitted or not) has its frames.
+
+        Two lower bounds, the larger wins: the work ranked ahead of it plus its own, done at the best
+        measured row throughput of each bucket; and its own steps at the step time of the batch it
+        would share.
+        """
+        if request.request_id not in self._requests:
+            request.seq = self._next_seq  # it would queue behind everyone admitted so far
+        own_key = self.policy.key(request, self._usage_on_arrival(request))
+        ahead = [
+            r
+            for r in self._requests.values()
+            if r is not request and self.policy.key(r, self._tenant_usage.get(r.tenant, 0.0)) < own_key
+        ]
+        seconds = 0.0
+        for bucket in {r.bucket for r in ahead} | {request.bucket}:
+            work = sum(r.remaining_steps * r.rows for r in ahead if r.bucket == bucket)
+            if bucket == request.bucket:
+                work += request.remaining_steps * request.rows
+            seconds += work / self.step_times.best_rate(bucket, self.row_limit(bucket))
+        sharing = sum(r.rows for r in ahead if r.bucket == request.bucket) + request.rows
+        alongside = request.remaining_steps * self.step_times.predict(
+            request.bucket, min(sharing, self.row_limit(request.bucket))
+        )
+        return max(seconds, alongside)
+
+    def _usage_on_arrival(self, request: EngineRequest) -> float:
+        if request.request_id in self._requests or request.tenant in {
+            r.tenant for r in self._requests.values()
+        }:
+            return self._tenant_usage.get(request.tenant, 0.0)
+        return min((self._tenant_usage.get(r.tenant, 0.0) for r in self._requests.values()), default=0.0)
+
+    def _time_to_next_slot(self, bucket: ShapeBucket) -> float:
+        """When a queued request is expected to start: the time the machine takes for one average request."""
+        if not self._requests:
+            return MIN_RETRY_SECONDS
+        work = sum(r.remaining_steps * r.rows for r in self._requests.values()) / len(self._requests)
+        return max(MIN_RETRY_SECONDS, work / self.step_times.best_rate(bucket, self.row_limit(bucket)))
+
+    def cancel(self, request_id: str) -> None:
+        """Marks the request; it leaves at the next schedule() (or after the step it is in)."""
+        request = self._requests.get(request_id)
+        if request is not None:
+            request.cancel_requested = True
+
+    # ---- one step ----------------------------------------------------------------------------
+
+    def schedule(self) -> StepPlan:
+        now = self.clock()
+        self._plan_started_at = now
+        finished_ids = self._drop_leavers(now)
+        ranked = sorted(
+            self._requests.values(), key=lambda r: self.policy.key(r, self._tenant_usage.get(r.tenant, 0.0))
+        )
+        if not ranked:
+            plan = StepPlan.make_empty()
+            plan.finished_ids = finished_ids
+            return plan
+        bucket = ranked[0].bucket
+        limit = self.row_limit(bucket)
+        chosen: list[EngineRequest] = []
+        rows = urgent_rows = 0
+        for request in ranked:
+            if request.bucket != bucket or rows + request.rows > limit:
+                continue
+            if urgent_rows and _class_rank(request) == 1:
+                with_it = self.step_times.predict(bucket, rows + request.rows)
+                if with_it > self.config.interactive_slowdown * self.step_times.predict(bucket, urgent_rows):
+                    continue
+            chosen.append(request)
+            rows += request.rows
+            if self.policy.is_urgent(request) or request.promoted:
+                urgent_rows += request.rows
+        chosen_ids = {r.request_id for r in chosen}
+        preempted = []
+        for request in self._requests.values():
+            if request.request_id in chosen_ids:
+                request.status = RequestStatus.RUNNING
+                if request.first_step_at is None:
+                    request.first_step_at = now
+            elif request.status == RequestStatus.RUNNING:
+                request.status = RequestStatus.PREEMPTED
+                preempted.append(request.request_id)
+        step_id = self._next_step_id
+        self._next_step_id += 1
+        return StepPlan(
+            step_id=step_id,
+            bucket=bucket,
+            items=[self._item(r) for r in chosen],
+            num_rows=rows,
+            preempted_ids=preempted,
+            finished_ids=finished_ids,
+        )
+
+    def _item(self, request: EngineRequest) -> StepItem:
+        step = request.steps_done + 1
+        return StepItem(
+            request_id=request.request_id,
+            step_index=request.steps_done,
+            num_steps=request.num_steps,
+            guidance_scale=request.guidance_scale,
+            rows=request.rows,
+            sampler=request.sampler,
+            preview=bool(request.preview_every)
+            and step % request.preview_every == 0
+            and step < request.num_steps,
+            final=step == request.num_steps,
+        )
+
+    def _drop_leavers(self, now: float) -> list[str]:
+        for request in list(self._requests.values()):
+            if request.cancel_requested:
+                self._finish(request, RequestStatus.FINISHED_CANCELLED, _cancelled_error(request))
+            elif request.deadline is not None and now >= request.deadline:
+                self._finish(request, RequestStatus.FINISHED_DEADLINE, _deadline_error(request))
+        return list(self._leaving)
+
+    def _finish(self, request: EngineRequest, status: RequestStatus, error: KinoError | None) -> None:
+        request.status = status
+        del self._requests[request.request_id]
+        if error is not None:
+            self._leaving[request.request_id] = (request, error)
+
+    def update(self, plan: StepPlan, result: StepResult) -> list[DenoiseEvent]:
+        """Applies a finished step: new latents, progress, previews, results; leavers get their error."""
+        now = self.clock()
+        events = [
+            self._failed_event(*self._leaving.pop(rid)) for rid in plan.finished_ids if rid in self._leaving
+        ]
+        if not plan.runs_model:
+            return events
+        self.step_times.observe(plan.bucket, plan.num_rows, result.duration_seconds)
+        ran_urgent = False
+        for item in plan.items:
+            request = self._requests.get(item.request_id)
+            if request is None:
+                continue
+            ran_urgent = ran_urgent or self.policy.is_urgent(request)
+            request.sampler.latents = result.latents[item.request_id]
+            request.steps_done += 1
+            request.last_step_at = now
+            self._tenant_usage[request.tenant] = self._tenant_usage.get(request.tenant, 0.0) + item.rows
+            if request.cancel_requested:
+                self._finish(request, RequestStatus.FINISHED_CANCELLED, None)
+                events.append(self._failed_event(request, _cancelled_error(request)))
+                continue
+            events.append(self._event(request, EventKind.PROGRESS))
+            if item.final:
+                self._finish(request, RequestStatus.FINISHED_DONE, None)
+                events.append(self._event(request, EventKind.RESULT, result.frames[item.request_id]))
+            elif item.preview:
+                events.append(self._event(request, EventKind.PREVIEW, result.previews[item.request_id]))
+        if ran_urgent:
+            self._age(plan, now - self._plan_started_at)
+        return events
+
+    def fail(self, plan: StepPlan, error: KinoError) -> list[DenoiseEvent]:
+        """The executor raised on this plan: its requests end with `error`, the others carry on."""
+        events = [
+            self._failed_event(*self._leaving.pop(rid)) for rid in plan.finished_ids if rid in self._leaving
+        ]
+        for item in plan.items:
+            request = self._requests.get(item.request_id)
+            if request is not None:
+                self._finish(request, RequestStatus.FINISHED_FAILED, None)
+                events.append(self._failed_event(request, error))
+        return events
+
+    def _age(self, plan: StepPlan, seconds: float) -> None:
+        in_plan = {item.request_id for item in plan.items}
+        for request in self._requests.values():
+            if (
+                request.priority == Priority.BATCH
+                and request.request_id not in in_plan
+                and not request.promoted
+            ):
+                request.displaced_seconds += seconds
+                if request.displaced_seconds >= self.config.aging_seconds:
+                    request.promoted = True
+
+    def _event(self, request: EngineRequest, kind: EventKind, frames=None) -> DenoiseEvent:
+        return DenoiseEvent(
+            request_id=request.request_id,
+            kind=kind,
+            step=request.steps_done,
+            total_steps=request.num_steps,
+            queue_seconds=_queue_seconds(request),
+            frames=frames,
+        )
+
+    def _failed_event(self, request: EngineRequest, error: KinoError) -> DenoiseEvent:
+        return DenoiseEvent(
+            request_id=request.request_id,
+            kind=EventKind.FAILED,
+            step=request.steps_done,
+            total_steps=request.num_steps,
+            queue_seconds=_queue_seconds(request),
+            error=error,
+        )
+
+    # ---- introspection -----------------------------------------------------------------------
+
+    def row_limit(self, bucket: ShapeBucket) -> int:
+        limit = self.config.max_rows
+        if self._row_limit is not None:
+            limit = min(limit, self._row_limit(bucket))
+        return limit
+
+    def get(self, request_id: str) -> EngineRequest | None:
+        return self._requests.get(request_id)
+
+    @property
+    def num_live(self) -> int:
+        return len(self._requests)
+
+    @property
+    def num_waiting(self) -> int:
+        return sum(1 for r in self._requests.values() if r.status == RequestStatus.WAITING)
+
+    def waiting_by_priority(self) -> dict[Priority, int]:
+        counts = dict.fromkeys(Priority, 0)
+        for request in self._requests.values():
+            if request.status == RequestStatus.WAITING:
+                counts[request.priority] += 1
+        return counts
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether schedule() has anything to do: requests to run or leavers to report."""
+        return bool(self._requests) or bool(self._leaving)
+
+
+def _queue_seconds(request: EngineRequest) -> float:
+    return 0.0 if request.first_step_at is None else request.first_step_at - request.arrival
+
+
+def _cancelled_error(request: EngineRequest) -> KinoError:
+    return cancelled("JOB_CANCELLED", f"request {request.request_id} was cancelled", by="caller")
+
+
+def _deadline_error(request: EngineRequest) -> KinoError:
+    return deadline_exceeded(
+        "DEADLINE_PASSED",
+        f"the deadline passed after {request.steps_done} of {request.num_steps} steps",
+        steps_done=request.steps_done,
+        num_steps=request.num_steps,
+    )

@@ -1,0 +1,92 @@
+"""The engine loop on a real event loop: streams of events, cancellation by leaving a stream, failures."""
+
+import asyncio
+
+import pytest
+
+from services.denoiser.engine.engine import DenoiseEngine
+from services.denoiser.engine.plan import EventKind
+from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
+from services.denoiser.engine.step_times import StepTimes
+from tests.denoiser.engine.fakes import BUCKET, FakeClock, ZeroVelocityExecutor, make_request
+
+
+class GatedExecutor(ZeroVelocityExecutor):
+    """Waits for a permit before each step, so the test decides when steps happen."""
+
+    def __init__(self, clock, fail_on: str | None = None):
+        super().__init__(clock)
+        self.permits = __import__("threading").Semaphore(0)
+        self.fail_on = fail_on
+
+    def run(self, plan):
+        self.permits.acquire()
+        if self.fail_on in [item.request_id for item in plan.items]:
+            raise RuntimeError("model blew up")
+        return super().run(plan)
+
+
+@pytest.fixture
+async def engine():
+    clock = FakeClock()
+    executor = GatedExecutor(clock, fail_on="doomed")
+    engine = DenoiseEngine(StepScheduler(SchedulerConfig(), StepTimes(), clock=clock), executor)
+    engine.start()
+    yield engine, executor
+    for _ in range(100):
+        executor.permits.release()
+    await engine.close()
+
+
+async def collect(stream):
+    return [event async for event in stream]
+
+
+async def test_streams_deliver_progress_previews_and_the_result(engine):
+    engine, executor = engine
+    streams = [engine.submit(make_request(name, steps=3, preview_every=2)) for name in "ab"]
+    for _ in range(3):
+        executor.permits.release()
+    a, b = await asyncio.wait_for(asyncio.gather(*map(collect, streams)), 5)
+    assert [e.kind for e in a] == [e.kind for e in b] == [
+        EventKind.PROGRESS, EventKind.PROGRESS, EventKind.PREVIEW, EventKind.PROGRESS, EventKind.RESULT,
+    ]  # fmt: skip
+    assert [len(p.items) for p in executor.plans] == [2, 2, 2]
+
+
+async def test_leaving_a_stream_cancels_the_request_at_the_next_step(engine):
+    engine, executor = engine
+    stream = engine.submit(make_request("quitter", steps=50))
+    other = engine.submit(make_request("stayer", steps=3))
+    executor.permits.release()
+    events = aiter(stream)
+    assert (await anext(events)).kind == EventKind.PROGRESS
+    await events.aclose()  # what a cancelled RPC does to the servicer's generator
+    for _ in range(3):
+        executor.permits.release()
+    events = await asyncio.wait_for(collect(other), 5)
+    assert events[-1].kind == EventKind.RESULT
+    # The second step was planned before the caller left; the third is the next boundary.
+    assert [[i.request_id for i in p.items] for p in executor.plans] == [
+        ["quitter", "stayer"], ["quitter", "stayer"], ["stayer"],
+    ]  # fmt: skip
+    assert engine.scheduler.num_live == 0
+
+
+async def test_an_executor_failure_ends_its_requests_with_internal_and_the_engine_goes_on(engine):
+    engine, executor = engine
+    doomed = engine.submit(make_request("doomed", steps=2))
+    executor.permits.release()
+    events = await asyncio.wait_for(collect(doomed), 5)
+    assert events[-1].kind == EventKind.FAILED and events[-1].error.reason == "INTERNAL_ERROR"
+    fine = engine.submit(make_request("fine", steps=1))
+    executor.permits.release()
+    assert (await asyncio.wait_for(collect(fine), 5))[-1].kind == EventKind.RESULT
+
+
+def test_profile_measures_every_bucket_at_doubling_batch_sizes():
+    clock = FakeClock()
+    executor = ZeroVelocityExecutor(clock)
+    scheduler = StepScheduler(SchedulerConfig(max_rows=6), StepTimes(), clock=clock)
+    DenoiseEngine(scheduler, executor).profile([BUCKET])
+    assert scheduler.step_times.measured(BUCKET) == {rows: executor.seconds(rows) for rows in (1, 2, 4, 6)}

@@ -1,0 +1,265 @@
+"""The step scheduler's policy, driven step by step with a zero-velocity executor and a fake clock."""
+
+import grpc
+import pytest
+
+from services.common.errors import KinoError
+from services.denoiser.engine.plan import EventKind
+from services.denoiser.engine.request import Priority, RequestStatus
+from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
+from services.denoiser.engine.step_times import StepTimes
+from tests.denoiser.engine.fakes import (
+    BUCKET,
+    OTHER_BUCKET,
+    FakeClock,
+    ZeroVelocityExecutor,
+    ids,
+    make_request,
+    step,
+)
+
+BATCH = Priority.BATCH
+
+
+def setup(**config):
+    clock = FakeClock()
+    executor = ZeroVelocityExecutor(clock)
+    times = StepTimes()
+    for bucket in (BUCKET, OTHER_BUCKET):
+        for rows in range(1, 17):
+            times.observe(bucket, rows, executor.seconds(rows))
+    return StepScheduler(SchedulerConfig(**config), times, clock=clock), executor, clock
+
+
+def kinds(events, request_id):
+    return [e.kind for e in events if e.request_id == request_id]
+
+
+def test_requests_join_and_leave_at_every_step():
+    scheduler, executor, _ = setup()
+    scheduler.add(make_request("a", steps=3))
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["a"] and [i.step_index for i in plan.items] == [0]
+    scheduler.add(make_request("b", steps=2))
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["a", "b"] and [i.step_index for i in plan.items] == [1, 0]
+    plan, events = step(scheduler, executor)
+    assert [i.final for i in plan.items] == [True, True]
+    assert kinds(events, "a") == kinds(events, "b") == [EventKind.PROGRESS, EventKind.RESULT]
+    assert scheduler.num_live == 0
+    assert not scheduler.schedule().runs_model
+
+
+def test_each_step_reports_progress_previews_every_k_steps_and_the_result_last():
+    scheduler, executor, _ = setup()
+    scheduler.add(make_request("a", steps=5, preview_every=2))
+    events = []
+    for _ in range(5):
+        events += step(scheduler, executor)[1]
+    assert [(e.kind.value, e.step) for e in events] == [
+        ("progress", 1), ("progress", 2), ("preview", 2), ("progress", 3),
+        ("progress", 4), ("preview", 4), ("progress", 5), ("result", 5),
+    ]  # fmt: skip
+    assert events[-1].frames.shape == (BUCKET.num_frames, BUCKET.height, BUCKET.width, 3)
+
+
+def test_guidance_doubles_the_rows_of_one_call():
+    scheduler, executor, _ = setup()
+    scheduler.add(make_request("guided", guidance=5.0))
+    scheduler.add(make_request("plain", guidance=1.0))
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["guided", "plain"] and plan.num_rows == 3
+    assert len(executor.plans) == 1
+
+
+def test_row_limit_caps_the_batch_and_a_freed_row_is_taken_at_the_next_step():
+    scheduler, executor, _ = setup(max_rows=4)
+    scheduler.add(make_request("first", steps=1))
+    for name in "bcde":
+        scheduler.add(make_request(name, steps=3))
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["first", "b", "c", "d"] and plan.num_rows == 4
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["b", "c", "d", "e"]
+
+
+def test_a_row_limit_from_the_memory_budget_is_honoured_per_bucket():
+    clock = FakeClock()
+    scheduler = StepScheduler(SchedulerConfig(max_rows=16), row_limit=lambda bucket: 2, clock=clock)
+    for name in "abc":
+        scheduler.add(make_request(name))
+    assert ids(scheduler.schedule()) == ["a", "b"]
+
+
+def test_shapes_never_share_a_step_and_the_best_ranked_request_picks_the_bucket():
+    scheduler, executor, _ = setup()
+    scheduler.add(make_request("batch-small", priority=BATCH, steps=2))
+    scheduler.add(make_request("interactive-long", bucket=OTHER_BUCKET, steps=2))
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["interactive-long"] and plan.bucket == OTHER_BUCKET
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["interactive-long"]
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["batch-small"] and plan.bucket == BUCKET
+
+
+def test_interactive_preempts_batch_at_the_next_step_and_batch_resumes_where_it_was():
+    scheduler, executor, _ = setup(interactive_slowdown=1.0)
+    scheduler.add(make_request("batch", priority=BATCH, steps=4))
+    step(scheduler, executor)
+    step(scheduler, executor)
+    scheduler.add(make_request("urgent", steps=2))
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["urgent"] and plan.preempted_ids == ["batch"]
+    assert scheduler.get("batch").status == RequestStatus.PREEMPTED
+    step(scheduler, executor)
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["batch"] and plan.items[0].step_index == 2
+
+
+def test_batch_rows_fill_an_interactive_step_only_within_the_slowdown_budget():
+    # Step time is 0.1 + 0.05 * rows: one guided interactive request alone takes 0.2 s; with a
+    # slowdown of 1.5 the step may take 0.3 s, i.e. two more rows.
+    scheduler, executor, _ = setup(interactive_slowdown=1.5)
+    for name in "abcd":
+        scheduler.add(make_request(name, priority=BATCH, steps=10))
+    scheduler.add(make_request("urgent", guidance=7.0))
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["urgent", "a", "b"] and plan.num_rows == 4
+    assert plan.preempted_ids == []
+
+
+def test_aging_promotes_a_displaced_batch_request_so_it_is_never_starved():
+    scheduler, executor, _ = setup(interactive_slowdown=1.0, aging_seconds=1.0, max_rows=2)
+    scheduler.add(make_request("batch", priority=BATCH, steps=2))
+    finished = []
+    for i in range(40):  # a steady stream of interactive requests, always one waiting
+        if scheduler.num_waiting < 2:
+            scheduler.add(make_request(f"i{i}", steps=2, guidance=3.0))
+        _, events = step(scheduler, executor)
+        finished += [e.request_id for e in events if e.kind == EventKind.RESULT]
+    assert "batch" in finished
+    # Each interactive step lasts 0.2 s, so aging takes 5 steps; it then runs beside the interactive ones.
+    assert finished.index("batch") < 6
+
+
+def test_tenants_share_a_class_fairly_not_first_come_first_served():
+    scheduler, executor, _ = setup(max_rows=2)
+    for i in range(3):
+        scheduler.add(make_request(f"heavy{i}", tenant="heavy", priority=BATCH, steps=2, guidance=2.0))
+    step(scheduler, executor)
+    scheduler.add(make_request("light0", tenant="light", priority=BATCH, steps=2, guidance=2.0))
+    scheduler.add(make_request("light1", tenant="light", priority=BATCH, steps=2, guidance=2.0))
+    order = []
+    while scheduler.num_live:
+        _, events = step(scheduler, executor)
+        order += [e.request_id for e in events if e.kind == EventKind.RESULT]
+    assert order == ["heavy0", "light0", "heavy1", "light1", "heavy2"]
+
+
+def test_fifo_policy_ignores_priority():
+    scheduler, executor, _ = setup(policy="fifo", max_rows=2)
+    scheduler.add(make_request("batch", priority=BATCH, steps=2, guidance=2.0))
+    scheduler.add(make_request("urgent", steps=2, guidance=2.0))
+    assert ids(step(scheduler, executor)[0]) == ["batch"]
+
+
+def test_cancel_frees_the_rows_at_the_next_step():
+    scheduler, executor, _ = setup(max_rows=2)
+    scheduler.add(make_request("a", guidance=2.0, steps=10))
+    scheduler.add(make_request("b", guidance=2.0, steps=10))
+    step(scheduler, executor)
+    scheduler.cancel("a")
+    plan, events = step(scheduler, executor)
+    assert plan.finished_ids == ["a"] and ids(plan) == ["b"]
+    (failed,) = [e for e in events if e.request_id == "a"]
+    assert failed.kind == EventKind.FAILED and failed.error.reason == "JOB_CANCELLED"
+    assert failed.error.code == grpc.StatusCode.CANCELLED and failed.step == 1
+
+
+def test_cancel_during_a_step_ends_the_request_after_that_step():
+    scheduler, executor, _ = setup()
+    scheduler.add(make_request("a", steps=5))
+    plan = scheduler.schedule()
+    scheduler.cancel("a")
+    events = scheduler.update(plan, executor.run(plan))
+    assert [e.kind for e in events] == [EventKind.FAILED] and scheduler.num_live == 0
+
+
+def test_a_deadline_that_passes_while_running_ends_the_request():
+    scheduler, executor, clock = setup()
+    scheduler.add(make_request("a", steps=10, deadline=clock.now + 1.6))  # 1.5 s alone
+    scheduler.add(make_request("b", steps=20, guidance=2.0))  # makes each step take 0.25 s
+    events = []
+    while scheduler.get("a") is not None:
+        events += [e for e in step(scheduler, executor)[1] if e.request_id == "a"]
+    assert events[-1].kind == EventKind.FAILED
+    assert (events[-1].error.code, events[-1].error.reason) == (
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "DEADLINE_PASSED",
+    )
+    assert events[-1].step == 7  # the 7th step ends at 1.75 s
+    assert ids(step(scheduler, executor)[0]) == ["b"]
+
+
+def test_a_full_queue_is_refused_with_a_retry_delay():
+    scheduler, _, _ = setup(max_queued=2)
+    scheduler.add(make_request("a", steps=10))
+    scheduler.add(make_request("b", steps=10))
+    with pytest.raises(KinoError) as raised:
+        scheduler.add(make_request("c"))
+    assert (raised.value.code, raised.value.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "QUEUE_FULL")
+    assert raised.value.retry_after_seconds > 0 and raised.value.metadata["max"] == "2"
+
+
+def test_a_deadline_too_short_even_when_idle_is_unmeetable():
+    scheduler, _, clock = setup()
+    with pytest.raises(KinoError) as raised:
+        scheduler.add(make_request("a", steps=10, deadline=clock.now + 1.0))  # 10 x 0.15 s
+    assert (raised.value.code, raised.value.reason) == (
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "DEADLINE_UNMEETABLE",
+    )
+    assert float(raised.value.metadata["estimate_seconds"]) == pytest.approx(1.5)
+    assert scheduler.num_live == 0
+
+
+def test_a_deadline_the_queue_cannot_meet_is_refused_with_retry_info_before_any_compute():
+    scheduler, _, clock = setup(max_rows=2)
+    for name in "abc":
+        scheduler.add(make_request(name, steps=10, guidance=2.0))
+    with pytest.raises(KinoError) as raised:
+        scheduler.add(make_request("late", steps=10, guidance=2.0, deadline=clock.now + 3.0))
+    error = raised.value
+    assert (error.code, error.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "QUEUE_FULL")
+    # 40 steps of 0.2 s are ahead of or part of it: 8 s, 5 s more than the deadline allows.
+    assert float(error.metadata["estimate_seconds"]) == pytest.approx(8.0)
+    assert error.retry_after_seconds == pytest.approx(5.0)
+    scheduler.add(make_request("batch-ok", steps=10, guidance=2.0, deadline=clock.now + 9.0))
+
+
+def test_an_interactive_deadline_is_judged_by_the_work_ranked_ahead_of_it_only():
+    scheduler, _, clock = setup(max_rows=2)
+    for name in "abc":
+        scheduler.add(make_request(name, priority=BATCH, steps=10, guidance=2.0))
+    scheduler.add(make_request("urgent", steps=10, guidance=2.0, deadline=clock.now + 2.5))
+
+
+def test_estimate_uses_the_most_efficient_measured_batch():
+    scheduler, _, _ = setup(max_rows=4)
+    for name in "abcd":
+        scheduler.add(make_request(name, steps=10))
+    # 50 row-steps at 4 rows per 0.3 s.
+    assert scheduler.estimate_seconds(make_request("e", steps=10)) == pytest.approx(50 * 0.3 / 4)
+
+
+def test_step_times_interpolate_and_extrapolate_conservatively():
+    times = StepTimes(prior_seconds_per_row=0.5)
+    assert times.predict(BUCKET, 3) == pytest.approx(1.5)
+    times.observe(BUCKET, 2, 1.0)
+    times.observe(BUCKET, 4, 1.4)
+    assert times.predict(BUCKET, 3) == pytest.approx(1.2)
+    assert times.predict(BUCKET, 1) == pytest.approx(1.0)
+    assert times.predict(BUCKET, 8) == pytest.approx(2.8)
+    times.observe(BUCKET, 4, 2.4)
+    assert times.predict(BUCKET, 4) == pytest.approx(1.6)
