@@ -79,6 +79,29 @@ class RankerSettings(_Section):
     session_ttl_seconds: int = Field(1800, ge=60)
 
 
+class DenoiserSettings(_Section):
+    # Weights of the shipped video DiT and autoencoder; empty means the weights in the repo. The service
+    # refuses to start when they are missing.
+    weights_dir: Path | None = None
+    # Batch rows per denoising step, at most (a guided request takes two); a memory budget lowers it
+    # per shape bucket.
+    max_rows: int = Field(16, ge=2, le=1024)
+    # Activation memory one step may use, in MiB; with max_rows it sets the largest batch per shape.
+    memory_budget_mb: int = Field(4096, ge=16)
+    # Requests admitted but not started; beyond this, RESOURCE_EXHAUSTED/QUEUE_FULL with a retry delay.
+    max_queued: int = Field(64, ge=1)
+    # A batch request kept waiting this long by interactive work is ranked with interactive requests.
+    aging_seconds: float = Field(20.0, gt=0)
+    # Batch requests may slow a step that holds interactive work by at most this factor (1 = never).
+    interactive_slowdown: float = Field(1.25, ge=1.0)
+    # Queue order: "priority" (classes, aging, tenant fairness) or "fifo".
+    policy: Literal["priority", "fifo"] = "priority"
+    # A preview every this many steps when the request does not say.
+    preview_every: int = Field(4, ge=1)
+    # Threads torch may use for the model; 0 keeps torch's default.
+    torch_threads: int = Field(0, ge=0)
+
+
 class Settings(_Section):
     # Root for state of the embedded default (job database, videos).
     data_dir: Path = Path("var")
@@ -87,6 +110,7 @@ class Settings(_Section):
     text_encoder: TextEncoderSettings = TextEncoderSettings()
     gateway: GatewaySettings = GatewaySettings()
     ranker: RankerSettings = RankerSettings()
+    denoiser: DenoiserSettings = DenoiserSettings()
 
     @property
     def database_url(self) -> str:
