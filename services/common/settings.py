@@ -47,6 +47,26 @@ class TextEncoderSettings(_Section):
     cache_entries: int = Field(4096, ge=0)
 
 
+class AudioSettings(_Section):
+    # "foley": impacts from the frames' motion, ambience from the prompt, speech with espeak-ng.
+    backend: Literal["foley"] = "foley"
+    espeak_binary: str = "espeak-ng"
+    max_duration_seconds: float = Field(60.0, gt=0, le=600)
+    # Requests synthesized at the same time (each is CPU-bound on one core).
+    max_concurrency: int = Field(2, ge=1, le=64)
+
+
+class ProvenanceSettings(_Section):
+    # PEM files of the C2PA signing chain (leaf first) and its private key. Unset: a development chain
+    # (a leaf signed by Kino's dev CA) is generated at first use under data_dir/provenance.
+    cert_chain: Path | None = None
+    private_key: Path | None = None
+    # PEM bundle of the CAs whose manifests Verify trusts; unset: the signing chain's own root.
+    trust_anchors: Path | None = None
+    # Organization written into the development signing certificate.
+    organization: str = "Kino"
+
+
 class GatewaySettings(_Section):
     # SQLAlchemy URL of the job store; empty means a SQLite file under data_dir.
     database_url: str = ""
@@ -77,6 +97,10 @@ class RankerSettings(_Section):
     max_candidates: int = Field(1000, ge=10, le=10000)
     # A page token (and the list of videos it already served) stays valid this long.
     session_ttl_seconds: int = Field(1800, ge=60)
+    # CPU threads for torch and BLAS in this process; 0 leaves the defaults. The setting is process-wide,
+    # so only a dedicated ranker process sets it: one thread per replica gives the lowest latency on
+    # small batches, and replicas scale out.
+    threads: int = Field(0, ge=0, le=256)
 
 
 class DenoiserSettings(_Section):
@@ -108,6 +132,8 @@ class Settings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     server: ServerSettings = ServerSettings()
     text_encoder: TextEncoderSettings = TextEncoderSettings()
+    audio: AudioSettings = AudioSettings()
+    provenance: ProvenanceSettings = ProvenanceSettings()
     gateway: GatewaySettings = GatewaySettings()
     ranker: RankerSettings = RankerSettings()
     denoiser: DenoiserSettings = DenoiserSettings()
