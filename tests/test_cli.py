@@ -1,0 +1,122 @@
+"""The kino command against a real `kino up --local` process, and its errors and exit codes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+KINO = [sys.executable, "-m", "services.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_serving(address: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"kino up did not become SERVING on {address}")
+
+
+@pytest.fixture(scope="module")
+def running_kino(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("kino-data")
+    port = _free_port()
+    env = {**os.environ, "KINO_SERVER__METRICS_PORT": "-1", "KINO_DATA_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [*KINO, "up", "--local", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    address = f"127.0.0.1:{port}"
+    _wait_serving(address, process)
+    yield address, process, data_dir
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _kino(*args, target: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "KINO_TARGET"}
+    if target:
+        env["KINO_TARGET"] = target
+    return subprocess.run([*KINO, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_encode_prints_the_embedding(running_kino):
+    address, _, _ = running_kino
+    result = _kino("encode", "a red circle bouncing", target=address)
+    assert result.returncode == 0, result.stderr
+    assert "dim: 384" in result.stdout and "|pooled| = 1.0000" in result.stdout
+
+
+def test_generate_without_a_video_model_fails_clearly(running_kino, tmp_path):
+    address, _, _ = running_kino
+    output = tmp_path / "clip.mp4"
+    result = _kino("generate", "a blue square moves left", "-o", str(output), "--seed", "1", target=address)
+    assert result.returncode == 1, result.stderr
+    assert "BACKEND_UNAVAILABLE" in result.stderr
+    assert not output.exists()
+
+
+def test_generate_with_bad_input_exits_2_with_the_reason(running_kino):
+    address, _, _ = running_kino
+    result = _kino("generate", "", target=address)
+    assert result.returncode == 2
+    assert "INVALID_ARGUMENT" in result.stderr and "FIELD_REQUIRED" in result.stderr
+
+
+def test_jobs_lists_what_was_submitted(running_kino):
+    address, _, _ = running_kino
+    _kino("generate", "a green triangle stays still", "--user", "lister", target=address)
+    result = _kino("jobs", "--user", "lister", target=address)
+    assert result.returncode == 0, result.stderr
+    assert "a green triangle stays still" in result.stdout and "FAILED" in result.stdout
+
+
+def test_unreachable_target_exits_3():
+    result = _kino("jobs", target=f"127.0.0.1:{_free_port()}")
+    assert result.returncode == 3
+    assert "UNAVAILABLE" in result.stderr
+
+
+def test_up_without_local_says_ray_mode_is_not_built():
+    result = _kino("up")
+    assert result.returncode == 3
+    assert "not built yet" in result.stderr and "--local" in result.stderr
+
+
+def test_sigterm_stops_the_server_gracefully(running_kino):
+    address, process, _ = running_kino
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "stopped" in output
+
+
+def test_demo_runs_on_the_embedded_default_and_says_what_is_not_built(tmp_path):
+    result = _kino("--data-dir", str(tmp_path / "var"), "demo", cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "text encoder" in result.stdout and "all-MiniLM-L6-v2" in result.stdout
+    assert "Not built yet" in result.stdout
