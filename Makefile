@@ -6,9 +6,13 @@ PY := $(VENV)/bin/python
 PROTO_SRC := $(wildcard protos/kino/v1/*.proto)
 STAMP := $(VENV)/.installed
 
-.PHONY: install protos demo test test-all lint bench clean
+.PHONY: install system-deps protos demo test test-all lint bench clean
 
-install: $(STAMP)
+install: system-deps $(STAMP)
+
+# ffmpeg (mux, probe) and espeak-ng (speech) are system packages.
+system-deps:
+	@command -v ffmpeg >/dev/null && command -v espeak-ng >/dev/null || apt-get install -y --no-install-recommends ffmpeg espeak-ng
 
 # The venv is rebuilt only when pyproject.toml changes. torch first, pinned, so that no
 # dependency pulls a CUDA build.
