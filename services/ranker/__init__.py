@@ -1,0 +1,1 @@
+"""FeedRanker: retrieval over content embeddings, a small torch ranking model, re-ranking, online features."""

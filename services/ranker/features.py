@@ -1,0 +1,172 @@
+"""Model inputs built from the catalog and the online features, the same way at serving and training.
+
+A user is summarized once per request (`UserProfile`): a taste vector (recency- and weight-averaged
+embeddings of recent positives), the recent positives and negatives themselves, followed and blocked
+creators. Each candidate then gets its content embedding and the dense features in `FEATURE_NAMES`.
+The simulator logs exactly these arrays, so the model trains on what it will see in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.ranker.items import ItemCatalog
+from services.ranker.store import COUNTER_INDEX, UserState
+
+MAX_PROFILE_POSITIVES = 20
+MAX_PROFILE_NEGATIVES = 20
+MAX_PROFILE_RECENT = 30
+RECENCY_DECAY = 0.9  # weight of the k-th most recent positive: RECENCY_DECAY ** k
+# A positive with at least this weight (a like, share or remix) makes its remixes candidates.
+LIKED_WEIGHT = 2.0
+
+# (prior mean, prior strength in impressions) for the smoothed per-video rates: a video with no
+# impressions has the prior, one with many has its own rate.
+RATE_PRIORS = {
+    "like_rate": (0.05, 20.0),
+    "watch_ratio": (0.4, 10.0),
+    "skip_rate": (0.3, 10.0),
+    "share_rate": (0.01, 50.0),
+    "remix_rate": (0.005, 50.0),
+    "negative_rate": (0.005, 50.0),
+}
+
+FEATURE_NAMES = (
+    "cos_taste",  # candidate . user taste vector (0 for a user without positives)
+    "max_cos_positive",  # highest similarity to one of the recent positives
+    "max_cos_negative",  # highest similarity to one of the recent negatives
+    "log_impressions",  # log1p(impressions)
+    "like_rate",
+    "watch_ratio",
+    "skip_rate",
+    "share_rate",
+    "remix_rate",
+    "negative_rate",  # (hides + reports) per impression
+    "log_age_hours",  # log1p(hours since creation)
+    "follows_creator",
+    "creator_affinity",  # share of the user's recent positives from this creator
+    "log_user_positives",
+    "log_user_impressions",
+    "is_remix",
+    "remix_of_liked",
+)
+NUM_FEATURES = len(FEATURE_NAMES)
+
+
+@dataclass
+class UserProfile:
+    vector: np.ndarray  # float32 (D,): unit taste vector, zeros for a cold user
+    positive_rows: np.ndarray  # int64 (P,): catalog rows of recent positives, newest first, unique
+    negative_rows: np.ndarray  # int64 (M,)
+    recent_rows: np.ndarray  # int64 (R,): recent impressions, newest first
+    liked_rows: np.ndarray  # int64 (L,): positives with weight >= LIKED_WEIGHT
+    follows: np.ndarray  # int32 (F,): creator codes
+    blocked: np.ndarray  # int32 (B,): creator codes
+    creator_affinity: dict[int, float]
+    num_positives: int
+    num_impressions: int
+
+    @property
+    def cold(self) -> bool:
+        return self.positive_rows.size == 0
+
+
+def build_profile(state: UserState, catalog: ItemCatalog) -> UserProfile:
+    best: dict[int, float] = {}
+    for video, weight in state.positives:
+        row = catalog.index_of(video)
+        if row is not None and (row in best or len(best) < MAX_PROFILE_POSITIVES):
+            best[row] = max(best.get(row, 0.0), weight)
+    rows = np.fromiter(best, np.int64, len(best))
+    weights = np.fromiter(best.values(), np.float32, len(best))
+    vector = np.zeros(catalog.dim, np.float32)
+    affinity: dict[int, float] = {}
+    if rows.size:
+        decay = RECENCY_DECAY ** np.arange(rows.size, dtype=np.float32)
+        vector = (weights * decay) @ catalog.embeddings[rows]  # (D,)
+        vector /= max(float(np.linalg.norm(vector)), 1e-6)
+        codes, counts = np.unique(catalog.creator_codes[rows], return_counts=True)
+        affinity = {int(c): float(n) / rows.size for c, n in zip(codes, counts, strict=True)}
+    creator_codes = [catalog.creator_code(c) for c in state.follows]
+    blocked_codes = [catalog.creator_code(c) for c in state.blocked]
+    return UserProfile(
+        vector=vector.astype(np.float32),
+        positive_rows=rows,
+        negative_rows=catalog.indices_of(state.negatives[:MAX_PROFILE_NEGATIVES]),
+        recent_rows=catalog.indices_of(state.recent_impressions[:MAX_PROFILE_RECENT]),
+        liked_rows=rows[weights >= LIKED_WEIGHT],
+        follows=np.array([c for c in creator_codes if c is not None], np.int32),
+        blocked=np.array([c for c in blocked_codes if c is not None], np.int32),
+        creator_affinity=affinity,
+        num_positives=state.positive_events,
+        num_impressions=state.impressions,
+    )
+
+
+@dataclass
+class CandidateFeatures:
+    item_vectors: np.ndarray  # float32 (N, D)
+    dense: np.ndarray  # float32 (N, NUM_FEATURES)
+    nearest_positive: np.ndarray  # int64 (N,): catalog row of the most similar positive, -1 if none
+
+
+def smoothed_rates(counters: np.ndarray) -> dict[str, np.ndarray]:
+    """counters (N, C) -> each rate of RATE_PRIORS, (N,)."""
+    c = COUNTER_INDEX
+    impressions = counters[:, c["impressions"]]
+    watches = counters[:, c["watches"]]
+
+    def rate(name: str, hits: np.ndarray, trials: np.ndarray) -> np.ndarray:
+        prior, strength = RATE_PRIORS[name]
+        return (hits + prior * strength) / (trials + strength)
+
+    return {
+        "like_rate": rate("like_rate", counters[:, c["likes"]], impressions),
+        "watch_ratio": rate("watch_ratio", counters[:, c["watch_ratio_sum"]], watches),
+        "skip_rate": rate("skip_rate", counters[:, c["skips"]], impressions),
+        "share_rate": rate("share_rate", counters[:, c["shares"]], impressions),
+        "remix_rate": rate("remix_rate", counters[:, c["remixes"]], impressions),
+        "negative_rate": rate(
+            "negative_rate", counters[:, c["hides"]] + counters[:, c["reports"]], impressions
+        ),
+    }
+
+
+def candidate_features(
+    profile: UserProfile, catalog: ItemCatalog, rows: np.ndarray, counters: np.ndarray, now: float
+) -> CandidateFeatures:
+    """rows (N,) catalog rows; counters (N, C) their counters in store.COUNTERS order."""
+    n = rows.size
+    items = catalog.embeddings[rows]  # (N, D)
+    dense = np.zeros((n, NUM_FEATURES), np.float32)
+    nearest = np.full(n, -1, np.int64)
+    f = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    if not profile.cold:
+        dense[:, f["cos_taste"]] = items @ profile.vector
+        sims = items @ catalog.embeddings[profile.positive_rows].T  # (N, P)
+        best = sims.argmax(axis=1)
+        dense[:, f["max_cos_positive"]] = sims[np.arange(n), best]
+        nearest = profile.positive_rows[best]
+    if profile.negative_rows.size:
+        dense[:, f["max_cos_negative"]] = (items @ catalog.embeddings[profile.negative_rows].T).max(axis=1)
+    dense[:, f["log_impressions"]] = np.log1p(counters[:, COUNTER_INDEX["impressions"]])
+    for name, values in smoothed_rates(counters).items():
+        dense[:, f[name]] = values
+    age_hours = np.maximum(now - catalog.create_times[rows], 0.0) / 3600.0
+    dense[:, f["log_age_hours"]] = np.log1p(age_hours)
+    creators = catalog.creator_codes[rows]
+    if profile.follows.size:
+        dense[:, f["follows_creator"]] = np.isin(creators, profile.follows)
+    if profile.creator_affinity:
+        dense[:, f["creator_affinity"]] = [profile.creator_affinity.get(int(c), 0.0) for c in creators]
+    dense[:, f["log_user_positives"]] = np.log1p(profile.num_positives)
+    dense[:, f["log_user_impressions"]] = np.log1p(profile.num_impressions)
+    dense[:, f["is_remix"]] = catalog.is_remix[rows]
+    if profile.liked_rows.size:
+        remixes = [
+            row for liked in profile.liked_rows for row in catalog.remixes_of.get(catalog.name(liked), ())
+        ]
+        dense[:, f["remix_of_liked"]] = np.isin(rows, remixes)
+    return CandidateFeatures(item_vectors=items, dense=dense, nearest_positive=nearest)

@@ -1,0 +1,279 @@
+"""The catalog of videos that can be shown, held in process as arrays for retrieval and scoring.
+
+Every video is a row: its unit-norm content embedding in one growing float32 matrix, its creator as
+an integer code, its creation time, and whether a label keeps it out of feeds. Nearest-neighbour
+search is exact while the catalog is small and goes through an IVF index (services/ranker/index.py)
+from `INDEX_MIN_VIDEOS` on.
+
+Rows are never deleted: an upsert of an existing video replaces its row in place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from kino.v1 import ranker_pb2
+from services.common.errors import invalid_argument, out_of_range
+from services.common.tensors import from_proto
+from services.ranker.index import IvfIndex
+
+VIDEO_PREFIX = "videos/"
+AI_GENERATED_LABEL = "ai-generated"
+# Labels starting with this keep a video out of every feed (the gateway's safety checker sets them).
+SAFETY_LABEL_PREFIX = "safety:"
+# Below this many videos exact search is as fast as the index.
+INDEX_MIN_VIDEOS = 4096
+# Cells probed per query: with about sqrt(N) cells, a query reads about nprobe * sqrt(N) videos.
+NPROBE = 8
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One video as the ranker keeps it; `name` is the resource name "videos/{id}"."""
+
+    name: str
+    creator: str
+    embedding: np.ndarray  # float32 (D,), L2-normalized
+    create_time: float  # unix seconds
+    labels: tuple[str, ...]
+    remix_parent: str  # "videos/{id}" or ""
+    duration_seconds: float
+    prompt: str
+
+    @property
+    def unsafe(self) -> bool:
+        return any(label.startswith(SAFETY_LABEL_PREFIX) for label in self.labels)
+
+
+class ItemCatalog:
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._embeddings = np.zeros((capacity, dim), np.float32)  # (capacity, D)
+        self._create_times = np.zeros(capacity, np.float64)  # (capacity,)
+        self._creator_codes = np.zeros(capacity, np.int32)  # (capacity,)
+        self._unsafe = np.zeros(capacity, bool)  # (capacity,)
+        self._is_remix = np.zeros(capacity, bool)  # (capacity,)
+        self.records: list[ItemRecord] = []
+        self._index: dict[str, int] = {}
+        self._creator_code: dict[str, int] = {}
+        self.creator_names: list[str] = []
+        self.by_creator: dict[int, list[int]] = defaultdict(list)
+        self.remixes_of: dict[str, list[int]] = defaultdict(list)
+        # Bumped on every upsert, so derived views (newest order) know when to recompute.
+        self.version = 0
+        self._newest_cache: tuple[int, np.ndarray] = (-1, np.zeros(0, np.int64))
+        self.index: IvfIndex | None = None
+        self._indexed_size = 0  # catalog size when the index was trained
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    # -- views over the live rows ------------------------------------------------------------------
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        return self._embeddings[: len(self.records)]  # (N, D)
+
+    @property
+    def create_times(self) -> np.ndarray:
+        return self._create_times[: len(self.records)]  # (N,)
+
+    @property
+    def creator_codes(self) -> np.ndarray:
+        return self._creator_codes[: len(self.records)]  # (N,)
+
+    @property
+    def unsafe(self) -> np.ndarray:
+        return self._unsafe[: len(self.records)]  # (N,)
+
+    @property
+    def is_remix(self) -> np.ndarray:
+        return self._is_remix[: len(self.records)]  # (N,)
+
+    def index_of(self, name: str) -> int | None:
+        return self._index.get(name)
+
+    def indices_of(self, names) -> np.ndarray:
+        """Row numbers of the known names among `names`, in order; unknown names are dropped."""
+        index = self._index
+        return np.fromiter((index[n] for n in names if n in index), np.int64)
+
+    def creator_code(self, creator: str) -> int | None:
+        return self._creator_code.get(creator)
+
+    def name(self, row: int) -> str:
+        return self.records[row].name
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def upsert(self, records: list[ItemRecord]) -> int:
+        for record in records:
+            row = self._index.get(record.name)
+            if row is None:
+                row = len(self.records)
+                self._grow_to(row + 1)
+                self.records.append(record)
+                self._index[record.name] = row
+            else:
+                old = self.records[row]
+                self.by_creator[self._creator_codes[row]].remove(row)
+                if old.remix_parent:
+                    self.remixes_of[old.remix_parent].remove(row)
+                self.records[row] = record
+            code = self._creator_code.setdefault(record.creator, len(self.creator_names))
+            if code == len(self.creator_names):
+                self.creator_names.append(record.creator)
+            self._embeddings[row] = record.embedding
+            self._create_times[row] = record.create_time
+            self._creator_codes[row] = code
+            self._unsafe[row] = record.unsafe
+            self._is_remix[row] = bool(record.remix_parent)
+            self.by_creator[code].append(row)
+            if record.remix_parent:
+                self.remixes_of[record.remix_parent].append(row)
+        if self.index is not None:
+            rows = self.indices_of([r.name for r in records])
+            self.index.add(rows, self._embeddings[rows])
+        self.version += 1
+        return len(records)
+
+    def index_due(self) -> bool:
+        """The catalog is big enough for an index and has no index, or has doubled since training."""
+        n = len(self.records)
+        return n >= INDEX_MIN_VIDEOS and n >= 2 * self._indexed_size
+
+    def index_snapshot(self) -> np.ndarray:
+        """A copy of the embeddings to train an index on in another thread."""
+        return self.embeddings.copy()
+
+    def install_index(self, index: IvfIndex, trained_size: int) -> None:
+        """Installs an index trained on the first `trained_size` rows; later rows join it now."""
+        later = np.arange(trained_size, len(self.records))
+        index.add(later, self._embeddings[later])
+        self.index, self._indexed_size = index, trained_size
+
+    def _grow_to(self, size: int) -> None:
+        capacity = self._embeddings.shape[0]
+        if size <= capacity:
+            return
+        new_capacity = max(size, 2 * capacity)
+        for attr in ("_embeddings", "_create_times", "_creator_codes", "_unsafe", "_is_remix"):
+            old = getattr(self, attr)
+            grown = np.zeros((new_capacity, *old.shape[1:]), old.dtype)
+            grown[:capacity] = old
+            setattr(self, attr, grown)
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def newest(self, limit: int) -> np.ndarray:
+        """Rows of the `limit` most recently created videos, newest first (cached per catalog version)."""
+        version, order = self._newest_cache
+        if version != self.version:
+            order = np.argsort(-self.create_times, kind="stable")
+            self._newest_cache = (self.version, order)
+        return order[:limit]
+
+    def search(self, queries: np.ndarray, per_query: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`per_query` rows by inner product for each query (exact, or over the probed IVF cells).
+
+        queries: float32 (Q, D), unit norm. Returns (rows, scores), each (Q, K) with K = min(per_query, N),
+        best first within each query.
+        """
+        if self.index is None:
+            rows = np.arange(len(self.records))
+            scores = queries @ self.embeddings.T  # (Q, N)
+        else:
+            rows, scores = self.index.search(queries, NPROBE)  # (M,), (Q, M)
+        n = rows.size
+        k = min(per_query, n)
+        if k == 0:
+            return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+        if k < n:
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (Q, K), unordered
+        else:
+            top = np.broadcast_to(np.arange(n), (len(queries), n))
+        top_scores = np.take_along_axis(scores, top, axis=1)  # (Q, K)
+        order = np.argsort(-top_scores, axis=1)
+        return rows[np.take_along_axis(top, order, axis=1)], np.take_along_axis(top_scores, order, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# From the wire
+# ---------------------------------------------------------------------------------------------------
+
+MAX_ITEMS_PER_REQUEST = 1000
+
+
+def parse_video_name(name: str, field: str) -> str:
+    """Checks a "videos/{id}" name; an empty one is FIELD_REQUIRED, a malformed one MALFORMED_NAME."""
+    if not name:
+        raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
+    video_id = name[len(VIDEO_PREFIX) :] if name.startswith(VIDEO_PREFIX) else ""
+    if not video_id or "/" in video_id or len(name) > 256:
+        raise invalid_argument(
+            "MALFORMED_NAME",
+            f"{field} must look like videos/{{id}}, got {name[:80]!r}",
+            field=field,
+            value=name[:80],
+        )
+    return name
+
+
+def records_from_request(request: ranker_pb2.UpsertItemsRequest, dim: int, now: float) -> list[ItemRecord]:
+    """Validates a whole UpsertItems request: one bad item refuses the request (nothing is half-applied)."""
+    items = request.items
+    if not items:
+        raise invalid_argument("FIELD_REQUIRED", "items is required: send 1 to 1000 items", field="items")
+    if len(items) > MAX_ITEMS_PER_REQUEST:
+        raise out_of_range("items", len(items), 1, MAX_ITEMS_PER_REQUEST)
+    return [_record(item, f"items[{i}]", dim, now) for i, item in enumerate(items)]
+
+
+def _record(item: ranker_pb2.FeedItem, field: str, dim: int, now: float) -> ItemRecord:
+    name = parse_video_name(item.video, f"{field}.video")
+    if not item.creator:
+        raise invalid_argument("FIELD_REQUIRED", f"{field}.creator is required", field=f"{field}.creator")
+    if not item.HasField("content_embedding"):
+        raise invalid_argument(
+            "FIELD_REQUIRED", f"{field}.content_embedding is required", field=f"{field}.content_embedding"
+        )
+    embedding_field = f"{field}.content_embedding"
+    embedding = from_proto(item.content_embedding, field=embedding_field, dtype=np.float32, ndim=1)
+    if embedding.shape[0] != dim:
+        detail = f"expected {dim} values, got {embedding.shape[0]}"
+        raise invalid_argument(
+            "INVALID_TENSOR", f"{embedding_field}: {detail}", field=embedding_field, detail=detail
+        )
+    norm = float(np.linalg.norm(embedding))
+    if not norm > 1e-6:
+        detail = "the embedding is all zeros"
+        raise invalid_argument(
+            "INVALID_TENSOR", f"{embedding_field}: {detail}", field=embedding_field, detail=detail
+        )
+    if not (math.isfinite(item.duration_seconds) and 0 < item.duration_seconds <= 3600):
+        duration_field = f"{field}.duration_seconds"
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"{duration_field} must be in (0, 3600], got {item.duration_seconds}",
+            field=duration_field,
+            value=item.duration_seconds,
+            min=0,
+            max=3600,
+        )
+    parent = parse_video_name(item.remix_parent, f"{field}.remix_parent") if item.remix_parent else ""
+    labels = tuple(dict.fromkeys([AI_GENERATED_LABEL, *item.labels]))
+    create_time = item.create_time.ToNanoseconds() / 1e9 if item.HasField("create_time") else now
+    return ItemRecord(
+        name=name,
+        creator=item.creator,
+        embedding=(embedding / norm).astype(np.float32),
+        create_time=create_time,
+        labels=labels,
+        remix_parent=parent,
+        duration_seconds=float(item.duration_seconds),
+        prompt=item.prompt[:500],
+    )

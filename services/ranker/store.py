@@ -1,0 +1,468 @@
+"""Online features: what Rank needs to know about users and videos, updated by every Ingest.
+
+`FeatureStore` is the interface; `MemoryFeatureStore` keeps everything in this process (embedded
+default, tests, the simulator) and `RedisFeatureStore` keeps it in Redis so that every ranker replica
+sees the same state (production). Both apply an Ingest batch before Ingest returns, so Rank sees its
+effect at once (the one-second promise of ranker.proto has room for a cache in front of trending).
+
+The store applies events mechanically. What counts as a positive, a negative or a trending signal is
+decided by services/ranker/events.py and arrives here precomputed on each `StoredEvent`.
+
+Per user: recent positives (video, weight), recent negatives, recent impressions (fatigue), every video
+seen (bounded), hidden and reported videos, followed and blocked creators, and two totals.
+Per video: the counters in `COUNTERS`. Globally: trending scores in hourly buckets that decay with a
+half-life, the catalog of items (so a restarted or new replica can load it), and page-token sessions.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import json
+import time
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kino.v1 import ranker_pb2
+from services.ranker.items import ItemRecord
+
+# Per-video counters, in this order in every counters array.
+COUNTERS = (
+    "impressions",
+    "watches",
+    "watch_ratio_sum",
+    "likes",
+    "shares",
+    "remixes",
+    "skips",
+    "reports",
+    "hides",
+)
+COUNTER_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+
+MAX_POSITIVES = 50
+MAX_NEGATIVES = 50
+MAX_RECENT_IMPRESSIONS = 100
+MAX_SEEN = 10_000
+TRENDING_BUCKET_SECONDS = 3600
+TRENDING_HALF_LIFE_HOURS = 6.0
+TRENDING_BUCKETS = 24  # older buckets are ignored (and expire in Redis)
+
+_E = ranker_pb2
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One validated event, resolved against the catalog, with its effects precomputed."""
+
+    user: str
+    video: str
+    creator: str
+    kind: int  # a kino.v1.FeedEventType number
+    time: float  # unix seconds
+    watch_ratio: float = 0.0  # WATCH: watch_seconds / duration_seconds, clipped
+    positive_weight: float = 0.0  # > 0: the video joins the user's recent positives with this weight
+    negative: bool = False  # the video joins the user's recent negatives
+    trending_weight: float = 0.0  # added to the video's trending score
+
+
+@dataclass
+class UserState:
+    positives: list[tuple[str, float]] = field(default_factory=list)  # (video, weight), newest first
+    negatives: list[str] = field(default_factory=list)  # newest first
+    recent_impressions: list[str] = field(default_factory=list)  # newest first
+    hidden: set[str] = field(default_factory=set)
+    reported: set[str] = field(default_factory=set)
+    follows: set[str] = field(default_factory=set)
+    blocked: set[str] = field(default_factory=set)
+    impressions: int = 0
+    positive_events: int = 0
+
+
+def _counter_deltas(event: StoredEvent) -> dict[str, float]:
+    kind = event.kind
+    if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
+        return {"impressions": 1}
+    if kind == _E.FEED_EVENT_TYPE_WATCH:
+        return {"watches": 1, "watch_ratio_sum": event.watch_ratio}
+    name = {
+        _E.FEED_EVENT_TYPE_LIKE: "likes",
+        _E.FEED_EVENT_TYPE_SHARE: "shares",
+        _E.FEED_EVENT_TYPE_REMIX: "remixes",
+        _E.FEED_EVENT_TYPE_SKIP: "skips",
+        _E.FEED_EVENT_TYPE_REPORT: "reports",
+        _E.FEED_EVENT_TYPE_HIDE: "hides",
+    }.get(kind)
+    return {name: 1} if name else {}
+
+
+def trending_bucket(t: float) -> int:
+    return int(t // TRENDING_BUCKET_SECONDS)
+
+
+def trending_bucket_weights(now: float) -> dict[int, float]:
+    """Bucket number -> decay factor for the buckets that count at time `now`."""
+    current = trending_bucket(now)
+    return {current - age: 0.5 ** (age / TRENDING_HALF_LIFE_HOURS) for age in range(TRENDING_BUCKETS)}
+
+
+def encode_record(record: ItemRecord) -> str:
+    return json.dumps(
+        {
+            "name": record.name,
+            "creator": record.creator,
+            "embedding": base64.b64encode(record.embedding.astype("<f4").tobytes()).decode(),
+            "create_time": record.create_time,
+            "labels": list(record.labels),
+            "remix_parent": record.remix_parent,
+            "duration_seconds": record.duration_seconds,
+            "prompt": record.prompt,
+        }
+    )
+
+
+def decode_record(data: str | bytes) -> ItemRecord:
+    fields = json.loads(data)
+    embedding = np.frombuffer(base64.b64decode(fields.pop("embedding")), "<f4").astype(np.float32)
+    return ItemRecord(embedding=embedding, labels=tuple(fields.pop("labels")), **fields)
+
+
+class FeatureStore(abc.ABC):
+    """Online features shared by Rank and Ingest. Every method is a coroutine; none blocks the loop."""
+
+    @abc.abstractmethod
+    async def apply(self, events: list[StoredEvent]) -> None:
+        """Applies a batch of events; their effects are visible to the next read."""
+
+    @abc.abstractmethod
+    async def user_state(self, user: str) -> UserState:
+        """The user's state; an unknown user gets an empty one."""
+
+    @abc.abstractmethod
+    async def seen_mask(self, user: str, videos: list[str]) -> np.ndarray:
+        """bool (N,): which of `videos` the user has already been shown."""
+
+    @abc.abstractmethod
+    async def counters(self, videos: list[str]) -> np.ndarray:
+        """float64 (N, len(COUNTERS)): the counters of each video (zeros for a video without events)."""
+
+    @abc.abstractmethod
+    async def trending(self, limit: int, now: float) -> list[str]:
+        """Up to `limit` videos with the highest decayed engagement, best first."""
+
+    @abc.abstractmethod
+    async def session_videos(self, session: str) -> set[str]:
+        """Videos already served under a page-token session."""
+
+    @abc.abstractmethod
+    async def add_session_videos(self, session: str, videos: list[str], ttl_seconds: int) -> None: ...
+
+    @abc.abstractmethod
+    async def put_items(self, records: list[ItemRecord]) -> None:
+        """Persists items so that a restarted or additional replica can load the catalog."""
+
+    @abc.abstractmethod
+    async def items_since(self, cursor: int) -> tuple[list[ItemRecord], int]:
+        """Items written after `cursor` (0: all of them) and the cursor to pass next time."""
+
+    async def close(self) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# In process
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _MemoryUser:
+    positives: deque = field(default_factory=lambda: deque(maxlen=MAX_POSITIVES))
+    negatives: deque = field(default_factory=lambda: deque(maxlen=MAX_NEGATIVES))
+    recent: deque = field(default_factory=lambda: deque(maxlen=MAX_RECENT_IMPRESSIONS))
+    seen: OrderedDict = field(default_factory=OrderedDict)
+    hidden: set = field(default_factory=set)
+    reported: set = field(default_factory=set)
+    follows: set = field(default_factory=set)
+    blocked: set = field(default_factory=set)
+    impressions: int = 0
+    positive_events: int = 0
+
+
+class MemoryFeatureStore(FeatureStore):
+    def __init__(self) -> None:
+        self._users: dict[str, _MemoryUser] = {}
+        self._counters: dict[str, np.ndarray] = {}
+        self._trending: dict[int, Counter] = {}
+        self._sessions: dict[str, tuple[float, set[str]]] = {}
+        self._items: dict[str, tuple[int, ItemRecord]] = {}
+        self._item_seq = 0
+
+    async def apply(self, events: list[StoredEvent]) -> None:
+        for event in events:
+            user = self._users.get(event.user)
+            if user is None:
+                user = self._users[event.user] = _MemoryUser()
+            deltas = _counter_deltas(event)
+            if deltas:
+                counters = self._counters.get(event.video)
+                if counters is None:
+                    counters = self._counters[event.video] = np.zeros(len(COUNTERS))
+                for name, delta in deltas.items():
+                    counters[COUNTER_INDEX[name]] += delta
+            kind = event.kind
+            if kind in (_E.FEED_EVENT_TYPE_IMPRESSION, _E.FEED_EVENT_TYPE_WATCH, _E.FEED_EVENT_TYPE_SKIP):
+                if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
+                    user.impressions += 1
+                    user.recent.appendleft(event.video)
+                user.seen[event.video] = None
+                if len(user.seen) > MAX_SEEN:
+                    user.seen.popitem(last=False)
+            elif kind == _E.FEED_EVENT_TYPE_HIDE:
+                user.hidden.add(event.video)
+            elif kind == _E.FEED_EVENT_TYPE_REPORT:
+                user.reported.add(event.video)
+            elif kind == _E.FEED_EVENT_TYPE_FOLLOW:
+                user.follows.add(event.creator)
+            elif kind == _E.FEED_EVENT_TYPE_BLOCK:
+                user.blocked.add(event.creator)
+            if event.positive_weight > 0:
+                user.positives.appendleft((event.video, event.positive_weight))
+                user.positive_events += 1
+            if event.negative:
+                user.negatives.appendleft(event.video)
+            if event.trending_weight:
+                bucket = self._trending.get(trending_bucket(event.time))
+                if bucket is None:
+                    bucket = self._trending[trending_bucket(event.time)] = Counter()
+                bucket[event.video] += event.trending_weight
+
+    async def user_state(self, user: str) -> UserState:
+        state = self._users.get(user)
+        if state is None:
+            return UserState()
+        return UserState(
+            positives=list(state.positives),
+            negatives=list(state.negatives),
+            recent_impressions=list(state.recent),
+            hidden=set(state.hidden),
+            reported=set(state.reported),
+            follows=set(state.follows),
+            blocked=set(state.blocked),
+            impressions=state.impressions,
+            positive_events=state.positive_events,
+        )
+
+    async def seen_mask(self, user: str, videos: list[str]) -> np.ndarray:
+        state = self._users.get(user)
+        if state is None:
+            return np.zeros(len(videos), bool)
+        seen = state.seen
+        return np.fromiter((v in seen for v in videos), bool, len(videos))
+
+    async def counters(self, videos: list[str]) -> np.ndarray:
+        zeros = np.zeros(len(COUNTERS))
+        get = self._counters.get
+        if not videos:
+            return np.zeros((0, len(COUNTERS)))
+        return np.stack([get(v, zeros) for v in videos])
+
+    async def trending(self, limit: int, now: float) -> list[str]:
+        total: Counter = Counter()
+        for bucket, weight in trending_bucket_weights(now).items():
+            for video, score in self._trending.get(bucket, {}).items():
+                total[video] += weight * score
+        for bucket in [b for b in self._trending if b < trending_bucket(now) - TRENDING_BUCKETS]:
+            del self._trending[bucket]
+        return [video for video, _ in total.most_common(limit)]
+
+    async def session_videos(self, session: str) -> set[str]:
+        entry = self._sessions.get(session)
+        if entry is None or entry[0] < time.monotonic():
+            return set()
+        return set(entry[1])
+
+    async def add_session_videos(self, session: str, videos: list[str], ttl_seconds: int) -> None:
+        now = time.monotonic()
+        if len(self._sessions) > 10_000:  # drop expired sessions now and then
+            self._sessions = {k: v for k, v in self._sessions.items() if v[0] >= now}
+        _, served = self._sessions.get(session, (0.0, set()))
+        self._sessions[session] = (now + ttl_seconds, served | set(videos))
+
+    async def put_items(self, records: list[ItemRecord]) -> None:
+        for record in records:
+            self._item_seq += 1
+            self._items[record.name] = (self._item_seq, record)
+
+    async def items_since(self, cursor: int) -> tuple[list[ItemRecord], int]:
+        newer = sorted((seq, r) for seq, r in self._items.values() if seq > cursor)
+        return [r for _, r in newer], max([cursor, *(seq for seq, _ in newer)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Redis
+# ---------------------------------------------------------------------------------------------------
+
+
+class RedisFeatureStore(FeatureStore):
+    """The same features in Redis; one pipelined round trip per Ingest batch and per read.
+
+    Keys (all under `prefix`): u:{user}:pos / :neg / :recent (capped lists, newest first), u:{user}:seen
+    (sorted set by time, capped), u:{user}:hidden / :reported / :follows / :blocked (sets), u:{user}:n
+    (hash of totals); c:{counter} (one hash per counter, video -> value, so that one HMGET reads a counter
+    for a whole candidate list); t:{hour} (trending sorted sets, expiring); s:{session} (served videos,
+    expiring); items (hash of encoded records) and items:seq (sorted set: write order).
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(url)
+        self._p = prefix
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self._p, *parts))
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def apply(self, events: list[StoredEvent]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        touched_users: set[str] = set()
+        for event in events:
+            u = event.user
+            for name, delta in _counter_deltas(event).items():
+                if name == "watch_ratio_sum":
+                    pipe.hincrbyfloat(self._k("c", name), event.video, delta)
+                else:
+                    pipe.hincrby(self._k("c", name), event.video, int(delta))
+            kind = event.kind
+            if kind in (_E.FEED_EVENT_TYPE_IMPRESSION, _E.FEED_EVENT_TYPE_WATCH, _E.FEED_EVENT_TYPE_SKIP):
+                if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
+                    pipe.hincrby(self._k("u", u, "n"), "impressions", 1)
+                    pipe.lpush(self._k("u", u, "recent"), event.video)
+                pipe.zadd(self._k("u", u, "seen"), {event.video: event.time})
+                touched_users.add(u)
+            elif kind == _E.FEED_EVENT_TYPE_HIDE:
+                pipe.sadd(self._k("u", u, "hidden"), event.video)
+            elif kind == _E.FEED_EVENT_TYPE_REPORT:
+                pipe.sadd(self._k("u", u, "reported"), event.video)
+            elif kind == _E.FEED_EVENT_TYPE_FOLLOW:
+                pipe.sadd(self._k("u", u, "follows"), event.creator)
+            elif kind == _E.FEED_EVENT_TYPE_BLOCK:
+                pipe.sadd(self._k("u", u, "blocked"), event.creator)
+            if event.positive_weight > 0:
+                pipe.lpush(self._k("u", u, "pos"), f"{event.positive_weight:.4g}|{event.video}")
+                pipe.hincrby(self._k("u", u, "n"), "positive_events", 1)
+                touched_users.add(u)
+            if event.negative:
+                pipe.lpush(self._k("u", u, "neg"), event.video)
+                touched_users.add(u)
+            if event.trending_weight:
+                key = self._k("t", str(trending_bucket(event.time)))
+                pipe.zincrby(key, event.trending_weight, event.video)
+                pipe.expire(key, (TRENDING_BUCKETS + 1) * TRENDING_BUCKET_SECONDS)
+        for u in touched_users:
+            pipe.ltrim(self._k("u", u, "pos"), 0, MAX_POSITIVES - 1)
+            pipe.ltrim(self._k("u", u, "neg"), 0, MAX_NEGATIVES - 1)
+            pipe.ltrim(self._k("u", u, "recent"), 0, MAX_RECENT_IMPRESSIONS - 1)
+            pipe.zremrangebyrank(self._k("u", u, "seen"), 0, -MAX_SEEN - 1)
+        await pipe.execute()
+
+    async def user_state(self, user: str) -> UserState:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.lrange(self._k("u", user, "pos"), 0, -1)
+        pipe.lrange(self._k("u", user, "neg"), 0, -1)
+        pipe.lrange(self._k("u", user, "recent"), 0, -1)
+        for name in ("hidden", "reported", "follows", "blocked"):
+            pipe.smembers(self._k("u", user, name))
+        pipe.hgetall(self._k("u", user, "n"))
+        pos, neg, recent, hidden, reported, follows, blocked, totals = await pipe.execute()
+        positives = []
+        for entry in pos:
+            weight, video = entry.decode().split("|", 1)
+            positives.append((video, float(weight)))
+        return UserState(
+            positives=positives,
+            negatives=[v.decode() for v in neg],
+            recent_impressions=[v.decode() for v in recent],
+            hidden={v.decode() for v in hidden},
+            reported={v.decode() for v in reported},
+            follows={v.decode() for v in follows},
+            blocked={v.decode() for v in blocked},
+            impressions=int(totals.get(b"impressions", 0)),
+            positive_events=int(totals.get(b"positive_events", 0)),
+        )
+
+    async def seen_mask(self, user: str, videos: list[str]) -> np.ndarray:
+        if not videos:
+            return np.zeros(0, bool)
+        scores = await self._redis.zmscore(self._k("u", user, "seen"), videos)
+        return np.array([s is not None for s in scores], bool)
+
+    async def counters(self, videos: list[str]) -> np.ndarray:
+        if not videos:
+            return np.zeros((0, len(COUNTERS)))
+        pipe = self._redis.pipeline(transaction=False)
+        for name in COUNTERS:
+            pipe.hmget(self._k("c", name), videos)
+        columns = await pipe.execute()
+        return np.array([[float(v) if v is not None else 0.0 for v in column] for column in columns]).T
+
+    async def trending(self, limit: int, now: float) -> list[str]:
+        weights = {self._k("t", str(bucket)): w for bucket, w in trending_bucket_weights(now).items()}
+        top = await self._redis.execute_command(
+            "ZUNION", len(weights), *weights, "WEIGHTS", *weights.values(), "WITHSCORES"
+        )
+        pairs = sorted(zip(top[::2], map(float, top[1::2]), strict=True), key=lambda p: -p[1])
+        return [video.decode() for video, _ in pairs[:limit]]
+
+    async def session_videos(self, session: str) -> set[str]:
+        return {v.decode() for v in await self._redis.smembers(self._k("s", session))}
+
+    async def add_session_videos(self, session: str, videos: list[str], ttl_seconds: int) -> None:
+        if not videos:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.sadd(self._k("s", session), *videos)
+        pipe.expire(self._k("s", session), ttl_seconds)
+        await pipe.execute()
+
+    async def put_items(self, records: list[ItemRecord]) -> None:
+        if not records:
+            return
+        last = await self._redis.incrby(self._k("items", "counter"), len(records))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(self._k("items"), mapping={r.name: encode_record(r) for r in records})
+        pipe.zadd(
+            self._k("items", "seq"), {r.name: last - len(records) + 1 + i for i, r in enumerate(records)}
+        )
+        await pipe.execute()
+
+    async def items_since(self, cursor: int) -> tuple[list[ItemRecord], int]:
+        entries = await self._redis.zrangebyscore(
+            self._k("items", "seq"), f"({cursor}", "+inf", withscores=True
+        )
+        if not entries:
+            return [], cursor
+        names = [name for name, _ in entries]
+        data = await self._redis.hmget(self._k("items"), names)
+        records = [decode_record(d) for d in data if d is not None]
+        return records, max(cursor, int(max(score for _, score in entries)))
+
+    async def delete_all(self) -> int:
+        """Removes every key under the prefix (tests, and resetting a deployment); returns the count."""
+        deleted = 0
+        async for key in self._redis.scan_iter(match=f"{self._p}:*", count=1000):
+            deleted += await self._redis.delete(key)
+        return deleted
+
+
+def store_from_settings(settings) -> FeatureStore:
+    if settings.store == "redis":
+        return RedisFeatureStore(settings.redis_url, settings.key_prefix)
+    return MemoryFeatureStore()
