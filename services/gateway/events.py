@@ -33,7 +33,8 @@ class Subscription:
         if not self._pending:
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
         return self._pending.popleft() if self._pending else None
 
 

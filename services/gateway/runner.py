@@ -113,7 +113,7 @@ class JobRunner:
         return job
 
     async def _schedule(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self._fill_slots()
@@ -121,8 +121,11 @@ class JobRunner:
                 log.exception("job scheduling failed; retrying in %.0f s", STORE_ERROR_BACKOFF_SECONDS)
                 await asyncio.sleep(STORE_ERROR_BACKOFF_SECONDS)
                 continue
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a cancellation that
+            # arrives together with the wake-up, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
 
     async def _fill_slots(self) -> None:
         for job in await self.store.fail_overdue(now(), _overdue_error):
