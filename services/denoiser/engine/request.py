@@ -46,10 +46,13 @@ class ShapeBucket:
     num_frames: int
     height: int
     width: int
-    text_tokens: int  # L of the (L, D) text embeddings; the DiT's cross-attention needs equal L in a batch
+    text_tokens: (
+        int  # the prompt's tokens padded to this length, so a request's shapes never depend on its batch
+    )
+    reference: bool = False  # a reference image adds cross-attention tokens
 
     def __str__(self) -> str:
-        return f"{self.num_frames}x{self.height}x{self.width}/L{self.text_tokens}"
+        return f"{self.num_frames}x{self.height}x{self.width}/L{self.text_tokens}{'+ref' if self.reference else ''}"
 
 
 @dataclass
@@ -57,7 +60,10 @@ class SamplerState:
     """Per-request sampler state; opaque to the scheduler, read and replaced by the executor."""
 
     seed: int  # seed of the initial noise
-    conditioning: Any  # float32 (L, D) text embeddings
+    text: Any  # float32 (L, D) text token embeddings
+    known_latents: Any = None  # (C, K, h, w) latents of the K known first frames (image-to-video, extend)
+    reference: Any = None  # (C, h, w) latents of an appearance reference (cameo)
+    source: Any = None  # (C, F, h, w) latents of a video to remix; the first step noises it
     latents: Any = None  # the executor's (C, F, h, w) latents; None until the first step draws the noise
 
 

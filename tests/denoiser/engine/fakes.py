@@ -75,7 +75,7 @@ def make_request(
         bucket=bucket,
         num_steps=steps,
         guidance_scale=guidance,
-        sampler=SamplerState(seed=seed, conditioning=np.zeros((3, 8), np.float32)),
+        sampler=SamplerState(seed=seed, text=np.zeros((3, 8), np.float32)),
         priority=priority,
         tenant=tenant,
         preview_every=preview_every,

@@ -1,0 +1,304 @@
+"""The executor: runs one step of the video DiT for every request of a plan, in one batched call.
+
+`run(plan)` stacks the requests' latents, gives each row its own flow time (requests at different
+steps share the call), and puts the unconditional rows of guided requests in the same batch:
+classifier-free guidance doubles the batch, not the calls. Then each request takes its own sampler
+step with its own step index, and previews and final frames are decoded.
+
+Same seed, same output, whether a request ran alone or in a batch: every request's tensors keep the
+same shapes whatever batch it is in (prompts are padded to a fixed bucket length, masked); the DiT's
+token-wise layers, attention and norms are row-wise in the batch; the layers whose kernel depends on
+the batch size (convolutions, linear layers on per-sample vectors: a 1e-6 difference that a few steps
+grow to 1e-5) run one row at a time (`make_batch_invariant`); the autoencoder decodes one request at
+a time. The stated tolerance is zero: latents and frames are bit-identical alone and batched, and the
+tests hold it to that (torch 2.13, x86 CPU). A BLAS that blocked (B*L, D) products differently for
+different B would break it; the tests would say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from services.common.settings import MIB, DenoiserSettings
+from services.denoiser.engine.plan import StepPlan, StepResult
+from services.denoiser.engine.request import SamplerState, ShapeBucket
+from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_video, video_to_tensor
+from services.denoiser.model.dit import VideoDiT
+from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
+from services.denoiser.model.sampler import FlowMatchEulerSampler
+
+log = logging.getLogger(__name__)
+
+TEXT_BUCKETS = (32, 64, 128, 256)  # prompts are padded to the first of these that holds them
+PREVIEW_DOWNSCALE = 4  # previews are H/4 x W/4
+
+
+class RowwiseModule(torch.nn.Module):
+    """Runs the wrapped layer one batch row at a time, so that a row's output never depends on its batch.
+
+    Only for layers whose kernel choice depends on the batch size: convolutions (oneDNN picks the
+    algorithm) and linear layers on (B, D) inputs (small matrices take another BLAS path). A linear
+    layer on (B, L, D) tokens multiplies B*L rows that the BLAS blocks the same way whatever B is.
+    """
+
+    def __init__(self, layer: torch.nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.layer, torch.nn.Linear) and x.dim() > 2:
+            return self.layer(x)
+        return torch.cat([self.layer(row[None]) for row in x])
+
+
+def make_batch_invariant(model: torch.nn.Module) -> torch.nn.Module:
+    """Wraps every linear and convolution layer of `model` (in place) in a RowwiseModule."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear | torch.nn.Conv2d | torch.nn.Conv3d):
+                setattr(parent, name, RowwiseModule(child))
+    return model
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the loaded model can do: what GetModelInfo says and what validation checks against."""
+
+    name: str
+    text_dim: int
+    frame_counts: tuple[int, ...]
+    resolutions: tuple[tuple[int, int], ...]  # (height, width)
+    fps: float
+    max_steps: int
+    default_steps: int
+    default_guidance_scale: float
+    max_text_tokens: int = TEXT_BUCKETS[-1]
+
+
+class ModelExecutor:
+    def __init__(
+        self,
+        dit: VideoDiT,
+        autoencoder: FrameAutoencoder,
+        card: ModelCard,
+        *,
+        memory_budget_bytes: int = 4 << 30,
+        sampler_shift: float = 1.0,
+    ) -> None:
+        self.dit = make_batch_invariant(dit).eval()
+        self.autoencoder = autoencoder.eval()
+        self.card = card
+        self.memory_budget_bytes = memory_budget_bytes
+        self.lock = threading.Lock()  # one step at a time, whoever calls
+        self.downsample = autoencoder.config.downsample
+        self.sampler_shift = sampler_shift
+        self._samplers: dict[int, FlowMatchEulerSampler] = {}
+
+    @classmethod
+    def from_pipeline(cls, pipeline: VideoPipeline, *, memory_budget_bytes: int = 4 << 30) -> ModelExecutor:
+        config = pipeline.config
+        card = ModelCard(
+            name=pipeline.model_name,
+            text_dim=config.dit.text_dim,
+            frame_counts=(config.dit.num_frames,),
+            resolutions=((config.frame_size, config.frame_size),),
+            fps=config.fps,
+            max_steps=config.max_steps,
+            default_steps=config.default_steps,
+            default_guidance_scale=config.default_guidance_scale,
+        )
+        return cls(
+            pipeline.dit, pipeline.autoencoder, card,
+            memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
+        )  # fmt: skip
+
+    def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
+        """The (stateless) sampler of a step count; requests with equal counts share it."""
+        if num_steps not in self._samplers:
+            self._samplers[num_steps] = FlowMatchEulerSampler(num_steps, shift=self.sampler_shift)
+        return self._samplers[num_steps]
+
+    # ---- shapes ------------------------------------------------------------------------------
+
+    def bucket(
+        self, num_frames: int, height: int, width: int, text_tokens: int, reference: bool = False
+    ) -> ShapeBucket:
+        padded = next(n for n in TEXT_BUCKETS if n >= text_tokens)
+        return ShapeBucket(num_frames, height, width, padded, reference)
+
+    def buckets(self) -> list[ShapeBucket]:
+        """The buckets worth profiling at start-up: every shape with the shortest prompt padding."""
+        return [self.bucket(f, h, w, 1) for f in self.card.frame_counts for h, w in self.card.resolutions]
+
+    def row_limit(self, bucket: ShapeBucket) -> int:
+        """Batch rows whose activations fit the memory budget (one block's peak, in float32)."""
+        config = self.dit.config
+        tokens = config.num_tokens
+        context = bucket.text_tokens + (tokens // config.grid[0] if bucket.reference else 0)
+        floats = tokens * config.hidden_size * (config.mlp_ratio + 8) + config.num_heads * tokens * (
+            tokens + context
+        )
+        return max(2, self.memory_budget_bytes // int(4 * floats))
+
+    # ---- one step ----------------------------------------------------------------------------
+
+    def run(self, plan: StepPlan) -> StepResult:
+        with self.lock, torch.inference_mode():
+            start = time.perf_counter()
+            result = self._run(plan)
+            result.duration_seconds = time.perf_counter() - start
+            return result
+
+    def _run(self, plan: StepPlan) -> StepResult:
+        bucket = plan.bucket
+        latents = [
+            self._latents(item.sampler, bucket, item.step_index, item.num_steps) for item in plan.items
+        ]
+        rows: list[tuple[int, bool]] = []  # (item index, conditional) per batch row
+        for i, item in enumerate(plan.items):
+            rows.append((i, True))
+            if item.rows == 2:
+                rows.append((i, False))
+        x = torch.stack([latents[i] for i, _ in rows])  # (B, C, F, h, w)
+        t = torch.stack(
+            [self.sampler(plan.items[i].num_steps).timesteps(plan.items[i].step_index) for i, _ in rows]
+        )  # (B,)
+        text, text_mask = self._text_rows(plan, rows, bucket.text_tokens)  # (B, S, D), (B, S)
+        known, known_mask = self._known_rows(plan, rows, x)  # (B, C, F, h, w), (B, 1, F, 1, 1)
+        reference = reference_mask = None
+        if bucket.reference:
+            reference = torch.stack([torch.as_tensor(plan.items[i].sampler.reference) for i, _ in rows])
+            reference_mask = torch.ones(len(rows), dtype=torch.bool)
+        velocity = self.dit(
+            x, t, text, text_mask, known_latents=known, known_mask=known_mask,
+            reference=reference, reference_mask=reference_mask,
+        )  # fmt: skip
+        result = StepResult(latents={})
+        for i, item in enumerate(plan.items):
+            row = rows.index((i, True))
+            v = velocity[row]  # (C, F, h, w)
+            if item.rows == 2:
+                v_uncond = velocity[row + 1]
+                v = v_uncond + item.guidance_scale * (v - v_uncond)
+            step = self.sampler(item.num_steps).step(v[None], item.step_index, latents[i][None])
+            result.latents[item.request_id] = step.prev_sample[0]
+            if item.final:
+                result.frames[item.request_id] = self.decode(step.prev_sample[0])
+            elif item.preview:
+                result.previews[item.request_id] = self.decode(
+                    step.pred_original[0], downscale=PREVIEW_DOWNSCALE
+                )
+        return result
+
+    def _latents(
+        self, sampler: SamplerState, bucket: ShapeBucket, step_index: int, num_steps: int
+    ) -> torch.Tensor:
+        if sampler.latents is not None:
+            return sampler.latents
+        shape = (
+            self.dit.config.latent_channels,
+            bucket.num_frames,
+            bucket.height // self.downsample,
+            bucket.width // self.downsample,
+        )
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed))
+        if sampler.source is None:
+            return noise
+        # Remix: the source, noised to the time its first step starts from.
+        return self.sampler(num_steps).add_noise(torch.as_tensor(sampler.source), noise, step_index)
+
+    def _text_rows(self, plan: StepPlan, rows, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        null_tokens, null_mask = self.dit.null_text_tokens(1, length)
+        tokens, masks = [], []
+        for i, conditional in rows:
+            if not conditional:
+                tokens.append(null_tokens[0])
+                masks.append(null_mask[0])
+                continue
+            text = torch.as_tensor(plan.items[i].sampler.text)  # (L, D)
+            padded = torch.zeros(length, text.shape[1])
+            padded[: text.shape[0]] = text
+            mask = torch.zeros(length, dtype=torch.bool)
+            mask[: text.shape[0]] = True
+            tokens.append(padded)
+            masks.append(mask)
+        return torch.stack(tokens), torch.stack(masks)
+
+    def _known_rows(self, plan: StepPlan, rows, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Known first frames as the DiT takes them; rows without any get zeros and a zero mask."""
+        B, C, Fr, h, w = x.shape
+        known = torch.zeros_like(x)
+        mask = torch.zeros(B, 1, Fr, 1, 1)
+        for row, (i, _) in enumerate(rows):
+            frames = plan.items[i].sampler.known_latents
+            if frames is not None:
+                k = frames.shape[1]
+                known[row, :, :k] = torch.as_tensor(frames)
+                mask[row, :, :k] = 1.0
+        return known, mask
+
+    # ---- pixels <-> latents ------------------------------------------------------------------
+
+    def decode(self, latents: torch.Tensor, downscale: int = 1) -> np.ndarray:
+        """(C, F, h, w) latents -> uint8 (F, H/downscale, W/downscale, 3), one request per call."""
+        video = self.autoencoder.decode(latents[None])  # (1, 3, F, H, W)
+        if downscale > 1:
+            video = F.avg_pool3d(video, kernel_size=(1, downscale, downscale))
+        return tensor_to_video(video)[0].numpy()
+
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (K, H, W, 3) -> (C, K, h, w) latents."""
+        with self.lock, torch.inference_mode():
+            return self.autoencoder.encode(video_to_tensor(np.ascontiguousarray(frames)[None]))[0]
+
+    # ---- warm-up -----------------------------------------------------------------------------
+
+    def profile(self, bucket: ShapeBucket, rows: int) -> float:
+        """Seconds of one step of `rows` guided rows of this bucket, on throwaway requests."""
+        from services.denoiser.engine.plan import StepItem
+
+        items = [
+            StepItem(
+                request_id=f"profile-{i}",
+                step_index=0,
+                num_steps=2,
+                guidance_scale=2.0 if rows - 2 * i >= 2 else 1.0,
+                rows=min(2, rows - 2 * i),
+                sampler=SamplerState(seed=i, text=np.zeros((1, self.card.text_dim), np.float32)),
+                preview=False,
+                final=False,
+            )  # fmt: skip
+            for i in range((rows + 1) // 2)
+        ]
+        plan = StepPlan(
+            step_id=-1, bucket=bucket, items=items, num_rows=rows, preempted_ids=[], finished_ids=[]
+        )
+        return self.run(plan).duration_seconds
+
+
+WEIGHT_FILES = ("config.json", "dit.safetensors", "autoencoder.safetensors")
+
+
+def load_executor(settings: DenoiserSettings) -> ModelExecutor:
+    """The executor over the shipped weights; FileNotFoundError names what is missing and how to fix it."""
+    weights_dir = Path(settings.weights_dir or DEFAULT_WEIGHTS_DIR)
+    missing = [name for name in WEIGHT_FILES if not (weights_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"VideoDenoiser weights not found: {', '.join(str(weights_dir / name) for name in missing)} "
+            "missing. Set denoiser.weights_dir (KINO_DENOISER__WEIGHTS_DIR) to a directory holding "
+            f"{', '.join(WEIGHT_FILES)}."
+        )
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    pipeline = VideoPipeline.from_pretrained(weights_dir)
+    return ModelExecutor.from_pipeline(pipeline, memory_budget_bytes=settings.memory_budget_mb * MIB)

@@ -1,0 +1,121 @@
+"""The executor on the tiny DiT: one call per step, guidance in the same call, batch-independent results."""
+
+import numpy as np
+import pytest
+import torch
+
+from services.denoiser.engine.plan import EventKind, StepItem, StepPlan
+from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
+from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
+from tests.denoiser.helpers import prompt, tiny_executor
+
+
+@pytest.fixture(scope="module")
+def executor():
+    return tiny_executor()
+
+
+def request(executor, request_id, *, seed, steps=4, guidance=3.0, text_len=7, priority=Priority.INTERACTIVE):
+    text = prompt(seed, text_len)
+    return EngineRequest(
+        request_id=request_id,
+        bucket=executor.bucket(16, 64, 64, text_len),
+        num_steps=steps,
+        guidance_scale=guidance,
+        sampler=SamplerState(seed=seed, text=text),
+        priority=priority,
+        preview_every=2,
+    )
+
+
+def serve(executor, arrivals: dict[int, list[EngineRequest]]):
+    """Runs the real scheduler and executor; arrivals[k] join before step k. Returns events by request."""
+    scheduler = StepScheduler(SchedulerConfig(max_rows=16))
+    events, plans, k = {}, [], 0
+    while k in arrivals or scheduler.num_live or any(j > k for j in arrivals):
+        for r in arrivals.get(k, []):
+            scheduler.add(r)
+        plan = scheduler.schedule()
+        if plan.runs_model:
+            plans.append(plan)
+            for event in scheduler.update(plan, executor.run(plan)):
+                events.setdefault(event.request_id, []).append(event)
+        k += 1
+    return events, plans
+
+
+def result_of(events):
+    (result,) = [e for e in events if e.kind == EventKind.RESULT]
+    return result.frames
+
+
+def test_a_request_gives_the_same_frames_alone_and_in_a_changing_batch(executor):
+    alone, _ = serve(executor, {0: [request(executor, "a", seed=1)]})
+    batched, plans = serve(
+        executor,
+        {
+            0: [request(executor, "early", seed=2, steps=3, guidance=1.0, text_len=20)],
+            1: [request(executor, "a", seed=1)],
+            2: [request(executor, "late", seed=3, steps=6, guidance=7.5, text_len=3)],
+        },
+    )
+    assert max(p.num_rows for p in plans) == 5  # a ran beside both, at different steps
+    frames_alone, frames_batched = result_of(alone["a"]), result_of(batched["a"])
+    assert frames_alone.shape == (16, 64, 64, 3) and frames_alone.dtype == np.uint8
+    assert np.array_equal(frames_alone, frames_batched)  # the stated tolerance is zero
+    previews = [e.frames for e in batched["a"] if e.kind == EventKind.PREVIEW]
+    assert [p.shape for p in previews] == [(16, 16, 16, 3)]
+
+
+def test_latents_are_bit_identical_alone_and_batched(executor):
+    a = request(executor, "a", seed=5, steps=3)
+    b = request(executor, "b", seed=6, steps=3, text_len=30)
+    serve(executor, {0: [a]})
+    alone = a.sampler.latents
+    a2 = request(executor, "a", seed=5, steps=3)
+    serve(executor, {0: [b, a2]})
+    assert torch.equal(alone, a2.sampler.latents)
+
+
+def test_the_same_seed_is_bit_identical_and_another_seed_is_not(executor):
+    first = result_of(serve(executor, {0: [request(executor, "a", seed=9)]})[0]["a"])
+    again = result_of(serve(executor, {0: [request(executor, "a", seed=9)]})[0]["a"])
+    other = result_of(serve(executor, {0: [request(executor, "a", seed=10)]})[0]["a"])
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_guidance_rides_in_the_same_call_and_matches_the_models_own_cfg(executor):
+    item_request = request(executor, "g", seed=4, guidance=4.0, text_len=5)
+    plan = StepPlan(
+        step_id=0, bucket=item_request.bucket, num_rows=2, preempted_ids=[], finished_ids=[],
+        items=[StepItem("g", 0, 4, 4.0, 2, item_request.sampler, preview=False, final=False)],
+    )  # fmt: skip
+    calls = []
+    hook = executor.dit.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        latents = executor.run(plan).latents["g"]
+    finally:
+        hook.remove()
+    assert calls == [2]
+    with torch.inference_mode():
+        noise = torch.randn((4, 16, 8, 8), generator=torch.Generator().manual_seed(4))
+        text = torch.zeros(1, 32, executor.card.text_dim)
+        text[0, :5] = torch.as_tensor(item_request.sampler.text)
+        mask = torch.zeros(1, 32, dtype=torch.bool)
+        mask[0, :5] = True
+        sampler = executor.sampler(4)
+        v = executor.dit.forward_with_cfg(noise[None], sampler.timesteps(0)[None], text, mask, 4.0)
+        expected = sampler.step(v, 0, noise[None]).prev_sample[0]
+    assert torch.allclose(latents, expected, atol=1e-5)
+
+
+def test_the_memory_budget_sets_the_row_limit():
+    bucket = tiny_executor().bucket(16, 64, 64, 7)
+    small, large = tiny_executor(memory_budget_bytes=1 << 20), tiny_executor(memory_budget_bytes=1 << 30)
+    assert 2 <= small.row_limit(bucket) < large.row_limit(bucket)
+    assert small.row_limit(executor_bucket_with_reference(small)) <= small.row_limit(bucket)
+
+
+def executor_bucket_with_reference(executor):
+    return executor.bucket(16, 64, 64, 7, reference=True)

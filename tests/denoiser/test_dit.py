@@ -1,0 +1,144 @@
+import dataclasses
+
+import pytest
+import torch
+
+from services.denoiser.model.autoencoder import AUTOENCODER_PRESETS, FrameAutoencoder
+from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT
+from services.denoiser.model.weights import IncompatibleWeightsError, load_weights, save_weights
+
+TINY = VIDEO_DIT_PRESETS["tiny"]
+
+
+def _inputs(batch=2, seed=0, text_len=5):
+    g = torch.Generator().manual_seed(seed)
+    C, Fr, S = TINY.latent_channels, TINY.num_frames, TINY.latent_size
+    x = torch.randn(batch, C, Fr, S, S, generator=g)
+    t = torch.rand(batch, generator=g)
+    tokens = torch.randn(batch, text_len, TINY.text_dim, generator=g)
+    mask = torch.ones(batch, text_len, dtype=torch.bool)
+    return x, t, tokens, mask
+
+
+def _perturbed(model: VideoDiT) -> VideoDiT:
+    """AdaLN-Zero makes a fresh model output zeros; give every parameter a little signal."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def test_fresh_model_predicts_zero_velocity_because_outputs_start_at_zero(tiny_dit):
+    x, t, tokens, mask = _inputs()
+    assert torch.count_nonzero(tiny_dit(x, t, tokens, mask)) == 0
+
+
+def test_forward_keeps_the_latent_shape(tiny_dit):
+    x, t, tokens, mask = _inputs(batch=3)
+    assert tiny_dit(x, t, tokens, mask).shape == x.shape
+
+
+def test_numeric_slice_is_pinned_for_a_fixed_seed(tiny_dit):
+    model = _perturbed(tiny_dit)
+    x, t, tokens, mask = _inputs()
+    with torch.no_grad():
+        out = model(x, t, tokens, mask)
+    expected = torch.tensor(EXPECTED_SLICE)
+    assert torch.allclose(out[0, 0, 0].flatten()[:16], expected, atol=1e-4), (
+        out[0, 0, 0].flatten()[:16].tolist()
+    )
+
+
+def test_same_seed_and_inputs_give_identical_outputs():
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = _perturbed(VideoDiT(TINY)).eval()
+        with torch.no_grad():
+            outs.append(model(*_inputs()))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_padding_tokens_do_not_change_the_prediction(tiny_dit):
+    model = _perturbed(tiny_dit)
+    x, t, tokens, mask = _inputs(batch=1, text_len=4)
+    padded = torch.cat([tokens, torch.randn(1, 3, TINY.text_dim)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(1, 3, dtype=torch.bool)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(model(x, t, tokens, mask), model(x, t, padded, padded_mask), atol=1e-5)
+
+
+def test_reference_only_matters_for_rows_that_have_one(tiny_dit):
+    model = _perturbed(tiny_dit)
+    x, t, tokens, mask = _inputs()
+    ref = torch.randn(2, TINY.latent_channels, TINY.latent_size, TINY.latent_size)
+    with torch.no_grad():
+        plain = model(x, t, tokens, mask)
+        with_ref = model(x, t, tokens, mask, reference=ref, reference_mask=torch.tensor([True, False]))
+    assert not torch.allclose(plain[0], with_ref[0], atol=1e-5)
+    assert torch.allclose(plain[1], with_ref[1], atol=1e-5)
+
+
+def test_guidance_scale_one_is_the_conditional_prediction(tiny_dit):
+    model = _perturbed(tiny_dit)
+    x, t, tokens, mask = _inputs()
+    with torch.no_grad():
+        assert torch.allclose(
+            model.forward_with_cfg(x, t, tokens, mask, 1.0), model(x, t, tokens, mask), atol=1e-5
+        )
+
+
+def test_loading_weights_of_another_config_names_the_parameter_and_both_shapes(tmp_path, tiny_dit):
+    save_weights(tiny_dit, tmp_path / "dit.safetensors")
+    wider = VideoDiT(dataclasses.replace(TINY, hidden_size=48))
+    with pytest.raises(IncompatibleWeightsError) as raised:
+        load_weights(wider, tmp_path / "dit.safetensors")
+    error = raised.value
+    assert error.parameter in str(error)
+    assert error.expected[0] == 48 and error.found[0] == 32
+
+
+def test_loading_weights_with_a_missing_parameter_is_refused(tmp_path, tiny_dit):
+    save_weights(tiny_dit, tmp_path / "dit.safetensors")
+    deeper = VideoDiT(dataclasses.replace(TINY, depth=3))
+    with pytest.raises(IncompatibleWeightsError, match="blocks.2") as raised:
+        load_weights(deeper, tmp_path / "dit.safetensors")
+    assert raised.value.found is None
+
+
+def test_autoencoder_compresses_eight_times_and_decodes_back_to_the_frame_shape():
+    ae = FrameAutoencoder(AUTOENCODER_PRESETS["tiny"])
+    video = torch.rand(2, 3, 16, 64, 64) * 2 - 1
+    latents = ae.encode(video)
+    assert latents.shape == (2, 4, 16, 8, 8)
+    assert ae.decode(latents).shape == video.shape
+
+
+def test_a_short_training_run_lowers_the_flow_matching_loss():
+    from training.train_video import TrainConfig, flow_matching_loss
+
+    torch.manual_seed(0)
+    model = VideoDiT(TINY)
+    g = torch.Generator().manual_seed(0)
+    # A learnable toy task: every clip is a constant whose sign the caption gives away.
+    sign = torch.tensor([1.0, -1.0]).repeat(4)
+    batch = {
+        "latents": sign.view(8, 1, 1, 1, 1).expand(8, 4, 16, 8, 8).clone(),
+        "references": torch.zeros(8, 4, 8, 8),
+        "tokens": sign.view(8, 1, 1).expand(8, 3, TINY.text_dim).clone(),
+        "token_mask": torch.ones(8, 3, dtype=torch.bool),
+    }
+    config = TrainConfig(caption_dropout=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = flow_matching_loss(model, batch, g, config)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+
+
+EXPECTED_SLICE = [0.0] * 16
