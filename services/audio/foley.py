@@ -88,8 +88,10 @@ def impact_sound(
     pulse = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(m) / m)
     pulse /= pulse.sum()
     sound = np.convolve(ring, pulse)[:n]
-    crack = rng.standard_normal(m * 2) * np.hanning(m * 2)
-    sound[: 2 * m] += spec.noise * crack * np.abs(sound).max() / max(np.abs(crack).max(), 1e-9)
+    # The broadband part of the contact (a crack, a slap), dulled by the same pulse as the modes.
+    burst = max(8, int(0.004 * sample_rate))
+    crack = np.convolve(rng.standard_normal(burst) * np.hanning(burst), pulse)[:burst]
+    sound[:burst] += spec.noise * crack * np.abs(sound).max() / max(np.abs(crack).max(), 1e-9)
     # The first sample is the contact: no pre-echo, and a 0.3 ms fade-in to avoid a click.
     fade = min(n, max(2, int(0.0003 * sample_rate)))
     sound[:fade] *= np.linspace(0.0, 1.0, fade)

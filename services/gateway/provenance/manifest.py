@@ -2,8 +2,9 @@
 
 The manifest (c2pa-python, the Content Authenticity Initiative's library) holds:
 * `c2pa.actions.v2` with one `c2pa.created` action whose digitalSourceType is IPTC's
-  trainedAlgorithmicMedia and whose softwareAgent is the model (for remixes and extensions the
-  action is `c2pa.edited`, since the video derives from its parent);
+  trainedAlgorithmicMedia and whose softwareAgent is the model. Remixes and extensions are created
+  too: every frame is newly generated, and C2PA requires a manifest without a parent ingredient to
+  begin with `created`; the parent is named in Kino's own assertion;
 * `org.kino.generation`: the model, the SHA-256 of the prompt (never the prompt itself), the job,
   the video, and the parent video for remixes and extensions;
 * the hard binding the library adds: a BMFF hash of the whole MP4 except the manifest box, so changing
@@ -60,7 +61,7 @@ def prompt_digest(prompt: str) -> str:
 
 def manifest_definition(claims: ProvenanceClaims) -> dict:
     action = {
-        "action": "c2pa.edited" if claims.parent_video else "c2pa.created",
+        "action": "c2pa.created",
         "digitalSourceType": _IPTC + DIGITAL_SOURCE_TYPE,
         "softwareAgent": {"name": claims.model},
     }
