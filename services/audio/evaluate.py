@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -339,6 +340,24 @@ measured is in the docstring of `services/audio/evaluate.py`: audio onsets by sp
 Boeck et al. peak picker, visual impacts from the decoded frames by the shapes-world evaluator's
 reversals with a kink fit for the contact time; neither side reads the renderer's ground truth.
 
+## What is measured
+
+* **Sound** (`services/audio/`): the default backend tracks the moving object in the frames, finds
+  the reversals of its path that gravity alone cannot explain (walls, floor), and times each contact
+  between frames by intersecting the arcs fitted before and after it. At each contact it places a
+  modal-synthesis impact whose modes and contact hardness come from the material in the prompt
+  (rubber, metal, wood, glass) and whose loudness comes from the approach speed, panned to where the
+  contact is. Ambience textures come from prompt words; dialogue lines and quoted prompt text are
+  spoken by espeak-ng. A look-ahead limiter keeps the mix under -1 dBFS.
+* **The file** (`services/gateway/media.py`): H.264 High yuv420p (BT.709, tagged) + AAC-LC 48 kHz,
+  faststart, the frame rate as an exact rational and the sound cut to the picture's length.
+* **Watermark** (`services/gateway/provenance/watermark.py`): 64 bits of the video id + CRC-16,
+  convolutional code (K=7, rate 1/2, soft Viterbi), dithered QIM on 16x16 block means of luma in
+  every frame.
+* **C2PA** (`services/gateway/provenance/manifest.py`): c2pa-python, ES256, a BMFF hash binding,
+  `c2pa.created` with digitalSourceType trainedAlgorithmicMedia and Kino's `org.kino.generation`
+  assertion (model, prompt SHA-256, job, video, parent video).
+
 ## Audio-visual sync
 
 {sync["clips"]} shapes-world clips with impacts (bounces between walls and on the floor, all four
@@ -419,6 +438,8 @@ def main() -> None:
     print(f"c2pa: {c2pa}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(write_report(sync, watermark, c2pa, time.monotonic() - start, args))
+    results = {"sync": sync, "watermark": watermark, "c2pa": c2pa, "seconds": time.monotonic() - start}
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -220,23 +220,15 @@ def mux(
         return out.read_bytes()
 
 
-def probe(data: bytes) -> MediaInfo:
-    """ffprobe's view of a file; INVALID_ARGUMENT/INVALID_MEDIA when it is not a media file."""
+def probe(data: bytes, *, count_frames: bool = True) -> MediaInfo:
+    """ffprobe's view of a file; INVALID_ARGUMENT/INVALID_MEDIA when it is not a media file.
+
+    count_frames decodes the whole file to count its frames exactly; without it num_frames is what
+    the container declares.
+    """
+    command = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
     with _as_file(data) as path:
-        report = _run(
-            [
-                FFPROBE,
-                "-v",
-                "error",
-                "-print_format",
-                "json",
-                "-show_format",
-                "-show_streams",
-                "-count_frames",
-                str(path),
-            ],
-            media=True,
-        )
+        report = _run([*command, *(["-count_frames"] if count_frames else []), str(path)], media=True)
     parsed = json.loads(report)
     streams = parsed.get("streams", [])
     fmt = parsed.get("format", {})
@@ -254,7 +246,7 @@ def probe(data: bytes) -> MediaInfo:
 
 def decode_frames(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 (F, H, W, 3) RGB frames of a video file, optionally scaled to size (width, height)."""
-    info = probe(data)
+    info = probe(data, count_frames=False)
     if info.video is None:
         raise _bad_media("the file has no video stream")
     width, height = size or (info.video.width, info.video.height)
@@ -270,7 +262,7 @@ def decode_frames(data: bytes, size: tuple[int, int] | None = None) -> np.ndarra
 
 def decode_luma(data: bytes) -> np.ndarray:
     """uint8 (F, H, W): the coded luma plane of every frame, untouched by any colour conversion."""
-    info = probe(data)
+    info = probe(data, count_frames=False)
     if info.video is None:
         raise _bad_media("the file has no video stream")
     width, height = info.video.width, info.video.height
@@ -288,7 +280,7 @@ def decode_luma(data: bytes) -> np.ndarray:
 
 def decode_audio(data: bytes, sample_rate: int = 48000) -> np.ndarray:
     """float32 (S, C) in [-1, 1]: the file's first audio stream, resampled to sample_rate."""
-    info = probe(data)
+    info = probe(data, count_frames=False)
     if info.audio is None:
         raise _bad_media("the file has no audio stream")
     with _as_file(data) as path:
@@ -302,7 +294,7 @@ def decode_audio(data: bytes, sample_rate: int = 48000) -> np.ndarray:
 
 def transcode(data: bytes, *, crf: int = 23, scale: float = 1.0) -> bytes:
     """Re-encodes a file as a platform would on upload (H.264 at crf, optionally scaled): no C2PA survives."""
-    info = probe(data)
+    info = probe(data, count_frames=False)
     if info.video is None:
         raise _bad_media("the file has no video stream")
     width, height = even_size(round(info.video.width * scale), round(info.video.height * scale))
