@@ -1,10 +1,13 @@
 """One job, stage by stage: CHECKING, ENCODING, DENOISING, AUDIO, PACKAGING, PUBLISHING.
 
-The pipeline only orchestrates: the work happens in the other services, reached through
-`ServiceClients`, and every failure is a KinoError that the runner records on the job. What is not
-built yet fails loudly instead of being imitated: decoding source videos (REMIX, EXTEND) and packaging
-(MP4 mux, watermark, C2PA manifest) belong to the media part and answer BACKEND_UNAVAILABLE with
-backend "media", so no job ever ends with a video that was not really made.
+The pipeline only orchestrates: the models run in the other services, reached through
+`ServiceClients`, packaging runs in `Packager`, and every failure is a KinoError that the runner
+records on the job. What is not built yet fails loudly instead of being imitated: decoding a source
+video (REMIX, EXTEND) answers BACKEND_UNAVAILABLE with backend "media".
+
+A video is stored unpublished by PACKAGING, put into the feed by PUBLISHING, and removed again when
+the job does not end SUCCEEDED (failed or cancelled after packaging), so no stored video lacks a job
+that names it.
 
 A response from another service is checked like a request (tensor shapes, counts): a malformed one is
 a defect in Kino, recorded as INTERNAL_ERROR, never blamed on the caller.
@@ -18,13 +21,15 @@ from typing import Protocol
 
 import numpy as np
 
-from kino.v1 import audio_pb2, common_pb2, denoiser_pb2, generation_pb2, text_encoder_pb2
+from kino.v1 import audio_pb2, common_pb2, denoiser_pb2, generation_pb2, ranker_pb2, text_encoder_pb2
 from services.common.errors import KinoError, internal, out_of_range, unavailable
 from services.common.tensors import from_proto, to_proto
 from services.gateway.cameos import CameoRegistry, UsableCameo
 from services.gateway.clients import AUDIO, DENOISER, TEXT_ENCODER, ServiceClients
 from services.gateway.images import decode_rgb
 from services.gateway.names import parse_name
+from services.gateway.packaging import Packager
+from services.gateway.videos import VideoStore
 
 
 class ProgressReporter(Protocol):
@@ -97,9 +102,13 @@ def choose_frame_count(duration_seconds: float, fps: float, supported: list[int]
 
 
 class Pipeline:
-    def __init__(self, clients: ServiceClients, cameos: CameoRegistry) -> None:
+    def __init__(
+        self, clients: ServiceClients, cameos: CameoRegistry, videos: VideoStore, packager: Packager
+    ) -> None:
         self.clients = clients
         self.cameos = cameos
+        self.videos = videos
+        self.packager = packager
 
     async def run(self, job: generation_pb2.Job, progress: ProgressReporter) -> generation_pb2.JobResult:
         spec = job.spec
@@ -110,13 +119,13 @@ class Pipeline:
 
         await progress.stage(generation_pb2.JOB_STAGE_ENCODING)
         clips = plan_clips(spec)
-        clip_tokens = await self._encode([clip.prompt for clip in clips])
+        clip_tokens, content_embedding = await self._encode([clip.prompt for clip in clips])
 
         await progress.stage(generation_pb2.JOB_STAGE_DENOISING)
         info = await self.clients.denoiser_model_info()
         geometry = choose_geometry(spec, info)
         conditioning = await self._conditioning(spec, usable_cameos, geometry)
-        clip_frames, model_fps = [], geometry.fps
+        clip_frames, fps, model = [], geometry.fps, info.model
         for index, (clip, tokens) in enumerate(zip(clips, clip_tokens, strict=True)):
             request = denoiser_pb2.DenoiseRequest(
                 text_tokens=tokens,
@@ -136,29 +145,66 @@ class Pipeline:
             clip_frames.append(
                 _backend_tensor(result.frames, "DenoiseResult.frames", DENOISER, dtype=np.uint8, ndim=4)
             )
-            model_fps = result.fps or model_fps
+            fps, model = result.fps or fps, result.model or model
         frames = np.concatenate(clip_frames)
+        prompt = "\n".join(clip.prompt for clip in clips)
 
         await progress.stage(generation_pb2.JOB_STAGE_AUDIO)
         audio = await self.clients.generate_audio(
             audio_pb2.GenerateRequest(
-                frames=to_proto(frames),
-                fps=model_fps,
-                prompt=" ".join(clip.prompt for clip in clips),
-                dialogue=spec.dialogue,
-                seed=spec.seed,
+                frames=to_proto(frames), fps=fps, prompt=prompt, dialogue=spec.dialogue, seed=spec.seed
             )
         )
-        _backend_tensor(audio.pcm, "GenerateResponse.pcm", AUDIO, dtype=np.int16, ndim=2)
+        pcm = _backend_tensor(audio.pcm, "GenerateResponse.pcm", AUDIO, dtype=np.int16, ndim=2)
 
         await progress.stage(generation_pb2.JOB_STAGE_PACKAGING)
-        raise unavailable(
-            "BACKEND_UNAVAILABLE",
-            "packaging (MP4 mux, watermark, C2PA manifest) is not built yet, so no video can be stored",
-            backend="media",
+        video = await self.packager.package(job, prompt, frames, fps, pcm, audio.sample_rate, model)
+        try:
+            if job.publish_to_feed:
+                await progress.stage(generation_pb2.JOB_STAGE_PUBLISHING)
+                await self._publish(job, video, prompt, content_embedding)
+        except BaseException:
+            await asyncio.shield(self.videos.remove(video.name.removeprefix("videos/")))
+            raise
+        return generation_pb2.JobResult(
+            video=video.name,
+            download_uri=f"kino://{video.name}",
+            duration_seconds=video.duration_seconds,
+            width=video.width,
+            height=video.height,
+            fps=video.fps,
+            num_frames=video.num_frames,
+            seed=spec.seed,
+            provenance=video.provenance,
         )
 
-    async def _encode(self, prompts: list[str]) -> list[common_pb2.Tensor]:
+    async def discard(self, result: generation_pb2.JobResult) -> None:
+        """Removes the video of a run whose job did not end SUCCEEDED (a Cancel won the race)."""
+        await self.videos.remove(result.video.removeprefix("videos/"))
+
+    async def _publish(
+        self,
+        job: generation_pb2.Job,
+        video: generation_pb2.Video,
+        prompt: str,
+        content_embedding: common_pb2.Tensor,
+    ) -> None:
+        item = ranker_pb2.FeedItem(
+            video=video.name,
+            creator=job.requester,
+            content_embedding=content_embedding,
+            create_time=video.create_time,
+            labels=["ai-generated"],
+            remix_parent=job.spec.source_video,
+            duration_seconds=video.duration_seconds,
+            prompt=prompt,
+        )
+        await self.clients.upsert_items(ranker_pb2.UpsertItemsRequest(items=[item]))
+        await self.videos.set_published(video.name.removeprefix("videos/"), True)
+
+    async def _encode(self, prompts: list[str]) -> tuple[list[common_pb2.Tensor], common_pb2.Tensor]:
+        """Token embeddings per prompt, and the content vector of the whole video (the normalized mean
+        of the prompts' pooled vectors), which the feed ranks by."""
         response = await self.clients.encode(
             text_encoder_pb2.EncodeRequest(texts=prompts, include_tokens=True)
         )
@@ -168,15 +214,22 @@ class Pipeline:
                 f"the text encoder returned {len(response.embeddings)} embeddings for {len(prompts)} prompts",
                 backend=TEXT_ENCODER,
             )
+        pooled = []
         for index, embedding in enumerate(response.embeddings):
-            _backend_tensor(
-                embedding.tokens,
-                f"EncodeResponse.embeddings[{index}].tokens",
-                TEXT_ENCODER,
-                dtype=np.float32,
-                ndim=2,
+            field = f"EncodeResponse.embeddings[{index}]"
+            _backend_tensor(embedding.tokens, f"{field}.tokens", TEXT_ENCODER, dtype=np.float32, ndim=2)
+            pooled.append(
+                _backend_tensor(embedding.pooled, f"{field}.pooled", TEXT_ENCODER, dtype=np.float32, ndim=1)
             )
-        return [embedding.tokens for embedding in response.embeddings]
+        if len({vector.shape for vector in pooled}) != 1:
+            raise internal(
+                "INTERNAL_ERROR",
+                "the text encoder returned pooled vectors of different sizes",
+                backend=TEXT_ENCODER,
+            )
+        content = np.mean(pooled, axis=0)
+        content = content / max(float(np.linalg.norm(content)), 1e-12)
+        return [embedding.tokens for embedding in response.embeddings], to_proto(content.astype(np.float32))
 
     async def _conditioning(
         self, spec: generation_pb2.GenerationSpec, cameos: list[UsableCameo], geometry: Geometry

@@ -46,6 +46,9 @@ STORE_ERROR_BACKOFF_SECONDS = 2.0
 class JobPipeline(Protocol):
     async def run(self, job: generation_pb2.Job, progress: LiveProgress) -> generation_pb2.JobResult: ...
 
+    async def discard(self, result: generation_pb2.JobResult) -> None:
+        """Undoes the output of a run whose job did not end SUCCEEDED after all."""
+
 
 class JobRunner:
     def __init__(
@@ -150,7 +153,9 @@ class JobRunner:
         try:
             async with deadline_scope:
                 result = await self.pipeline.run(job, progress)
-            await self._end(job_id, generation_pb2.JOB_STATE_SUCCEEDED, result=result)
+            if not await self._end(job_id, generation_pb2.JOB_STATE_SUCCEEDED, result=result):
+                log.info("%s finished after it was cancelled; its video is removed", job.name)
+                await self.pipeline.discard(result)
         except asyncio.CancelledError:
             if self._stopping:
                 requeued = await self.store.transition(
@@ -187,10 +192,12 @@ class JobRunner:
         log.info("jobs/%s failed: %s %s: %s", job_id, error.code.name, error.reason, error.message)
         await self._end(job_id, generation_pb2.JOB_STATE_FAILED, error=error.to_status())
 
-    async def _end(self, job_id: str, state: int, **outcome) -> None:
+    async def _end(self, job_id: str, state: int, **outcome) -> bool:
+        """Moves a RUNNING job to its end state; False when something else ended it first."""
         job = await self.store.transition(job_id, [generation_pb2.JOB_STATE_RUNNING], state, **outcome)
         if job is not None:
             self._record_end(job)
+        return job is not None
 
     def _record_end(self, job: generation_pb2.Job) -> None:
         """Metrics and Watch notification for a job that just reached a terminal state."""

@@ -1,8 +1,8 @@
 """Finished videos: their rows in the database and their files under the asset dir.
 
-`add` is how a video enters the store (the packaging stage calls it once it has muxed an MP4): the file
-is copied in under a new id via a temporary name and a rename, hashed, and only then recorded, so a row
-never points at a missing or half-written file. Downloads stream the file in chunks from any offset,
+`add` is how a video enters the store (the packaging stage calls it with the MP4 it made): the file is
+written under a temporary name and renamed, hashed, and only then recorded, so a row never points at
+a missing or half-written file. Downloads stream the file in chunks from any offset,
 so an interrupted download resumes where it stopped.
 """
 
@@ -16,16 +16,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kino.v1 import generation_pb2
 from services.common.errors import not_found, out_of_range
 from services.gateway.names import job_name, parse_name, video_name
-from services.gateway.store import Database, VideoRow, new_id, now
+from services.gateway.store import Database, VideoRow, now
 
 MP4_MIME_TYPE = "video/mp4"
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
-_HASH_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,12 @@ class VideoStore:
         self.db = db
         self.asset_dir = asset_dir
 
-    async def add(self, source: Path, facts: VideoFacts) -> generation_pb2.Video:
-        """Copies an MP4 file into the store and records it. The file must be an ISO-BMFF (MP4) file."""
-        video_id = new_id()
+    async def add(self, video_id: str, data: bytes, facts: VideoFacts) -> generation_pb2.Video:
+        """Stores an MP4 file under video_id and records it. The bytes must be an ISO-BMFF (MP4) file."""
+        if len(data) < 12 or data[4:8] != b"ftyp":
+            raise ValueError("not an MP4 file (no ftyp box at the start)")
         file_name = f"{video_id}.mp4"
-        size, sha256 = await asyncio.to_thread(_copy_in, source, self.asset_dir / file_name)
+        sha256 = await asyncio.to_thread(_write_file, self.asset_dir / file_name, data)
         row = VideoRow(
             id=video_id,
             job_id=facts.job_id,
@@ -69,7 +71,7 @@ class VideoStore:
             height=facts.height,
             fps=facts.fps,
             num_frames=facts.num_frames,
-            size_bytes=size,
+            size_bytes=len(data),
             sha256=sha256,
             mime_type=MP4_MIME_TYPE,
             file_name=file_name,
@@ -88,6 +90,36 @@ class VideoStore:
         except BaseException:
             (self.asset_dir / file_name).unlink(missing_ok=True)
             raise
+
+    async def remove(self, video_id: str) -> None:
+        """Deletes a video nobody references (its job did not succeed): row first, then the file."""
+        row = await self.db.run(lambda session: session.get(VideoRow, video_id))
+        if row is None:
+            return
+
+        def delete(session: Session) -> None:
+            session.execute(sql_delete(VideoRow).where(VideoRow.id == video_id))
+
+        await self.db.run(delete)
+        (self.asset_dir / row.file_name).unlink(missing_ok=True)
+
+    async def set_published(self, video_id: str, published: bool) -> None:
+        def write(session: Session) -> None:
+            session.execute(update(VideoRow).where(VideoRow.id == video_id).values(published=published))
+
+        await self.db.run(write)
+
+    async def resolve_prefix(self, prefix: str) -> str | None:
+        """The one video whose id starts with prefix (a watermark carries 16 hex digits), else None."""
+        if not prefix:
+            return None
+
+        def read(session: Session) -> list[str]:
+            query = select(VideoRow.id).where(VideoRow.id.startswith(prefix, autoescape=True)).limit(2)
+            return list(session.scalars(query))
+
+        matches = await self.db.run(read)
+        return matches[0] if len(matches) == 1 else None
 
     async def get(self, name: str, field: str = "name") -> generation_pb2.Video:
         return _video_from_row(await self._row(parse_name(name, "videos", field)))
@@ -144,25 +176,17 @@ def _video_from_row(row: VideoRow) -> generation_pb2.Video:
     return video
 
 
-def _copy_in(source: Path, destination: Path) -> tuple[int, str]:
-    """Copies source to destination via a temporary file and a rename; returns (size, sha256)."""
-    with source.open("rb") as file:
-        header = file.read(12)
-    if len(header) < 12 or header[4:8] != b"ftyp":
-        raise ValueError(f"{source} is not an MP4 file (no ftyp box at the start)")
+def _write_file(destination: Path, data: bytes) -> str:
+    """Writes via a temporary file and a rename, so the store never holds half a file; returns the sha256."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".incoming-")
-    digest, size = hashlib.sha256(), 0
     try:
-        with source.open("rb") as reader, os.fdopen(descriptor, "wb") as writer:
-            while block := reader.read(_HASH_BLOCK_BYTES):
-                digest.update(block)
-                writer.write(block)
-                size += len(block)
+        with os.fdopen(descriptor, "wb") as writer:
+            writer.write(data)
             writer.flush()
             os.fsync(writer.fileno())
         os.replace(temporary, destination)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return size, digest.hexdigest()
+    return hashlib.sha256(data).hexdigest()
