@@ -38,10 +38,19 @@ class ServiceSpec:
         return f"kino.v1.{self.proto}_pb2_grpc.add_{self.name}Servicer_to_server"
 
     def is_built(self) -> bool:
+        """The servicer module exists (it may still fail to import: see `import_error`)."""
         try:
             return importlib.util.find_spec(self.servicer_module) is not None
         except ModuleNotFoundError:
             return False
+
+    def import_error(self) -> Exception | None:
+        """Why the built servicer module cannot be imported here, or None when it can."""
+        try:
+            importlib.import_module(self.servicer_module)
+        except Exception as error:  # a half-finished service must not take the others down
+            return error
+        return None
 
     @cached_property
     def descriptor(self) -> ServiceDescriptor:

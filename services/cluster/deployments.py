@@ -22,6 +22,7 @@ from ray import serve
 from services.cluster import catalog
 from services.cluster.catalog import ServiceSpec
 from services.cluster.ingress import RpcAdapter
+from services.cluster.metrics_export import mark_this_process_dead
 from services.common.logs import configure_logging
 from services.common.server import ServiceRegistration
 from services.common.settings import MIB, Settings
@@ -106,11 +107,15 @@ class KinoDeployment:
 
     async def __del__(self) -> None:
         self._closing = True
-        if self.registration.close is not None:
-            await self.registration.close()
+        registration = getattr(self, "registration", None)  # absent when __init__ failed
+        if registration is not None and registration.close is not None:
+            await registration.close()
+        mark_this_process_dead()
 
 
-def _options(cpus: float, max_ongoing: int, max_queued: int, target_ongoing: float, max_replicas: int) -> dict:
+def _options(
+    cpus: float, max_ongoing: int, max_queued: int, target_ongoing: float, max_replicas: int
+) -> dict:
     return {
         "ray_actor_options": {"num_cpus": cpus},
         "max_ongoing_requests": max_ongoing,

@@ -57,8 +57,16 @@ _SPEC_BY_BACKEND = {
 class ServeHandleClients:
     """ServiceClients through DeploymentHandles to the applications of the same Serve instance."""
 
-    def __init__(self, unary_timeout_seconds: float = UNARY_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        unary_timeout_seconds: float = UNARY_TIMEOUT_SECONDS,
+        applications: dict[str, str] | None = None,
+    ) -> None:
+        """`applications` maps a backend (services.gateway.clients names) to a Serve application
+        other than the one named after its service."""
         self.unary_timeout_seconds = unary_timeout_seconds
+        self.applications = {backend: spec.name for backend, spec in _SPEC_BY_BACKEND.items()}
+        self.applications.update(applications or {})
         self._handles: dict[str, DeploymentHandle] = {}
 
     def _handle(self, backend: str) -> DeploymentHandle:
@@ -66,7 +74,9 @@ class ServeHandleClients:
         if backend not in self._handles:
             spec = _SPEC_BY_BACKEND[backend]
             try:
-                self._handles[backend] = serve.get_deployment_handle(spec.name, app_name=spec.name)
+                self._handles[backend] = serve.get_deployment_handle(
+                    spec.name, app_name=self.applications[backend]
+                )
             except Exception as error:  # Serve raises a bare ValueError/KeyError for a missing app
                 raise _not_deployed(backend, error) from error
         return self._handles[backend]
@@ -91,7 +101,9 @@ class ServeHandleClients:
     async def encode(self, request: text_encoder_pb2.EncodeRequest) -> text_encoder_pb2.EncodeResponse:
         return await self._unary(TEXT_ENCODER, "Encode", request)
 
-    async def denoise(self, request: denoiser_pb2.DenoiseRequest) -> AsyncIterator[denoiser_pb2.DenoiseResponse]:
+    async def denoise(
+        self, request: denoiser_pb2.DenoiseRequest
+    ) -> AsyncIterator[denoiser_pb2.DenoiseResponse]:
         """The Denoise stream; closing the iterator early cancels the call, which stops the compute."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             stream = self._handle(DENOISER).options(stream=True).Denoise.remote(request)
@@ -171,4 +183,9 @@ def _replica_lost(backend: str, attempt: int, error: Exception) -> None:
             attempts=attempt,
         ) from error
     HANDLE_RETRIES.labels(backend).inc()
-    log.warning("%s replica lost (%s); sending the call again (attempt %d)", backend, type(error).__name__, attempt + 1)
+    log.warning(
+        "%s replica lost (%s); sending the call again (attempt %d)",
+        backend,
+        type(error).__name__,
+        attempt + 1,
+    )

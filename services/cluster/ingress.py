@@ -26,10 +26,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from services.cluster.catalog import ServiceSpec
 from services.common import metrics
 from services.common.errors import KinoError, internal, invalid_argument
 from services.common.logs import REQUEST_ID_HEADER, new_request_id, request_id_var
-from services.cluster.catalog import ServiceSpec
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 
 MIB = 1 << 20
 
+# Serve's request path, tuned for latency (services/cluster/bench.py measures it; docs/operations.md):
+# the proxy reaches replicas over gRPC instead of Ray actor calls, and routers and user code run on
+# the replica's own event loop instead of hopping threads. The last one requires what Kino's cores
+# already do: heavy compute runs in worker threads, never on the event loop. The same variables are
+# set on the Ray containers in k8s/ and must be present on every node before Ray starts.
+SERVE_LATENCY_ENV = {
+    "RAY_SERVE_PROXY_USE_GRPC": "1",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+}
+
 
 @dataclass(frozen=True)
 class LocalRayConfig:
@@ -45,7 +56,9 @@ class ServeEndpoint:
     host: str
     grpc_port: int
     http_port: int
+    # Applications running, and the services that could not be deployed with the reason.
     services: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -75,7 +88,7 @@ def _environment(extra: dict[str, str]) -> Iterator[None]:
 
 def start_ray(config: LocalRayConfig) -> None:
     """Starts a private local Ray cluster (never joins one found on the machine)."""
-    extra = {}
+    extra = dict(SERVE_LATENCY_ENV)
     if config.metrics_dir is not None:
         extra[MULTIPROC_ENV] = str(prepare_directory(config.metrics_dir).resolve())
     with _environment(extra):
@@ -104,18 +117,47 @@ def deploy(
     settings: Settings,
     services: list[catalog.ServiceSpec],
     deployment_options: dict[str, dict] | None = None,
-) -> None:
-    """Deploys one application per service, the gateway last; returns when all are running."""
+) -> tuple[list[str], dict[str, str]]:
+    """Deploys one application per service, the gateway last, each running before the next starts.
+
+    A service that cannot be imported or whose replicas fail to start is left out (the gateway then
+    reports it as BACKEND_UNAVAILABLE) rather than taking the others down. Returns (running, failed
+    with reasons); replica logs hold the details.
+    """
     overrides = settings.model_dump(mode="json", exclude={"data_dir"})
     overrides["data_dir"] = str(settings.data_dir.resolve())
+    running: list[str] = []
+    failed: dict[str, str] = {}
     for spec in services:
+        problem = spec.import_error()
+        if problem is not None:
+            failed[spec.name] = f"cannot import {spec.servicer_module}: {problem!r}"
+            log.error("not deploying %s: %s", spec.name, failed[spec.name])
+            continue
         args = KinoAppArgs(
             service=spec.name,
             settings=overrides,
             deployment_options=(deployment_options or {}).get(spec.name, {}),
         )
         log.info("deploying %s", spec.name)
-        serve.run(build_app(args), name=spec.name, route_prefix=f"/{spec.name}")
+        try:
+            serve.run(build_app(args), name=spec.name, route_prefix=f"/{spec.name}")
+        except RuntimeError as error:
+            failed[spec.name] = _deployment_message(spec.name) or str(error)
+            log.error("%s failed to deploy: %s", spec.name, error)
+            with contextlib.suppress(Exception):
+                serve.delete(spec.name)
+            continue
+        running.append(spec.name)
+    return running, failed
+
+
+def _deployment_message(app_name: str) -> str:
+    """Serve's account of why an application's deployment failed (the replica's exception)."""
+    with contextlib.suppress(Exception):
+        status = serve.status().applications[app_name]
+        return "; ".join(d.message for d in status.deployments.values() if d.message)[-2000:]
+    return ""
 
 
 def start_kino_on_ray(
@@ -124,15 +166,19 @@ def start_kino_on_ray(
     config: LocalRayConfig = LocalRayConfig(),
     services: list[catalog.ServiceSpec] | None = None,
     deployment_options: dict[str, dict] | None = None,
+    proxy_services: list[catalog.ServiceSpec] | None = None,
 ) -> ServeEndpoint:
-    """Local Ray, Serve's gRPC proxy on `grpc_port` (0 picks one), every built service deployed."""
+    """Local Ray, Serve's gRPC proxy on `grpc_port` (0 picks one), every built service deployed.
+
+    The proxy registers `proxy_services` (default: the deployed ones); a method of a service it does
+    not register answers UNIMPLEMENTED, which Kino's clients report as BACKEND_UNAVAILABLE.
+    """
     services = services if services is not None else catalog.built_services()
     host = settings.server.host
     grpc_port = grpc_port or free_port(host)
     start_ray(config)
-    endpoint = start_serve(host, grpc_port, services)
-    deploy(settings, services, deployment_options)
-    endpoint.services = [spec.name for spec in services]
+    endpoint = start_serve(host, grpc_port, proxy_services if proxy_services is not None else services)
+    endpoint.services, endpoint.failed = deploy(settings, services, deployment_options)
     return endpoint
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+KINO_PREFIX = "kino_"
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,53 @@ def prepare_directory(directory: Path) -> Path:
     return directory
 
 
+class LiveGaugeCollector:
+    """The multiprocess metrics with each gauge summed over the processes still alive.
+
+    prometheus_client keeps a gauge per process (a `pid` label) and never forgets a process that was
+    killed rather than shut down, such as a replica lost with its node or OOM-killed. Summing live
+    processes only gives a gauge the meaning and labels it has in a single process (`kino_rpc_in_flight`
+    is the calls in flight on this node). Counters and histograms keep dead processes' counts, which
+    keeps them monotonic. Needs the processes' pids visible: in k8s the pod shares its process namespace.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._inner = multiprocess.MultiProcessCollector(None, path=str(directory))
+
+    def collect(self):
+        for family in self._inner.collect():
+            if not family.name.startswith(KINO_PREFIX):
+                continue  # Ray's own processes write here too; Ray's metrics agent exports theirs
+            if family.type != "gauge":
+                yield family
+                continue
+            summed: dict[tuple, object] = {}
+            for sample in family.samples:
+                pid = sample.labels.get("pid")
+                if pid is not None and not _alive(int(pid)):
+                    continue
+                labels = {k: v for k, v in sample.labels.items() if k != "pid"}
+                key = (sample.name, tuple(sorted(labels.items())))
+                previous = summed.get(key)
+                value = sample.value + (previous.value if previous is not None else 0.0)
+                summed[key] = sample._replace(labels=labels, value=value)
+            family.samples = list(summed.values())
+            yield family
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def registry_for(directory: Path) -> CollectorRegistry:
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(directory))
+    registry.register(LiveGaugeCollector(directory))
     return registry
 
 

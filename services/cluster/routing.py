@@ -41,11 +41,16 @@ def _with_application(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCal
     )
 
 
-class ServeRoutingInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds the `application` metadata Serve's proxy routes on; hides error markers of streams."""
+# grpc.aio files an interceptor under the first call type it implements, so one class per type.
+class UnaryRoutingInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds the `application` metadata Serve's proxy routes on."""
 
     async def intercept_unary_unary(self, continuation, client_call_details, request):
         return await continuation(_with_application(client_call_details), request)
+
+
+class StreamRoutingInterceptor(grpc.aio.UnaryStreamClientInterceptor):
+    """Adds the `application` metadata and hides the error marker of a failed stream."""
 
     async def intercept_unary_stream(self, continuation, client_call_details, request):
         call = await continuation(_with_application(client_call_details), request)
@@ -62,13 +67,15 @@ async def _without_error_marker(call) -> AsyncIterator:
             yield empty
         held.clear()
         yield message
-    # A stream that ended with an error raised above; one that ended well keeps its empty messages.
-    for empty in held:
-        yield empty
+    # Inside an interceptor the stream ends quietly even when the call failed (grpc raises the
+    # error to the caller afterwards): a failed call's held message was the marker and is dropped.
+    if await call.code() == grpc.StatusCode.OK:
+        for empty in held:
+            yield empty
 
 
 def interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
-    return [ServeRoutingInterceptor()]
+    return [UnaryRoutingInterceptor(), StreamRoutingInterceptor()]
 
 
 def insecure_channel(target: str, options: Sequence[tuple[str, object]] | None = None) -> grpc.aio.Channel:
