@@ -103,7 +103,7 @@ class Packager:
             options=options,
             visible_label=spec.visible_label,
         )
-        info = await asyncio.to_thread(media.probe, mp4)
+        info = await asyncio.to_thread(media.probe, mp4, count_frames=False)
         provenance = generation_pb2.Provenance(
             digital_source_type=DIGITAL_SOURCE_TYPE,
             model=model,

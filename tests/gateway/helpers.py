@@ -91,3 +91,24 @@ def mp4_shaped_bytes(size: int, seed: int = 0) -> bytes:
     """Bytes that begin with an ISO-BMFF ftyp box, for exercising storage and download transport."""
     ftyp = struct.pack(">I", 24) + b"ftyp" + b"isom" + struct.pack(">I", 512) + b"isomavc1"
     return ftyp + np.random.default_rng(seed).integers(0, 256, size - len(ftyp), dtype=np.uint8).tobytes()
+
+
+async def put_video(
+    gateway, data: bytes, *, job_id: str = "0" * 32, published: bool = False
+) -> generation_pb2.Video:
+    """Puts a file into the gateway's video store through the store's own API."""
+    from services.gateway.store import new_id
+    from services.gateway.videos import VideoFacts
+
+    facts = VideoFacts(
+        job_id=job_id,
+        requester="alice",
+        duration_seconds=1.0,
+        width=64,
+        height=64,
+        fps=8.0,
+        num_frames=8,
+        provenance=generation_pb2.Provenance(job=f"jobs/{job_id}"),
+        published=published,
+    )
+    return await gateway.core.videos.add(new_id(), data, facts)

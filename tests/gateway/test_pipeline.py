@@ -1,0 +1,228 @@
+"""The pipeline's stages over real gRPC, with scaffold services where the real ones are not deployed.
+
+Packaging is the real thing (ffmpeg, watermark, C2PA signing); the frames it packages come from the
+test-only SlowDenoiser, so these tests check the job machinery and the file format, not a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import grpc
+import numpy as np
+
+from kino.v1 import common_pb2, denoiser_pb2, generation_pb2
+from services.common.tensors import from_proto
+from services.gateway import media
+from services.gateway.packaging import viewing_size
+from services.gateway.pipeline import choose_frame_count, choose_geometry, plan_clips
+from tests.gateway.helpers import encoded_image, job_error, mp4_shaped_bytes, put_video, wait_terminal
+from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
+from tests.gateway.test_jobs import submit_request
+
+SUCCEEDED, FAILED = generation_pb2.JOB_STATE_SUCCEEDED, generation_pb2.JOB_STATE_FAILED
+
+
+async def download(stub, name: str) -> bytes:
+    return b"".join(
+        [c.chunk async for c in stub.DownloadVideo(generation_pb2.DownloadVideoRequest(name=name))]
+    )
+
+
+def mp4_files(gateway) -> list:
+    return list(gateway.settings.asset_dir.glob("*.mp4")) if gateway.settings.asset_dir.exists() else []
+
+
+async def test_a_job_that_gets_frames_and_sound_becomes_a_signed_published_video(
+    start_gateway, start_scaffold
+):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=4, step_seconds=0.0, finish="frames"),
+        audio=SilentAudio(),
+        ranker=RecordingFeedRanker(),
+    )
+    gateway = await start_gateway(backends.address)
+    job = await gateway.stub.Submit(submit_request(seed=7, publish_to_feed=True, duration_seconds=1))
+    job = await wait_terminal(gateway.stub, job.name, timeout=60)
+    assert job.state == SUCCEEDED, job.error
+    result = job.result
+    assert result.video.startswith("videos/") and result.download_uri == f"kino://{result.video}"
+    assert (result.seed, result.num_frames, result.fps) == (7, 8, 8.0)
+    assert (result.width, result.height) == (256, 256)
+    assert result.provenance.c2pa_signed and result.provenance.watermark == result.video
+    assert result.provenance.job == job.name and result.provenance.model == "scaffold-slow-denoiser"
+    assert job.progress.fraction == 1.0 and job.progress.stage == generation_pb2.JOB_STAGE_PUBLISHING
+
+    video = await gateway.stub.GetVideo(generation_pb2.GetVideoRequest(name=result.video))
+    assert video.published and video.job == job.name and video.mime_type == "video/mp4"
+    data = await download(gateway.stub, result.video)
+    assert len(data) == video.size_bytes and hashlib.sha256(data).hexdigest() == video.sha256
+    info = media.probe(data)
+    assert (info.video.width, info.video.height, info.video.num_frames) == (256, 256, 8)
+    assert info.audio is not None and info.audio.sample_rate == 48000
+
+    verdict = await gateway.stub.Verify(generation_pb2.VerifyRequest(file=data))
+    assert verdict.manifest_present and verdict.manifest_valid, verdict.manifest_issues
+    assert verdict.watermark_found and verdict.watermark_video == result.video
+    assert verdict.provenance.job == job.name
+
+    (upsert,) = backends.ranker.upserts
+    (item,) = upsert.items
+    assert (item.video, item.creator, item.prompt) == (result.video, "alice", "a red ball bounces")
+    assert "ai-generated" in item.labels
+    embedding = from_proto(item.content_embedding, field="content_embedding")
+    assert embedding.shape == (16,) and abs(float(np.linalg.norm(embedding)) - 1) < 1e-5
+    (audio_request,) = backends.audio.requests
+    assert audio_request.fps == 8.0 and audio_request.seed == 7
+
+
+async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gateway, start_scaffold):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
+        audio=SilentAudio(),
+    )
+    gateway = await start_gateway(backends.address)
+    request = generation_pb2.SubmitRequest(
+        requester="alice",
+        spec=generation_pb2.GenerationSpec(
+            mode=generation_pb2.GENERATION_MODE_STORYBOARD,
+            prompt="pastel colors",
+            seed=100,
+            width=64,
+            height=64,
+            shots=[generation_pb2.Shot(prompt=f"shot {i}", duration_seconds=1 + i) for i in range(3)],
+        ),
+    )
+    job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(request)).name, timeout=60)
+    assert job.state == SUCCEEDED, job.error
+    requests = backends.denoiser.requests
+    assert [r.seed for r in requests] == [100, 101, 102]
+    assert [r.num_frames for r in requests] == [8, 16, 16]
+    assert (job.result.num_frames, job.result.width, job.result.height) == (40, 64, 64)
+    assert not job.publish_to_feed
+    assert job.progress.stage == generation_pb2.JOB_STAGE_PACKAGING
+    video = await gateway.stub.GetVideo(generation_pb2.GetVideoRequest(name=job.result.video))
+    assert not video.published
+
+
+async def test_without_an_audio_service_the_job_fails_at_audio(start_gateway, start_scaffold):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames")
+    )
+    gateway = await start_gateway(backends.address)
+    job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(submit_request())).name)
+    error = job_error(job)
+    assert (job.state, error.reason, error.metadata["backend"]) == (FAILED, "BACKEND_UNAVAILABLE", "audio")
+    assert job.progress.stage == generation_pb2.JOB_STAGE_AUDIO
+    assert mp4_files(gateway) == []
+
+
+async def test_a_failed_publish_removes_the_video(start_gateway, start_scaffold):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
+        audio=SilentAudio(),
+    )
+    gateway = await start_gateway(backends.address)
+    job = await gateway.stub.Submit(submit_request(publish_to_feed=True))
+    job = await wait_terminal(gateway.stub, job.name, timeout=60)
+    error = job_error(job)
+    assert (job.state, error.reason, error.metadata["backend"]) == (
+        FAILED,
+        "BACKEND_UNAVAILABLE",
+        "feed_ranker",
+    )
+    assert job.progress.stage == generation_pb2.JOB_STAGE_PUBLISHING and not job.HasField("result")
+    assert mp4_files(gateway) == []
+
+
+async def test_a_malformed_tensor_from_a_backend_is_an_internal_error(start_gateway, start_scaffold):
+    backends = await start_scaffold(encoder=ScaffoldTextEncoder(malformed=True), denoiser=SlowDenoiser())
+    gateway = await start_gateway(backends.address)
+    job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(submit_request())).name)
+    error = job_error(job)
+    assert (job.state, error.code, error.reason) == (FAILED, grpc.StatusCode.INTERNAL, "INTERNAL_ERROR")
+    assert error.metadata["backend"] == "text_encoder" and "tokens" in error.metadata["field"]
+    assert backends.denoiser.requests == []
+
+
+async def test_image_to_video_sends_the_first_frame_at_the_model_resolution(start_gateway, start_scaffold):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=2, step_seconds=0.0)
+    )
+    gateway = await start_gateway(backends.address)
+    request = submit_request(mode=generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO, width=480, height=320)
+    request.spec.first_frame.CopyFrom(common_pb2.Image(data=encoded_image(90, 60, "JPEG")))
+    job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(request)).name)
+    assert job_error(job).reason == "BACKEND_UNAVAILABLE"
+    (sent,) = backends.denoiser.requests
+    assert (sent.width, sent.height) == (48, 32)
+    first = from_proto(sent.first_frames, field="first_frames", dtype=np.uint8, ndim=4)
+    assert first.shape == (1, 32, 48, 3) and first.std() > 0
+
+
+async def test_remix_needs_the_media_decoder_which_is_not_built(start_gateway, start_scaffold):
+    backends = await start_scaffold(encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser())
+    gateway = await start_gateway(backends.address)
+    source = await put_video(gateway, mp4_shaped_bytes(4096))
+    request = submit_request(mode=generation_pb2.GENERATION_MODE_REMIX, source_video=source.name)
+    job = await gateway.stub.Submit(request)
+    assert job.spec.remix_strength == np.float32(0.6)
+    job = await wait_terminal(gateway.stub, job.name)
+    error = job_error(job)
+    assert (error.reason, error.metadata["backend"]) == ("BACKEND_UNAVAILABLE", "media")
+    assert backends.denoiser.requests == []
+
+
+def test_plan_clips_and_geometry():
+    spec = generation_pb2.GenerationSpec(
+        mode=generation_pb2.GENERATION_MODE_STORYBOARD,
+        prompt="noir",
+        camera=common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=0.5),
+        shots=[
+            generation_pb2.Shot(prompt="a", duration_seconds=1),
+            generation_pb2.Shot(
+                prompt="b",
+                duration_seconds=2,
+                camera=common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_ZOOM_IN),
+            ),
+        ],
+    )
+    clips = plan_clips(spec)
+    assert [c.prompt for c in clips] == ["noir. a", "noir. b"]
+    assert [c.camera.motion for c in clips] == [
+        common_pb2.CAMERA_MOTION_PAN_LEFT,
+        common_pb2.CAMERA_MOTION_ZOOM_IN,
+    ]
+
+    info = denoiser_pb2.ModelInfo(
+        model="m",
+        resolutions=[
+            denoiser_pb2.Resolution(width=64, height=64),
+            denoiser_pb2.Resolution(width=96, height=64),
+        ],
+        fps=8,
+        max_steps=50,
+        default_steps=20,
+        default_guidance_scale=4.0,
+    )
+    native = choose_geometry(generation_pb2.GenerationSpec(), info)
+    assert (native.width, native.height, native.fps, native.num_steps, native.guidance_scale) == (
+        64,
+        64,
+        8,
+        20,
+        4.0,
+    )
+    wide = choose_geometry(
+        generation_pb2.GenerationSpec(width=1920, height=1080, num_steps=30, guidance_scale=0), info
+    )
+    assert (wide.width, wide.height, wide.num_steps, wide.guidance_scale) == (96, 64, 30, 0.0)
+    assert choose_frame_count(2.0, 8, [8, 16, 24]) == 16
+    assert choose_frame_count(10.0, 8, [8, 16, 24]) == 24
+    assert choose_frame_count(0.5, 24, []) == 12
+    assert viewing_size(generation_pb2.GenerationSpec(), 32, 48) == (256, 384)
+    assert viewing_size(generation_pb2.GenerationSpec(), 512, 512) == (512, 512)
+    assert viewing_size(generation_pb2.GenerationSpec(width=100, height=60), 32, 32) == (100, 60)
