@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import secrets
 import time
@@ -109,6 +110,8 @@ class RankerCore:
         self.rerank_config = rerank_config or RerankConfig(
             explore_max_impressions=self.retrieval_config.explore_max_impressions
         )
+        # The following and remixes surfaces show what the user asked for: no exploration slots there.
+        self._rerank_without_exploration = dataclasses.replace(self.rerank_config, explore_every=0)
         self.max_candidates = max_candidates
         self.session_ttl_seconds = session_ttl_seconds
         self.clock = clock
@@ -274,7 +277,7 @@ class RankerCore:
                 recent_creators=self.catalog.creator_codes[recent],
             ),
             page_size,
-            self.rerank_config,
+            self.rerank_config if surface == "for_you" else self._rerank_without_exploration,
         )
         timer.lap("rerank")
 

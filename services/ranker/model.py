@@ -43,6 +43,7 @@ class RankerConfig:
     num_features: int = NUM_FEATURES
     tower_dim: int = 64  # H
     trunk_dim: int = 128
+    dropout: float = 0.1  # training only: the logs are small and noisy
     # (watch ratio, like, remix) -> score = sum of weight * head probability.
     head_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
@@ -65,6 +66,7 @@ class FeedRankerModel(nn.Module):
         self.trunk = nn.Sequential(
             nn.Linear(3 * h + f, config.trunk_dim),
             nn.GELU(),
+            nn.Dropout(config.dropout),
             nn.Linear(config.trunk_dim, config.trunk_dim // 2),
             nn.GELU(),
         )
@@ -111,7 +113,7 @@ class FeedRankerModel(nn.Module):
 def multitask_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """logits (B, 3); targets (B, 3) = (watch ratio capped at 1, liked 0/1, remixed 0/1)."""
     per_head = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(dim=0)  # (3,)
-    return per_head.sum(), {name: float(v) for name, v in zip(HEADS, per_head, strict=True)}
+    return per_head.sum(), {name: float(v) for name, v in zip(HEADS, per_head.detach(), strict=True)}
 
 
 def save_ranker(model: FeedRankerModel, directory: Path, metadata: dict | None = None) -> None:

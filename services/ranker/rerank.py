@@ -36,7 +36,7 @@ class RerankConfig:
     fatigue_penalty: float = 0.15
     freshness_bonus: float = 0.3
     fresh_hours: float = 24.0
-    explore_every: int = 5
+    explore_every: int = 5  # 0: no exploration slots
     explore_offset: int = 2  # the first exploration slot is the third position
     explore_max_impressions: int = 50
 
@@ -91,7 +91,7 @@ def rerank(x: RerankInput, page_size: int, config: RerankConfig) -> RerankOutput
         allowed = available & ~capped
         if not allowed.any():
             allowed = available
-        explore_slot = position % config.explore_every == config.explore_offset
+        explore_slot = config.explore_every > 0 and position % config.explore_every == config.explore_offset
         explored = explore_slot and bool((allowed & cold).any())
         if explored:
             allowed = allowed & cold

@@ -97,13 +97,15 @@ class Retriever:
                 (SOURCE_TRENDING, self._trending_remixes(now, limit)),
             ]
         else:
+            # A cold user has no neighbours to retrieve: the similar budget goes to the other sources.
+            boost = 3 if profile.cold else 1
             plan = [
                 (SOURCE_FOLLOWING, self._following(profile, self.config.following)),
                 (SOURCE_REMIX, self._remix(profile)),
                 (SOURCE_SIMILAR, self._similar(profile)),
-                (SOURCE_EXPLORE, self._explore(user, profile, now)),
-                (SOURCE_TRENDING, self._trending(now, self.config.trending)),
-                (SOURCE_FRESH, self._fresh()),
+                (SOURCE_EXPLORE, self._explore(user, profile, now, boost * self.config.explore)),
+                (SOURCE_TRENDING, self._trending(now, boost * self.config.trending)),
+                (SOURCE_FRESH, self._fresh(boost * self.config.fresh)),
             ]
         results = await asyncio.gather(*(source for _, source in plan))
         rows = np.concatenate(results)
@@ -144,15 +146,15 @@ class Retriever:
         _, first = np.unique(rows[order], return_index=True)
         return rows[order][np.sort(first)][: self.config.similar]
 
-    async def _explore(self, user: str, profile: UserProfile, now: float) -> np.ndarray:
+    async def _explore(self, user: str, profile: UserProfile, now: float, limit: int) -> np.ndarray:
         pool = await self._explore_rows(now)
         if not pool.size:
             return _EMPTY
         if profile.cold:
             rng = np.random.default_rng(zlib.crc32(user.encode()) ^ int(now))
-            return rng.permutation(pool)[: self.config.explore]
+            return rng.permutation(pool)[:limit]
         similarity = self.catalog.embeddings[pool] @ profile.vector  # (P,)
-        k = min(self.config.explore, pool.size)
+        k = min(limit, pool.size)
         return pool[np.argsort(-similarity, kind="stable")[:k]]
 
     async def _trending(self, now: float, limit: int) -> np.ndarray:
@@ -172,8 +174,8 @@ class Retriever:
         both = np.concatenate([rows, newest])
         return both[self.catalog.is_remix[both]][:limit]
 
-    async def _fresh(self) -> np.ndarray:
-        return self.catalog.newest(self.config.fresh)
+    async def _fresh(self, limit: int) -> np.ndarray:
+        return self.catalog.newest(limit)
 
     async def _explore_rows(self, now: float) -> np.ndarray:
         expires, rows = self._explore_cache

@@ -212,13 +212,12 @@ class MemoryFeatureStore(FeatureStore):
                 for name, delta in deltas.items():
                     counters[COUNTER_INDEX[name]] += delta
             kind = event.kind
-            if kind in (_E.FEED_EVENT_TYPE_IMPRESSION, _E.FEED_EVENT_TYPE_WATCH, _E.FEED_EVENT_TYPE_SKIP):
-                if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
-                    user.impressions += 1
-                    user.recent.appendleft(event.video)
-                user.seen[event.video] = None
-                if len(user.seen) > MAX_SEEN:
-                    user.seen.popitem(last=False)
+            user.seen[event.video] = None  # any event means the user has seen the video
+            if len(user.seen) > MAX_SEEN:
+                user.seen.popitem(last=False)
+            if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
+                user.impressions += 1
+                user.recent.appendleft(event.video)
             elif kind == _E.FEED_EVENT_TYPE_HIDE:
                 user.hidden.add(event.video)
             elif kind == _E.FEED_EVENT_TYPE_REPORT:
@@ -341,12 +340,11 @@ class RedisFeatureStore(FeatureStore):
                 else:
                     pipe.hincrby(self._k("c", name), event.video, int(delta))
             kind = event.kind
-            if kind in (_E.FEED_EVENT_TYPE_IMPRESSION, _E.FEED_EVENT_TYPE_WATCH, _E.FEED_EVENT_TYPE_SKIP):
-                if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
-                    pipe.hincrby(self._k("u", u, "n"), "impressions", 1)
-                    pipe.lpush(self._k("u", u, "recent"), event.video)
-                pipe.zadd(self._k("u", u, "seen"), {event.video: event.time})
-                touched_users.add(u)
+            pipe.zadd(self._k("u", u, "seen"), {event.video: event.time})  # any event means seen
+            touched_users.add(u)
+            if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
+                pipe.hincrby(self._k("u", u, "n"), "impressions", 1)
+                pipe.lpush(self._k("u", u, "recent"), event.video)
             elif kind == _E.FEED_EVENT_TYPE_HIDE:
                 pipe.sadd(self._k("u", u, "hidden"), event.video)
             elif kind == _E.FEED_EVENT_TYPE_REPORT:
@@ -358,10 +356,8 @@ class RedisFeatureStore(FeatureStore):
             if event.positive_weight > 0:
                 pipe.lpush(self._k("u", u, "pos"), f"{event.positive_weight:.4g}|{event.video}")
                 pipe.hincrby(self._k("u", u, "n"), "positive_events", 1)
-                touched_users.add(u)
             if event.negative:
                 pipe.lpush(self._k("u", u, "neg"), event.video)
-                touched_users.add(u)
             if event.trending_weight:
                 key = self._k("t", str(trending_bucket(event.time)))
                 pipe.zincrby(key, event.trending_weight, event.video)
@@ -415,11 +411,8 @@ class RedisFeatureStore(FeatureStore):
 
     async def trending(self, limit: int, now: float) -> list[str]:
         weights = {self._k("t", str(bucket)): w for bucket, w in trending_bucket_weights(now).items()}
-        top = await self._redis.execute_command(
-            "ZUNION", len(weights), *weights, "WEIGHTS", *weights.values(), "WITHSCORES"
-        )
-        pairs = sorted(zip(top[::2], map(float, top[1::2]), strict=True), key=lambda p: -p[1])
-        return [video.decode() for video, _ in pairs[:limit]]
+        pairs = await self._redis.zunion(weights, withscores=True)  # [(video, decayed score)], ascending
+        return [video.decode() for video, _ in sorted(pairs, key=lambda p: -p[1])[:limit]]
 
     async def session_videos(self, session: str) -> set[str]:
         return {v.decode() for v in await self._redis.smembers(self._k("s", session))}

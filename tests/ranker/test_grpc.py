@@ -1,0 +1,285 @@
+"""The FeedRanker over real gRPC: feeds, feedback, paging, filters and every kind of bad input."""
+
+import asyncio
+
+import grpc
+import numpy as np
+import pytest
+
+from kino.v1 import common_pb2, ranker_pb2
+from services.common.errors import error_info
+from services.common.tensors import to_proto
+from tests.ranker.conftest import catalog_items, event, make_item, topic_vector
+
+E = ranker_pb2
+
+
+async def rank(stub, user="alice", page_size=10, **fields):
+    return await stub.Rank(E.RankRequest(user=user, page_size=page_size, **fields))
+
+
+def topic_of(video: str) -> int:
+    return int(video.removeprefix("videos/v")) % 8
+
+
+async def expect_error(call, code, reason, **metadata):
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    assert raised.value.code() == code
+    got_reason, got_metadata = error_info(raised.value)
+    assert got_reason == reason
+    for key, value in metadata.items():
+        assert got_metadata[key] == value
+    return raised.value
+
+
+async def test_unknown_user_gets_a_cold_start_feed_with_reasons(ranker):
+    stub, _ = ranker
+    response = await rank(stub, user="never-seen", page_size=20)
+    assert len(response.items) == 20
+    assert len({item.video for item in response.items}) == 20
+    assert all(item.reason and item.source != E.CANDIDATE_SOURCE_UNSPECIFIED for item in response.items)
+    assert {item.source for item in response.items} <= {
+        E.CANDIDATE_SOURCE_EXPLORE,
+        E.CANDIDATE_SOURCE_FRESH,
+        E.CANDIDATE_SOURCE_TRENDING,
+    }
+    scores = [item.score for item in response.items]
+    assert response.next_page_token
+
+
+async def test_likes_steer_the_feed_towards_their_topic_at_once(ranker):
+    stub, _ = ranker
+    liked = [f"videos/v{i}" for i in range(3, 80, 8)][:6]  # topic 3
+    events = [event("bob", v, E.FEED_EVENT_TYPE_LIKE) for v in liked]
+    assert (await stub.Ingest(E.IngestRequest(events=events))).accepted == 6
+    response = await rank(stub, user="bob", page_size=20)
+    topics = [topic_of(item.video) for item in response.items]
+    assert topics.count(3) >= 10, topics
+    similar = [item for item in response.items if item.source == E.CANDIDATE_SOURCE_SIMILAR]
+    assert similar and all("topic 3" in item.reason for item in similar)
+    assert not {item.video for item in response.items} & set(liked)
+
+
+async def test_counters_and_trending_reflect_an_ingest_within_a_second(ranker):
+    stub, core = ranker
+    video = "videos/v123"
+    events = [event(f"fan{i}", video, E.FEED_EVENT_TYPE_LIKE) for i in range(20)]
+    await stub.Ingest(E.IngestRequest(events=events))
+    counters = await core.store.counters([video])
+    assert counters[0, 3] == 20  # likes
+    await asyncio.sleep(core.retrieval_config.cache_seconds)  # the trending list is cached for a second
+    assert (await core.retriever._trending_rows(core.clock()))[0] == core.catalog.index_of(video)
+    response = await rank(stub, user="newcomer", page_size=30)
+    assert response.items[0].video == video  # 20 likes and no skips: the best-liked video for a cold user
+
+
+async def test_pages_do_not_repeat_and_the_token_is_checked(ranker):
+    stub, _ = ranker
+    first = await rank(stub, user="carol", page_size=30)
+    second = await rank(stub, user="carol", page_size=30, page_token=first.next_page_token)
+    assert len(second.items) == 30
+    assert not {i.video for i in first.items} & {i.video for i in second.items}
+    await expect_error(
+        rank(stub, user="dave", page_token=first.next_page_token),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MALFORMED_NAME",
+        field="page_token",
+    )
+    for token in ["%%%", "bm90IGEgdG9rZW4", "MS5hYmMuMS5kZWFkYmVlZg"]:
+        await expect_error(rank(stub, page_token=token), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_NAME")
+
+
+async def test_the_feed_ends_with_an_empty_token(ranker):
+    stub, _ = ranker
+    seen, token = set(), ""
+    for _ in range(10):
+        response = await rank(stub, user="erin", page_size=100, page_token=token)
+        assert not seen & {i.video for i in response.items}
+        seen |= {i.video for i in response.items}
+        token = response.next_page_token
+        if not token:
+            break
+    assert not token and len(seen) > 300
+
+
+async def test_huge_page_sizes_are_capped_at_100(ranker):
+    stub, _ = ranker
+    assert len((await rank(stub, page_size=5000)).items) == 100
+    assert len((await rank(stub, page_size=0)).items) == 10
+    await expect_error(
+        rank(stub, page_size=-1), grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE", field="page_size"
+    )
+
+
+async def test_seen_hidden_reported_and_blocked_videos_leave_the_feed(ranker):
+    stub, _ = ranker
+    page = await rank(stub, user="frank", page_size=40)
+    videos = [item.video for item in page.items]
+    blocked_creator_video = videos[3]
+    events = [event("frank", v, E.FEED_EVENT_TYPE_IMPRESSION) for v in videos[:2]]
+    events += [
+        event("frank", videos[2], E.FEED_EVENT_TYPE_HIDE),
+        event("frank", blocked_creator_video, E.FEED_EVENT_TYPE_BLOCK),
+    ]
+    events += [event("frank", videos[4], E.FEED_EVENT_TYPE_REPORT)]
+    assert (await stub.Ingest(E.IngestRequest(events=events))).accepted == 5
+    creator = f"creator{int(blocked_creator_video.removeprefix('videos/v')) % 40}"
+    for _ in range(3):
+        again = [item.video for item in (await rank(stub, user="frank", page_size=100)).items]
+        assert not set(again) & set(videos[:5])
+        assert all(f"creator{int(v.removeprefix('videos/v')) % 40}" != creator for v in again)
+
+
+async def test_safety_labels_and_own_videos_are_never_shown(ranker):
+    stub, _ = ranker
+    rng = np.random.default_rng(5)
+    unsafe = make_item(1000, 2, rng, labels=["safety:violence"])
+    own = make_item(1001, 2, rng, creator="gina")
+    assert (await stub.UpsertItems(E.UpsertItemsRequest(items=[unsafe, own]))).upserted == 2
+    shown = set()
+    token = ""
+    for _ in range(5):
+        response = await rank(stub, user="gina", page_size=100, page_token=token)
+        shown |= {i.video for i in response.items}
+        token = response.next_page_token
+    assert "videos/v1000" not in shown and "videos/v1001" not in shown
+    assert len(shown) >= 300
+
+
+async def test_following_remix_surfaces(ranker):
+    stub, _ = ranker
+    rng = np.random.default_rng(6)
+    remix = make_item(2000, 5, rng, remix_parent="videos/v5", creator="remixer")
+    await stub.UpsertItems(E.UpsertItemsRequest(items=[remix]))
+    await stub.Ingest(
+        E.IngestRequest(
+            events=[
+                event("hank", "videos/v5", E.FEED_EVENT_TYPE_LIKE),
+                event("hank", "videos/v7", E.FEED_EVENT_TYPE_FOLLOW),
+            ]
+        )
+    )
+    remixes = await rank(stub, user="hank", context=E.RankContext(surface="remixes"))
+    assert remixes.items[0].video == "videos/v2000"
+    assert remixes.items[0].source == E.CANDIDATE_SOURCE_REMIX and "remix" in remixes.items[0].reason
+    following = await rank(stub, user="hank", page_size=100, context=E.RankContext(surface="following"))
+    assert {i.video for i in following.items} == {f"videos/v{i}" for i in range(7, 400, 40)} - {"videos/v7"}
+    assert all(i.source == E.CANDIDATE_SOURCE_FOLLOWING for i in following.items)
+    await expect_error(
+        rank(stub, context=E.RankContext(surface="nope")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "UNKNOWN_ENUM_VALUE",
+    )
+
+
+async def test_bad_events_are_rejected_one_by_one_and_the_rest_applied(ranker):
+    stub, core = ranker
+    events = [
+        event("ivy", "videos/v1", E.FEED_EVENT_TYPE_LIKE),
+        event("", "videos/v1", E.FEED_EVENT_TYPE_LIKE),
+        event("ivy", "", E.FEED_EVENT_TYPE_LIKE),
+        event("ivy", "videos/v1", 99),
+        event("ivy", "videos/v1", E.FEED_EVENT_TYPE_UNSPECIFIED),
+        event("ivy", "videos/v2", E.FEED_EVENT_TYPE_WATCH, watch_seconds=-3),
+        event("ivy", "videos/nope", E.FEED_EVENT_TYPE_LIKE),
+        event("ivy", "videos/v2", E.FEED_EVENT_TYPE_WATCH, watch_seconds=9.5),
+    ]
+    response = await stub.Ingest(E.IngestRequest(events=events))
+    assert (response.accepted, response.unknown_videos, response.rejected) == (2, 1, 5)
+    assert [(r.index, r.reason) for r in response.rejections] == [
+        (1, "FIELD_REQUIRED"),
+        (2, "FIELD_REQUIRED"),
+        (3, "UNKNOWN_ENUM_VALUE"),
+        (4, "FIELD_REQUIRED"),
+        (5, "OUT_OF_RANGE"),
+        (6, "VIDEO_NOT_FOUND"),
+    ]
+    assert all(r.reason in common_pb2.ErrorReason.keys() and r.message for r in response.rejections)
+    counters = await core.store.counters(["videos/v1", "videos/v2"])
+    assert counters[0, 3] == 1 and counters[1, 1] == 1 and counters[1, 2] == pytest.approx(0.95)
+
+
+async def test_malformed_ingest_requests_are_refused_whole(ranker):
+    stub, _ = ranker
+    await expect_error(
+        stub.Ingest(E.IngestRequest()), grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED", field="events"
+    )
+    too_many = [event("u", "videos/v1", E.FEED_EVENT_TYPE_IMPRESSION)] * 10_001
+    await expect_error(
+        stub.Ingest(E.IngestRequest(events=too_many)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "OUT_OF_RANGE",
+        max="10000",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "field"),
+    [
+        (lambda item: item.ClearField("video"), "FIELD_REQUIRED", "items[1].video"),
+        (lambda item: setattr(item, "video", "clips/x"), "MALFORMED_NAME", "items[1].video"),
+        (lambda item: item.ClearField("creator"), "FIELD_REQUIRED", "items[1].creator"),
+        (
+            lambda item: item.content_embedding.CopyFrom(to_proto(np.ones(128, np.float32))),
+            "INVALID_TENSOR",
+            "items[1].content_embedding",
+        ),
+        (
+            lambda item: item.content_embedding.CopyFrom(to_proto(np.full(384, np.nan, np.float32))),
+            "INVALID_TENSOR",
+            "items[1].content_embedding",
+        ),
+        (
+            lambda item: item.content_embedding.CopyFrom(to_proto(np.zeros(384, np.float32))),
+            "INVALID_TENSOR",
+            "items[1].content_embedding",
+        ),
+        (lambda item: setattr(item, "duration_seconds", 0), "OUT_OF_RANGE", "items[1].duration_seconds"),
+        (lambda item: setattr(item, "remix_parent", "bad"), "MALFORMED_NAME", "items[1].remix_parent"),
+    ],
+)
+async def test_malformed_items_refuse_the_request(ranker, change, reason, field):
+    stub, core = ranker
+    rng = np.random.default_rng(9)
+    items = [make_item(3000, 1, rng), make_item(3001, 1, rng)]
+    change(items[1])
+    await expect_error(
+        stub.UpsertItems(E.UpsertItemsRequest(items=items)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        reason,
+        field=field,
+    )
+    assert core.catalog.index_of("videos/v3000") is None  # nothing half-applied
+
+
+async def test_item_count_limits(ranker):
+    stub, _ = ranker
+    await expect_error(
+        stub.UpsertItems(E.UpsertItemsRequest()), grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED"
+    )
+    items = catalog_items(1001, seed=3)
+    await expect_error(
+        stub.UpsertItems(E.UpsertItemsRequest(items=items)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "OUT_OF_RANGE",
+        max="1000",
+    )
+
+
+async def test_rank_requires_a_user(ranker):
+    stub, _ = ranker
+    await expect_error(rank(stub, user=""), grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED", field="user")
+
+
+async def test_an_upserted_video_can_be_shown_at_once(ranker):
+    stub, _ = ranker
+    rng = np.random.default_rng(11)
+    await stub.Ingest(
+        E.IngestRequest(events=[event("jo", f"videos/v{i}", E.FEED_EVENT_TYPE_LIKE) for i in (6, 14, 22)])
+    )
+    new = make_item(5000, 6, rng)
+    new.content_embedding.CopyFrom(to_proto(topic_vector(6, rng, noise=0.05)))
+    await stub.UpsertItems(E.UpsertItemsRequest(items=[new]))
+    response = await rank(stub, user="jo", page_size=10)
+    assert "videos/v5000" in [i.video for i in response.items]

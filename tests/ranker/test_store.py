@@ -1,0 +1,104 @@
+"""Both feature stores behave the same: the in-process one and Redis (the local server, a unique prefix)."""
+
+import time
+
+import numpy as np
+import pytest
+
+from kino.v1 import ranker_pb2
+from services.ranker.items import ItemRecord
+from services.ranker.store import COUNTER_INDEX, MAX_POSITIVES, MemoryFeatureStore, StoredEvent
+from tests.ranker.conftest import redis_test_store
+
+E = ranker_pb2
+NOW = time.time()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request):
+    if request.param == "memory":
+        yield MemoryFeatureStore()
+        return
+    async with redis_test_store() as redis_store:
+        yield redis_store
+
+
+def stored(user, video, kind, **fields):
+    return StoredEvent(
+        user=user, video=video, creator=fields.pop("creator", "c1"), kind=kind, time=NOW, **fields
+    )
+
+
+async def test_events_update_user_state_counters_and_seen(store):
+    await store.apply(
+        [
+            stored("u", "videos/a", E.FEED_EVENT_TYPE_IMPRESSION),
+            stored(
+                "u",
+                "videos/a",
+                E.FEED_EVENT_TYPE_WATCH,
+                watch_ratio=0.9,
+                positive_weight=0.9,
+                trending_weight=0.9,
+            ),
+            stored("u", "videos/b", E.FEED_EVENT_TYPE_LIKE, positive_weight=2.0, trending_weight=2.0),
+            stored("u", "videos/c", E.FEED_EVENT_TYPE_SKIP, negative=True),
+            stored("u", "videos/d", E.FEED_EVENT_TYPE_HIDE, negative=True),
+            stored("u", "videos/e", E.FEED_EVENT_TYPE_REPORT, negative=True),
+            stored("u", "videos/f", E.FEED_EVENT_TYPE_FOLLOW, creator="c9", positive_weight=1.0),
+            stored("u", "videos/g", E.FEED_EVENT_TYPE_BLOCK, creator="c7", negative=True),
+            stored("v", "videos/a", E.FEED_EVENT_TYPE_IMPRESSION),
+        ]
+    )
+    state = await store.user_state("u")
+    assert state.positives == [("videos/f", 1.0), ("videos/b", 2.0), ("videos/a", 0.9)]
+    assert state.negatives == ["videos/g", "videos/e", "videos/d", "videos/c"]
+    assert state.recent_impressions == ["videos/a"]
+    assert (state.hidden, state.reported, state.follows, state.blocked) == (
+        {"videos/d"},
+        {"videos/e"},
+        {"c9"},
+        {"c7"},
+    )
+    assert (state.impressions, state.positive_events) == (1, 3)
+    counters = await store.counters(["videos/a", "videos/b", "videos/zzz"])
+    c = COUNTER_INDEX
+    assert counters[0, c["impressions"]] == 2 and counters[0, c["watches"]] == 1
+    assert counters[0, c["watch_ratio_sum"]] == pytest.approx(0.9)
+    assert counters[1, c["likes"]] == 1 and not counters[2].any()
+    assert (await store.seen_mask("u", ["videos/a", "videos/b", "videos/x"])).tolist() == [True, True, False]
+    assert not (await store.seen_mask("nobody", ["videos/a"])).any()
+    assert await store.trending(10, NOW) == ["videos/b", "videos/a"]
+    assert (await store.user_state("nobody")).positives == []
+
+
+async def test_recent_lists_are_capped(store):
+    await store.apply(
+        [stored("u", f"videos/{i}", E.FEED_EVENT_TYPE_LIKE, positive_weight=2.0) for i in range(80)]
+    )
+    positives = (await store.user_state("u")).positives
+    assert len(positives) == MAX_POSITIVES and positives[0] == ("videos/79", 2.0)
+
+
+async def test_trending_decays_with_age(store):
+    old = StoredEvent("u", "videos/old", "c", E.FEED_EVENT_TYPE_LIKE, NOW - 12 * 3600, trending_weight=3.0)
+    new = StoredEvent("u", "videos/new", "c", E.FEED_EVENT_TYPE_LIKE, NOW, trending_weight=1.0)
+    await store.apply([old, new])
+    assert await store.trending(5, NOW) == ["videos/new", "videos/old"]  # 3 * 0.5**2 < 1
+
+
+async def test_sessions_and_items(store):
+    await store.add_session_videos("s1", ["videos/a", "videos/b"], 60)
+    await store.add_session_videos("s1", ["videos/c"], 60)
+    assert await store.session_videos("s1") == {"videos/a", "videos/b", "videos/c"}
+    assert await store.session_videos("s2") == set()
+    record = ItemRecord(
+        "videos/a", "c1", np.arange(4, dtype=np.float32), NOW, ("ai-generated",), "", 9.0, "a cat"
+    )
+    await store.put_items([record])
+    items, cursor = await store.items_since(0)
+    assert [(r.name, r.prompt, r.labels) for r in items] == [("videos/a", "a cat", ("ai-generated",))]
+    np.testing.assert_array_equal(items[0].embedding, record.embedding)
+    assert await store.items_since(cursor) == ([], cursor)
+    await store.put_items([record])
+    assert len((await store.items_since(cursor))[0]) == 1
