@@ -191,12 +191,23 @@ class ModelExecutor:
             step = self.sampler(item.num_steps).step(v[None], item.step_index, latents[i][None])
             result.latents[item.request_id] = step.prev_sample[0]
             if item.final:
-                result.frames[item.request_id] = self.decode(step.prev_sample[0])
+                result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[0])
             elif item.preview:
                 result.previews[item.request_id] = self.decode(
                     step.pred_original[0], downscale=PREVIEW_DOWNSCALE
                 )
         return result
+
+    def _final_frames(self, sampler: SamplerState, latents: torch.Tensor) -> np.ndarray:
+        """Decodes the result; known first frames come back exactly as given, as in the pipeline."""
+        if sampler.known_latents is None:
+            return self.decode(latents)
+        k = sampler.known_latents.shape[1]
+        latents = latents.clone()
+        latents[:, :k] = torch.as_tensor(sampler.known_latents)
+        frames = self.decode(latents)
+        frames[:k] = sampler.known_pixels
+        return frames
 
     def _latents(
         self, sampler: SamplerState, bucket: ShapeBucket, step_index: int, num_steps: int
@@ -255,9 +266,9 @@ class ModelExecutor:
         return tensor_to_video(video)[0].numpy()
 
     def encode(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (K, H, W, 3) -> (C, K, h, w) latents."""
-        with self.lock, torch.inference_mode():
-            return self.autoencoder.encode(video_to_tensor(np.ascontiguousarray(frames)[None]))[0]
+        """uint8 (K, H, W, 3) -> (C, K, h, w) latents, one request per call (like decode)."""
+        with torch.inference_mode():
+            return self.autoencoder.encode(video_to_tensor(np.array(frames)[None]))[0]
 
     # ---- warm-up -----------------------------------------------------------------------------
 

@@ -73,8 +73,8 @@ class EventKind(enum.Enum):
 class DenoiseEvent:
     request_id: str
     kind: EventKind
-    step: int  # steps done when the event was made
-    total_steps: int
+    step: int  # steps of this run done when the event was made (a remix counts from its first step)
+    total_steps: int  # steps this run takes
     queue_seconds: float  # from arrival to its first step (0 before the first step)
     frames: Any = None  # uint8 array for PREVIEW (F, h', w', 3) and RESULT (F, H, W, 3)
     error: KinoError | None = None  # FAILED only

@@ -62,6 +62,7 @@ class SamplerState:
     seed: int  # seed of the initial noise
     text: Any  # float32 (L, D) text token embeddings
     known_latents: Any = None  # (C, K, h, w) latents of the K known first frames (image-to-video, extend)
+    known_pixels: Any = None  # uint8 (K, H, W, 3) the same frames, returned as given
     reference: Any = None  # (C, h, w) latents of an appearance reference (cameo)
     source: Any = None  # (C, F, h, w) latents of a video to remix; the first step noises it
     latents: Any = None  # the executor's (C, F, h, w) latents; None until the first step draws the noise
@@ -80,7 +81,8 @@ class EngineRequest:
     arrival: float = 0.0  # engine clock, seconds
     deadline: float | None = None  # engine clock, seconds; None means no deadline
 
-    steps_done: int = 0
+    start_step: int = 0  # a remix starts part-way through the sampler's steps
+    steps_done: int = 0  # starts at start_step
     status: RequestStatus = RequestStatus.WAITING
     first_step_at: float | None = None  # engine clock when its first step started
     last_step_at: float | None = None  # engine clock when it last advanced (arrival until then)
@@ -104,4 +106,4 @@ class EngineRequest:
 
     @property
     def started(self) -> bool:
-        return self.steps_done > 0
+        return self.steps_done > self.start_step

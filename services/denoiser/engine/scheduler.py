@@ -268,7 +268,8 @@ class StepScheduler:
         )
 
     def _item(self, request: EngineRequest) -> StepItem:
-        step = request.steps_done + 1
+        step = request.steps_done + 1 - request.start_step  # steps of this run, counting this one
+        total = request.num_steps - request.start_step
         return StepItem(
             request_id=request.request_id,
             step_index=request.steps_done,
@@ -276,10 +277,8 @@ class StepScheduler:
             guidance_scale=request.guidance_scale,
             rows=request.rows,
             sampler=request.sampler,
-            preview=bool(request.preview_every)
-            and step % request.preview_every == 0
-            and step < request.num_steps,
-            final=step == request.num_steps,
+            preview=bool(request.preview_every) and step % request.preview_every == 0 and step < total,
+            final=step == total,
         )
 
     def _drop_leavers(self, now: float) -> list[str]:
@@ -357,8 +356,8 @@ class StepScheduler:
         return DenoiseEvent(
             request_id=request.request_id,
             kind=kind,
-            step=request.steps_done,
-            total_steps=request.num_steps,
+            step=request.steps_done - request.start_step,
+            total_steps=request.num_steps - request.start_step,
             queue_seconds=_queue_seconds(request),
             frames=frames,
         )
@@ -367,8 +366,8 @@ class StepScheduler:
         return DenoiseEvent(
             request_id=request.request_id,
             kind=EventKind.FAILED,
-            step=request.steps_done,
-            total_steps=request.num_steps,
+            step=request.steps_done - request.start_step,
+            total_steps=request.num_steps - request.start_step,
             queue_seconds=_queue_seconds(request),
             error=error,
         )

@@ -7,7 +7,7 @@ import torch
 from services.denoiser.engine.plan import EventKind, StepItem, StepPlan
 from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
-from tests.denoiser.helpers import prompt, tiny_executor
+from tests.denoiser.engine.helpers import prompt, tiny_executor
 
 
 @pytest.fixture(scope="module")
