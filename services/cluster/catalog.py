@@ -25,8 +25,8 @@ class ServiceSpec:
     package: str
     # The generated module prefix under kino.v1 (kino/v1/<proto>_pb2.py).
     proto: str
-    # The settings section that holds the service's tunables (reconfigure replaces it), if any.
-    settings_section: str | None
+    # The settings section that holds the service's tunables (Serve's user_config overrides it).
+    settings_section: str
 
     @property
     def servicer_module(self) -> str:

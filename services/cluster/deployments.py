@@ -57,7 +57,9 @@ class KinoDeployment:
         self.settings = settings
         self.adapter = RpcAdapter(self.spec, settings.server.max_message_mb * MIB)
         self._closing = False
-        self.registration = await self._start(settings)
+        # Built by the first reconfigure(), which Serve calls before the replica takes traffic
+        # (every deployment has a user_config, if only {}), so a model loads once, with its tunables.
+        self.registration: ServiceRegistration | None = None
 
     @property
     def servicer(self):
@@ -75,19 +77,21 @@ class KinoDeployment:
         return registration
 
     async def reconfigure(self, user_config: dict) -> None:
-        """Applies new tunables (the service's settings section) without redeploying the replica.
+        """Applies tunables (fields of the service's settings section) without redeploying.
 
-        The service is rebuilt with the new section and warmed up beside the old one, then swapped
-        in; the old one finishes its in-flight calls and closes. Unchanged tunables cost nothing.
+        On a running replica the service is rebuilt with the new section and warmed up beside the
+        old one, then swapped in; the old one finishes its in-flight calls and closes. Unchanged
+        tunables cost nothing.
         """
         section = self.spec.settings_section
-        if section is None or not user_config:
-            return
         current = getattr(self.settings, section)
-        updated = type(current).model_validate({**current.model_dump(), **user_config})
-        if updated == current:
+        updated = type(current).model_validate({**current.model_dump(), **(user_config or {})})
+        if self.registration is not None and updated == current:
             return
         settings = self.settings.model_copy(update={section: updated})
+        if self.registration is None:
+            self.registration, self.settings = await self._start(settings), settings
+            return
         log.info("%s: reconfiguring %s", self.spec.name, user_config)
         fresh = await self._start(settings)
         previous, self.registration, self.settings = self.registration, fresh, settings
@@ -101,13 +105,15 @@ class KinoDeployment:
         """
         if self._closing:
             raise RuntimeError(f"{self.spec.name} replica is shutting down")
+        if self.registration is None:
+            raise RuntimeError(f"{self.spec.name} replica has not been configured")
         core_check = getattr(getattr(self.servicer, "core", None), "check_health", None)
         if core_check is not None:
             await core_check()
 
     async def __del__(self) -> None:
         self._closing = True
-        registration = getattr(self, "registration", None)  # absent when __init__ failed
+        registration = getattr(self, "registration", None)  # None when start-up failed
         if registration is not None and registration.close is not None:
             await registration.close()
         mark_this_process_dead()
@@ -124,6 +130,8 @@ def _options(
         "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         "health_check_timeout_s": HEALTH_CHECK_TIMEOUT_S,
         "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_TIMEOUT_S,
+        # Tunables over the settings section; {} still makes Serve call reconfigure(), which builds.
+        "user_config": {},
     }
 
 

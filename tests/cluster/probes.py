@@ -32,7 +32,7 @@ class FailingDenoiserServicer(denoiser_pb2_grpc.VideoDenoiserServicer):
         raise resource_exhausted("QUEUE_FULL", "the denoiser is full", retry_after_seconds=2.5, queued=7)
 
 
-@serve.deployment(name="VideoDenoiser", num_replicas=1, ray_actor_options={"num_cpus": 0.1})
+@serve.deployment(name="VideoDenoiser", num_replicas=1, ray_actor_options={"num_cpus": 0.1}, user_config={})
 class FailingDenoiserDeployment(VideoDenoiserDeployment.func_or_class):
     def _register(self, settings) -> ServiceRegistration:
         return ServiceRegistration(

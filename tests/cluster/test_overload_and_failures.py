@@ -65,8 +65,6 @@ async def test_overload_is_queue_full_for_the_gateway(kino_on_ray, tight_encoder
 
 
 def _replica_actors(app_name: str) -> list[str]:
-    status = serve.status().applications[app_name].deployments["TextEncoder"]
-    assert status.status.value in ("HEALTHY", "UPDATING", "UPSCALING", "DOWNSCALING", "UNHEALTHY")
     return [
         actor["name"]
         for actor in ray.util.list_named_actors(all_namespaces=True)
@@ -91,5 +89,26 @@ async def test_a_replica_killed_mid_call_is_replaced_and_the_call_retried(kino_o
         assert len(response.embeddings) == len(texts)
         assert HANDLE_RETRIES.labels(TEXT_ENCODER)._value.get() == retries_before + 1
         assert _replica_actors(app) != [victim]
+    finally:
+        serve.delete(app)
+
+
+async def test_user_config_tunes_a_running_replica_without_a_redeploy(kino_on_ray):
+    app = "EncoderTuned"
+    metadata = ((routing.APPLICATION_METADATA_KEY, app),)
+    request = text_encoder_pb2.EncodeRequest(texts=unique_texts(1))
+
+    async def cached_twice() -> list[bool]:
+        async with routing.insecure_channel(kino_on_ray.endpoint.address) as channel:
+            stub = text_encoder_pb2_grpc.TextEncoderStub(channel)
+            return [(await stub.Encode(request, metadata=metadata)).embeddings[0].cached for _ in range(2)]
+
+    deploy_probe(kino_on_ray.settings, "TextEncoder", app, user_config={"cache_entries": 0})
+    try:
+        [replica] = _replica_actors(app)
+        assert await cached_twice() == [False, False]
+        deploy_probe(kino_on_ray.settings, "TextEncoder", app, user_config={"cache_entries": 100})
+        assert await cached_twice() == [False, True]
+        assert _replica_actors(app) == [replica]
     finally:
         serve.delete(app)
