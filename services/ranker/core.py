@@ -118,6 +118,7 @@ class RankerCore:
         self._item_cursor = 0
         self._next_item_sync = 0.0
         self._index_task: asyncio.Task | None = None
+        self.last_candidates = 0  # candidates scored by the latest Rank (benchmarks)
 
     @classmethod
     def from_settings(cls, settings: RankerSettings) -> RankerCore:
@@ -165,7 +166,8 @@ class RankerCore:
 
     def _maybe_train_index(self) -> None:
         """Trains the retrieval index in a worker thread when the catalog has outgrown it."""
-        if self._index_task is not None and not self._index_task.done():
+        running = self._index_task is not None and not self._index_task.done()
+        if running and asyncio.current_task() is not self._index_task:
             return
         if not self.catalog.index_due():
             return
@@ -175,6 +177,7 @@ class RankerCore:
             started = time.perf_counter()
             index = await asyncio.to_thread(IvfIndex.train, snapshot)
             self.catalog.install_index(index, len(snapshot))
+            self._maybe_train_index()  # the catalog may have doubled again meanwhile
             log.info(
                 "retrieval index trained on %d videos: %d cells in %.2f s",
                 len(snapshot),
@@ -186,7 +189,7 @@ class RankerCore:
 
     async def wait_for_index(self) -> None:
         """Waits for a running index training (benchmarks and the simulator want the steady state)."""
-        if self._index_task is not None:
+        while self._index_task is not None and not self._index_task.done():
             await self._index_task
 
     # -- Ingest ------------------------------------------------------------------------------------
@@ -249,7 +252,7 @@ class RankerCore:
 
         excluded = self.catalog.indices_of([*state.hidden, *state.reported, *served])
         candidates = static_filter(candidates, self.catalog, profile, user, excluded)
-        names = [self.catalog.name(int(r)) for r in candidates.rows]
+        names = self.catalog.names_of(candidates.rows)
         seen = await self.store.seen_mask(user, names)
         unseen = np.flatnonzero(~seen)[: self.max_candidates]
         candidates = candidates.take(unseen)
@@ -259,6 +262,7 @@ class RankerCore:
         candidates, counters = candidates.take(fine), counters[fine]
         timer.lap("filter")
         metrics.CANDIDATES.observe(len(candidates))
+        self.last_candidates = len(candidates)
 
         features = candidate_features(profile, self.catalog, candidates.rows, counters, now)
         timer.lap("features")

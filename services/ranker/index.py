@@ -64,7 +64,7 @@ class IvfIndex:
         queries float32 (Q, D). Returns rows (M,) and scores float32 (Q, M).
         """
         nprobe = min(nprobe, len(self.centroids))
-        nearest = np.argpartition(-(queries @ self.centroids.T), nprobe - 1, axis=1)[
+        nearest = np.argpartition(-(self.centroids @ queries.T).T, nprobe - 1, axis=1)[
             :, :nprobe
         ]  # (Q, nprobe)
         packed = [self._pack(cell) for cell in np.unique(nearest).tolist()]
@@ -72,7 +72,8 @@ class IvfIndex:
         if not packed:
             return np.zeros(0, np.int64), np.zeros((len(queries), 0), np.float32)
         rows = np.concatenate([rows for rows, _ in packed])  # (M,)
-        scores = np.concatenate([queries @ vectors.T for _, vectors in packed], axis=1)  # (Q, M)
+        # (M_cell, D) @ (D, Q) per cell: the BLAS-friendly orientation (Q is small).
+        scores = np.concatenate([vectors @ queries.T for _, vectors in packed]).T  # (Q, M)
         return rows, scores
 
     def _pack(self, cell: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ SAFETY_LABEL_PREFIX = "safety:"
 # Below this many videos exact search is as fast as the index.
 INDEX_MIN_VIDEOS = 4096
 # Cells probed per query: with about sqrt(N) cells, a query reads about nprobe * sqrt(N) videos.
-NPROBE = 8
+NPROBE = 6
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class ItemCatalog:
         self._unsafe = np.zeros(capacity, bool)  # (capacity,)
         self._is_remix = np.zeros(capacity, bool)  # (capacity,)
         self.records: list[ItemRecord] = []
+        self.names: list[str] = []
         self._index: dict[str, int] = {}
         self._creator_code: dict[str, int] = {}
         self.creator_names: list[str] = []
@@ -106,7 +107,11 @@ class ItemCatalog:
         return self._creator_code.get(creator)
 
     def name(self, row: int) -> str:
-        return self.records[row].name
+        return self.names[row]
+
+    def names_of(self, rows: np.ndarray) -> list[str]:
+        names = self.names
+        return [names[r] for r in rows.tolist()]
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -117,6 +122,7 @@ class ItemCatalog:
                 row = len(self.records)
                 self._grow_to(row + 1)
                 self.records.append(record)
+                self.names.append(record.name)
                 self._index[record.name] = row
             else:
                 old = self.records[row]
@@ -185,7 +191,7 @@ class ItemCatalog:
         """
         if self.index is None:
             rows = np.arange(len(self.records))
-            scores = queries @ self.embeddings.T  # (Q, N)
+            scores = (self.embeddings @ queries.T).T  # (Q, N)
         else:
             rows, scores = self.index.search(queries, NPROBE)  # (M,), (Q, M)
         n = rows.size

@@ -181,7 +181,7 @@ class Retriever:
         expires, rows = self._explore_cache
         if time.monotonic() >= expires:
             newest = self.catalog.newest(self.config.explore_pool)
-            names = [self.catalog.name(int(r)) for r in newest]
+            names = self.catalog.names_of(newest)
             impressions = (await self.store.counters(names))[:, COUNTER_INDEX["impressions"]]
             rows = newest[impressions < self.config.explore_max_impressions]
             rows = rows[~self.catalog.unsafe[rows]]

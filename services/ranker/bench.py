@@ -1,0 +1,206 @@
+"""FeedRanker benchmark: Rank in process, Rank and Ingest through gRPC. `make bench` runs it.
+
+The catalog is 20,000 videos (384-d unit vectors in 50 clusters) and 2,000 users with 30 events of
+history each, so that every Rank scores about 1,000 candidates. The gRPC server runs in its own
+process (as a ranker replica does), single-threaded (RankerSettings.threads = 1); the load
+generator runs here. Prints measurements and their ratio to each target (> 1 is better).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+
+import numpy as np
+
+from kino.v1 import ranker_pb2, ranker_pb2_grpc
+from services.common.tensors import to_proto
+
+VIDEOS = 20_000
+USERS = 2_000
+HISTORY = 30
+DIM = 384
+TARGET_RANK_P99_MS = 20.0
+TARGET_RPC_PER_S = 300.0
+TARGET_RPC_P99_MS = 50.0
+TARGET_INGEST_PER_S = 5_000.0
+E = ranker_pb2
+
+
+def _items(seed: int = 0) -> list[ranker_pb2.FeedItem]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(50, DIM))
+    x = centers[rng.integers(50, size=VIDEOS)] + 0.8 * rng.normal(size=(VIDEOS, DIM))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return [
+        E.FeedItem(
+            video=f"videos/b{i}",
+            creator=f"creator{i % 3000}",
+            content_embedding=to_proto(x[i]),
+            duration_seconds=12.0,
+            prompt=f"benchmark video {i}",
+        )
+        for i in range(VIDEOS)
+    ]
+
+
+def _history(seed: int = 1) -> list[ranker_pb2.FeedEvent]:
+    rng = np.random.default_rng(seed)
+    events = []
+    for user in range(USERS):
+        for video in rng.integers(VIDEOS, size=HISTORY):
+            name = f"videos/b{video}"
+            events.append(E.FeedEvent(user=f"user{user}", video=name, type=E.FEED_EVENT_TYPE_IMPRESSION))
+            events.append(
+                E.FeedEvent(user=f"user{user}", video=name, type=E.FEED_EVENT_TYPE_WATCH, watch_seconds=11)
+            )
+            if rng.random() < 0.3:
+                events.append(E.FeedEvent(user=f"user{user}", video=name, type=E.FEED_EVENT_TYPE_LIKE))
+    return events
+
+
+async def _load(upsert, ingest) -> None:
+    items = _items()
+    for start in range(0, len(items), 1000):
+        await upsert(E.UpsertItemsRequest(items=items[start : start + 1000]))
+    events = _history()
+    for start in range(0, len(events), 10_000):
+        await ingest(E.IngestRequest(events=events[start : start + 10_000]))
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    return float(np.percentile(latencies, 50) * 1e3), float(np.percentile(latencies, 99) * 1e3)
+
+
+# -- in process ------------------------------------------------------------------------------------
+
+
+async def _in_process() -> dict:
+    from services.common.settings import RankerSettings
+    from services.ranker.core import RankerCore
+
+    core = RankerCore.from_settings(RankerSettings(threads=1))
+    await _load(core.upsert_items, core.ingest)
+    await core.wait_for_index()
+    rng = np.random.default_rng(2)
+    latencies, candidates = [], []
+    for i in range(400):
+        request = E.RankRequest(user=f"user{rng.integers(USERS)}", page_size=10)
+        started = time.perf_counter()
+        await core.rank(request)
+        if i >= 50:  # warm-up
+            latencies.append(time.perf_counter() - started)
+        candidates.append(core.last_candidates)
+    p50, p99 = _percentiles(latencies)
+    await core.close()
+    return {
+        "rank_p50_ms": p50,
+        "rank_p99_ms": p99,
+        "candidates_mean": float(np.mean(candidates)),
+        "scorer": core.scorer.name,
+    }
+
+
+# -- through gRPC ----------------------------------------------------------------------------------
+
+
+def _serve(port_queue) -> None:
+    from services.common.server import KinoServer
+    from services.common.settings import load_settings
+    from services.ranker.servicer import registration
+
+    async def serve() -> None:
+        settings = load_settings(env={}, server={"port": 0, "metrics_port": -1}, ranker={"threads": 1})
+        server = KinoServer(settings.server, [registration(settings)])
+        await server.start()
+        port_queue.put(server.port)
+        await server.serve_until_signal()
+
+    asyncio.run(serve())
+
+
+async def _through_grpc(port: int) -> dict:
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = ranker_pb2_grpc.FeedRankerStub(channel)
+        await _load(stub.UpsertItems, stub.Ingest)
+        await asyncio.sleep(2.0)  # the retrieval index trains in the background
+        rng = np.random.default_rng(3)
+        latencies: list[float] = []
+        deadline = time.perf_counter() + 10.0
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                await stub.Rank(E.RankRequest(user=f"user{rng.integers(USERS)}", page_size=10))
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(6)))
+        rps = len(latencies) / (time.perf_counter() - started)
+        p50, p99 = _percentiles(latencies)
+
+        batch = [
+            E.FeedEvent(
+                user=f"user{i % USERS}",
+                video=f"videos/b{(i * 7) % VIDEOS}",
+                type=E.FEED_EVENT_TYPE_WATCH,
+                watch_seconds=6.0,
+            )
+            for i in range(1000)
+        ]
+        request = E.IngestRequest(events=batch)
+        await stub.Ingest(request)
+        started, sent = time.perf_counter(), 0
+        while time.perf_counter() - started < 5.0:
+            await stub.Ingest(request)
+            sent += len(batch)
+        ingest_rate = sent / (time.perf_counter() - started)
+    return {"rpc_per_s": rps, "rpc_p50_ms": p50, "rpc_p99_ms": p99, "ingest_events_per_s": ingest_rate}
+
+
+def run_bench() -> dict:
+    """Measures and prints; returns the numbers (ratios > 1 meet the target)."""
+    from services.ranker.core import limit_threads
+
+    limit_threads(1)
+    results = asyncio.run(_in_process())
+    context = multiprocessing.get_context("spawn")
+    port_queue = context.Queue()
+    server = context.Process(target=_serve, args=(port_queue,), daemon=True)
+    server.start()
+    try:
+        results |= asyncio.run(_through_grpc(port_queue.get(timeout=120)))
+    finally:
+        server.terminate()
+        server.join(10)
+    results |= {
+        "rank_p99_ratio": TARGET_RANK_P99_MS / results["rank_p99_ms"],
+        "rpc_per_s_ratio": results["rpc_per_s"] / TARGET_RPC_PER_S,
+        "rpc_p99_ratio": TARGET_RPC_P99_MS / results["rpc_p99_ms"],
+        "ingest_ratio": results["ingest_events_per_s"] / TARGET_INGEST_PER_S,
+    }
+    r = results
+    print(
+        f"catalog {VIDEOS} videos, {USERS} users; scorer: {r['scorer']}; candidates per Rank: {r['candidates_mean']:.0f}"
+    )
+    print(
+        f"Rank in process      p50 {r['rank_p50_ms']:6.2f} ms  p99 {r['rank_p99_ms']:6.2f} ms   "
+        f"target p99 <= {TARGET_RANK_P99_MS:.0f} ms: x{r['rank_p99_ratio']:.2f}"
+    )
+    print(
+        f"Rank through gRPC    {r['rpc_per_s']:6.0f} RPC/s  target >= {TARGET_RPC_PER_S:.0f}: x{r['rpc_per_s_ratio']:.2f}   "
+        f"p50 {r['rpc_p50_ms']:.1f} ms  p99 {r['rpc_p99_ms']:.1f} ms  target <= {TARGET_RPC_P99_MS:.0f}: x{r['rpc_p99_ratio']:.2f}"
+    )
+    print(
+        f"Ingest through gRPC  {r['ingest_events_per_s']:8.0f} events/s  target >= {TARGET_INGEST_PER_S:.0f}: "
+        f"x{r['ingest_ratio']:.2f}",
+        flush=True,
+    )
+    return results
+
+
+if __name__ == "__main__":
+    run_bench()
