@@ -68,9 +68,8 @@ def rerank(x: RerankInput, page_size: int, config: RerankConfig) -> RerankOutput
     z = (scores - scores.mean()) / (scores.std() + 1e-6)
     emb = x.embeddings[pool]  # (P, D)
     local_creators, creator_of = np.unique(x.creators[pool], return_inverse=True)  # creator_of (P,)
-    recent_count = np.array(
-        [Counter(x.recent_creators.tolist())[c] for c in local_creators.tolist()], np.float64
-    )
+    recent = Counter(x.recent_creators.tolist())
+    recent_count = np.array([recent[c] for c in local_creators.tolist()], np.float64)  # (K,)
     page_count = np.zeros(local_creators.size, np.float64)
     fresh = np.clip(1.0 - x.age_hours[pool] / config.fresh_hours, 0.0, 1.0)
     base = z + config.freshness_bonus * fresh
