@@ -13,9 +13,12 @@ feeds the result back through `update()`. One rule: every request carries `steps
 * The best-ranked request picks the shape bucket; requests of that bucket join in rank order while
   their rows fit the bucket's row limit (min of `max_rows` and the executor's memory budget).
   Classifier-free guidance costs two rows in the same call, never a second call.
-* Pre-emption: a step that holds interactive work takes batch rows only while the predicted step
-  time stays within `interactive_slowdown` times the time without them. With 1.0 batch jobs yield
-  completely; the default lets them fill rows that cost the interactive requests little.
+* A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
+  step time stays within `interactive_slowdown` times the leader's time alone. That one rule is the
+  pre-emption of batch jobs, and it adapts to the hardware: on a GPU, where eight rows cost little more
+  than two, interactive requests batch together and batch rows fill the rest; on a CPU, where cost
+  grows with rows, interactive requests run one after another (what minimises their latency) and
+  batch requests wait. A step led by batch work is throughput-bound: requests join while rows fit.
 * Aging: a batch request accumulates the time it waited while interactive work ran; past
   `aging_seconds` it is promoted: ranked with the interactive requests (ahead of the younger ones) and
   exempt from the slowdown limit, so it finishes however much interactive traffic arrives.
@@ -31,6 +34,7 @@ step times (`StepTimes`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +69,7 @@ class QueuePolicy(Protocol):
     def key(self, request: EngineRequest, tenant_usage: float) -> tuple: ...
 
     def is_urgent(self, request: EngineRequest) -> bool:
-        """Whether batch rows must not slow this request's steps beyond interactive_slowdown."""
+        """Whether a step led by this request is latency-bound (others may slow it only so much)."""
         ...
 
 
@@ -74,7 +78,7 @@ class PriorityPolicy:
         return (_class_rank(request), not request.started, tenant_usage, request.seq)
 
     def is_urgent(self, request: EngineRequest) -> bool:
-        return request.priority == Priority.INTERACTIVE
+        return request.priority == Priority.INTERACTIVE or request.promoted
 
 
 class FifoPolicy:
@@ -231,21 +235,20 @@ class StepScheduler:
             plan = StepPlan.make_empty()
             plan.finished_ids = finished_ids
             return plan
-        bucket = ranked[0].bucket
-        limit = self.row_limit(bucket)
+        head = ranked[0]
+        bucket, limit = head.bucket, self.row_limit(head.bucket)
+        budget = math.inf  # seconds one step may take
+        if self.policy.is_urgent(head):
+            budget = self.config.interactive_slowdown * self.step_times.predict(bucket, head.rows)
         chosen: list[EngineRequest] = []
-        rows = urgent_rows = 0
+        rows = 0
         for request in ranked:
             if request.bucket != bucket or rows + request.rows > limit:
                 continue
-            if urgent_rows and _class_rank(request) == 1:
-                with_it = self.step_times.predict(bucket, rows + request.rows)
-                if with_it > self.config.interactive_slowdown * self.step_times.predict(bucket, urgent_rows):
-                    continue
+            if chosen and self.step_times.predict(bucket, rows + request.rows) > budget:
+                continue
             chosen.append(request)
             rows += request.rows
-            if self.policy.is_urgent(request) or request.promoted:
-                urgent_rows += request.rows
         chosen_ids = {r.request_id for r in chosen}
         preempted = []
         for request in self._requests.values():
@@ -309,7 +312,7 @@ class StepScheduler:
             request = self._requests.get(item.request_id)
             if request is None:
                 continue
-            ran_urgent = ran_urgent or self.policy.is_urgent(request)
+            ran_urgent = ran_urgent or request.priority == Priority.INTERACTIVE
             request.sampler.latents = result.latents[item.request_id]
             request.steps_done += 1
             request.last_step_at = now

@@ -6,9 +6,12 @@ import pytest
 
 from services.denoiser.engine.engine import DenoiseEngine
 from services.denoiser.engine.plan import EventKind
+from services.denoiser.engine.request import Priority
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
 from tests.denoiser.engine.fakes import BUCKET, FakeClock, ZeroVelocityExecutor, make_request
+
+BATCH = Priority.BATCH
 
 
 class GatedExecutor(ZeroVelocityExecutor):
@@ -44,7 +47,7 @@ async def collect(stream):
 
 async def test_streams_deliver_progress_previews_and_the_result(engine):
     engine, executor = engine
-    streams = [engine.submit(make_request(name, steps=3, preview_every=2)) for name in "ab"]
+    streams = [engine.submit(make_request(name, steps=3, preview_every=2, priority=BATCH)) for name in "ab"]
     for _ in range(3):
         executor.permits.release()
     a, b = await asyncio.wait_for(asyncio.gather(*map(collect, streams)), 5)
@@ -56,8 +59,8 @@ async def test_streams_deliver_progress_previews_and_the_result(engine):
 
 async def test_leaving_a_stream_cancels_the_request_at_the_next_step(engine):
     engine, executor = engine
-    stream = engine.submit(make_request("quitter", steps=50))
-    other = engine.submit(make_request("stayer", steps=3))
+    stream = engine.submit(make_request("quitter", steps=50, priority=BATCH))
+    other = engine.submit(make_request("stayer", steps=3, priority=BATCH))
     executor.permits.release()
     events = aiter(stream)
     assert (await anext(events)).kind == EventKind.PROGRESS

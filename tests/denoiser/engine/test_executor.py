@@ -15,7 +15,7 @@ def executor():
     return tiny_executor()
 
 
-def request(executor, request_id, *, seed, steps=4, guidance=3.0, text_len=7, priority=Priority.INTERACTIVE):
+def request(executor, request_id, *, seed, steps=4, guidance=3.0, text_len=7, priority=Priority.BATCH):
     text = prompt(seed, text_len)
     return EngineRequest(
         request_id=request_id,

@@ -37,10 +37,10 @@ def kinds(events, request_id):
 
 def test_requests_join_and_leave_at_every_step():
     scheduler, executor, _ = setup()
-    scheduler.add(make_request("a", steps=3))
+    scheduler.add(make_request("a", steps=3, priority=BATCH))
     plan, _ = step(scheduler, executor)
     assert ids(plan) == ["a"] and [i.step_index for i in plan.items] == [0]
-    scheduler.add(make_request("b", steps=2))
+    scheduler.add(make_request("b", steps=2, priority=BATCH))
     plan, _ = step(scheduler, executor)
     assert ids(plan) == ["a", "b"] and [i.step_index for i in plan.items] == [1, 0]
     plan, events = step(scheduler, executor)
@@ -65,8 +65,8 @@ def test_each_step_reports_progress_previews_every_k_steps_and_the_result_last()
 
 def test_guidance_doubles_the_rows_of_one_call():
     scheduler, executor, _ = setup()
-    scheduler.add(make_request("guided", guidance=5.0))
-    scheduler.add(make_request("plain", guidance=1.0))
+    scheduler.add(make_request("guided", guidance=5.0, priority=BATCH))
+    scheduler.add(make_request("plain", guidance=1.0, priority=BATCH))
     plan, _ = step(scheduler, executor)
     assert ids(plan) == ["guided", "plain"] and plan.num_rows == 3
     assert len(executor.plans) == 1
@@ -74,9 +74,9 @@ def test_guidance_doubles_the_rows_of_one_call():
 
 def test_row_limit_caps_the_batch_and_a_freed_row_is_taken_at_the_next_step():
     scheduler, executor, _ = setup(max_rows=4)
-    scheduler.add(make_request("first", steps=1))
+    scheduler.add(make_request("first", steps=1, priority=BATCH))
     for name in "bcde":
-        scheduler.add(make_request(name, steps=3))
+        scheduler.add(make_request(name, steps=3, priority=BATCH))
     plan, _ = step(scheduler, executor)
     assert ids(plan) == ["first", "b", "c", "d"] and plan.num_rows == 4
     plan, _ = step(scheduler, executor)
@@ -87,7 +87,7 @@ def test_a_row_limit_from_the_memory_budget_is_honoured_per_bucket():
     clock = FakeClock()
     scheduler = StepScheduler(SchedulerConfig(max_rows=16), row_limit=lambda bucket: 2, clock=clock)
     for name in "abc":
-        scheduler.add(make_request(name))
+        scheduler.add(make_request(name, priority=BATCH))
     assert ids(scheduler.schedule()) == ["a", "b"]
 
 
@@ -127,6 +127,28 @@ def test_batch_rows_fill_an_interactive_step_only_within_the_slowdown_budget():
     plan, _ = step(scheduler, executor)
     assert ids(plan) == ["urgent", "a", "b"] and plan.num_rows == 4
     assert plan.preempted_ids == []
+
+
+def hardware(scheduler, fixed_seconds, seconds_per_row):
+    scheduler.step_times = StepTimes()
+    for rows in range(1, 17):
+        scheduler.step_times.observe(BUCKET, rows, fixed_seconds + seconds_per_row * rows)
+
+
+def test_interactive_requests_batch_together_where_rows_are_cheap_and_queue_where_they_are_not():
+    scheduler, _, _ = setup(interactive_slowdown=1.25)
+    hardware(scheduler, fixed_seconds=0.1, seconds_per_row=0.002)  # a GPU: rows nearly free
+    for name in "abc":
+        scheduler.add(make_request(name, guidance=4.0))
+    scheduler.add(make_request("batch", priority=BATCH))
+    assert ids(scheduler.schedule()) == ["a", "b", "c", "batch"]
+
+    scheduler, _, _ = setup(interactive_slowdown=1.25)
+    hardware(scheduler, fixed_seconds=0.0, seconds_per_row=0.015)  # a CPU: cost grows with rows
+    for name in "abc":
+        scheduler.add(make_request(name, guidance=4.0))
+    scheduler.add(make_request("batch", priority=BATCH))
+    assert ids(scheduler.schedule()) == ["a"]
 
 
 def test_aging_promotes_a_displaced_batch_request_so_it_is_never_starved():
@@ -188,8 +210,8 @@ def test_cancel_during_a_step_ends_the_request_after_that_step():
 
 def test_a_deadline_that_passes_while_running_ends_the_request():
     scheduler, executor, clock = setup()
-    scheduler.add(make_request("a", steps=10, deadline=clock.now + 1.6))  # 1.5 s alone
-    scheduler.add(make_request("b", steps=20, guidance=2.0))  # makes each step take 0.25 s
+    scheduler.add(make_request("a", steps=10, deadline=clock.now + 1.6, priority=BATCH))  # 1.5 s alone
+    scheduler.add(make_request("b", steps=20, guidance=2.0, priority=BATCH))  # each step now takes 0.25 s
     events = []
     while scheduler.get("a") is not None:
         events += [e for e in step(scheduler, executor)[1] if e.request_id == "a"]
