@@ -387,7 +387,8 @@ frame after the contact, where no reversal can be seen yet; the generator does n
 
 {watermark["marked"]} clips marked with random video ids (`package_video`), then re-encoded with
 libx264 as a platform would on upload (`media.transcode`). Bit accuracy is over the 64 payload bits
-after error correction; "exact id" counts detections that name the right video.
+after error correction; "exact id" counts detections that name the right video; confidence is the
+share of the 172 coded bits read right before error correction (the margin left for the code).
 
 | attack | bit accuracy | worst clip | detected | exact id | lowest confidence |
 |---|---|---|---|---|---|

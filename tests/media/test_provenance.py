@@ -1,11 +1,13 @@
 """C2PA manifests with the real c2pa library, the dev certificate chain, the label, and Verify."""
 
+import io
 import stat
 
 import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from PIL import Image
 
 from services.common.errors import KinoError
 from services.common.settings import load_settings
@@ -131,6 +133,14 @@ def test_files_that_are_not_video_are_invalid_argument(data, reason):
     with pytest.raises(KinoError) as error:
         verify_file(data)
     assert error.value.reason == reason
+
+
+def test_a_still_image_is_not_a_video(clip):
+    image = io.BytesIO()
+    Image.fromarray(clip.frames[0]).save(image, format="PNG")
+    with pytest.raises(KinoError) as error:
+        verify_file(image.getvalue())
+    assert error.value.reason == "INVALID_MEDIA" and "still image" in error.value.message
 
 
 def test_a_sound_file_is_not_a_video(tmp_path):

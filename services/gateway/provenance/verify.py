@@ -45,6 +45,9 @@ def verify_file(
         raise invalid_argument(
             "INVALID_MEDIA", "file: no video frames in the file", field="file", detail="no video stream"
         )
+    if info.format_name.endswith("_pipe") or info.format_name == "image2":  # a still image, not a video
+        detail = f"a still image ({info.format_name.removesuffix('_pipe')}), not a video"
+        raise invalid_argument("INVALID_MEDIA", f"file: {detail}", field="file", detail=detail)
     manifest = read_manifest(data, trust_anchors_pem)
     issues = list(manifest.issues)
     if (
