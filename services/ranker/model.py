@@ -5,8 +5,14 @@ features, H the tower width. The user tower runs once per request on the taste v
 broadcast over the candidates.
 
     taste (1, D) ──user_tower──▶ u (1, H) ─┐
-    items (B, D) ──item_tower──▶ i (B, H) ─┼─ [u, i, u*i, norm(dense)] (B, 3H+F) ── trunk ── heads (B, 3)
-    dense (B, F) ───────────────────────────┘
+    items (B, D) ──item_tower──▶ i (B, H) ─┼─ [u, i, u*i, norm(dense)] (B, 3H+F) ── trunk ── heads ─┐
+    dense (B, F) ───────────────────────────┘                                                       + ─▶ (B, 3)
+    norm(dense) (B, F) ─────────────────────────── wide (linear) ──────────────────────────────────┘
+
+The wide path (Wide & Deep, Cheng et al. 2016) lets the strong, simple signals (similarity to the
+taste vector, smoothed rates) act linearly from the first steps; the deep part learns interactions.
+Logged feedback is small and noisy, and the wide path keeps the model from having to rediscover
+that similarity matters through the towers.
 
 Heads: expected watch ratio (sigmoid of the first output; trained with a soft-label BCE on the watched
 fraction, capped at 1), P(like) and P(remix) (sigmoids; BCE). The ranking score combines them with
@@ -71,6 +77,7 @@ class FeedRankerModel(nn.Module):
             nn.GELU(),
         )
         self.heads = nn.Linear(config.trunk_dim // 2, len(HEADS))
+        self.wide = nn.Linear(f, len(HEADS), bias=False)
         self.register_buffer("dense_mean", torch.zeros(f))
         self.register_buffer("dense_std", torch.ones(f))
         self.initialize_weights()
@@ -79,7 +86,8 @@ class FeedRankerModel(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)  # keeps tower outputs O(1) for unit-norm inputs
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         # Start the like/remix heads at rare-event base rates, so early training is not spent on the bias.
         with torch.no_grad():
             self.heads.bias.copy_(torch.tensor([0.0, -3.0, -5.0]))
@@ -97,8 +105,8 @@ class FeedRankerModel(nn.Module):
         u = self.user_tower(taste).expand(items.shape[0], -1)  # (B, H)
         i = self.item_tower(items)  # (B, H)
         x = (dense - self.dense_mean) / self.dense_std  # (B, F)
-        x = torch.cat([u, i, u * i, x], dim=1)  # (B, 3H + F)
-        return self.heads(self.trunk(x))  # (B, 3)
+        deep = self.heads(self.trunk(torch.cat([u, i, u * i, x], dim=1)))  # (B, 3H + F) -> (B, 3)
+        return deep + self.wide(x)  # (B, 3)
 
     def predict(self, taste: torch.Tensor, items: torch.Tensor, dense: torch.Tensor) -> RankerHeads:
         probs = torch.sigmoid(self.forward(taste, items, dense))  # (B, 3)

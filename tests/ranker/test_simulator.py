@@ -1,0 +1,38 @@
+"""The simulator and the evaluation metrics, on a tiny synthetic world."""
+
+import numpy as np
+
+from services.ranker.scoring import ContentScorer
+from training.ranker.evaluate import SimulatedPlatform, ndcg_at, recall_at
+from training.ranker.simulator import SimConfig, World
+from training.ranker.train import ImpressionLog, TrainConfig, train_ranker
+
+
+def test_metrics():
+    gains = np.array([0.0, 3.0, 1.0])
+    assert ndcg_at(np.array([0.0, 2.0, 1.0]), gains, 2) == 1.0
+    assert ndcg_at(np.array([2.0, 0.0, 1.0]), gains, 2) < 0.5
+    assert ndcg_at(np.array([1.0, 2.0, 3.0]), np.zeros(3), 2) is None
+    assert recall_at(np.array([3.0, 2.0, 1.0]), np.array([False, True, True]), 2) == 0.5
+
+
+def test_users_respond_more_to_videos_that_match_their_taste():
+    world = World(SimConfig(content="synthetic", num_users=20, initial_videos=300), 300)
+    match = np.stack([world.match(u, np.arange(300)) for u in range(20)])
+    own_topic = np.array([[world.topics[v] in world.user_topics[u] for v in range(300)] for u in range(20)])
+    assert match[own_topic].mean() > 3 * match[~own_topic].mean()
+    best = np.argsort(-match[0])[:20]
+    worst = np.argsort(match[0])[:20]
+    assert world.draw(0, best).mean() > world.draw(0, worst).mean()
+
+
+async def test_a_short_simulation_logs_impressions_and_trains():
+    config = SimConfig(content="synthetic", num_users=30, initial_videos=200)
+    world = World(config, 260)
+    platform = SimulatedPlatform(world, ContentScorer())
+    await platform.publish(config.initial_videos)
+    logs = ImpressionLog()
+    await platform.run(20, 4, logs, random_slots=3)
+    assert len(logs) == 20 * 4 * 10 and platform.published == 240
+    model, info = train_ranker(logs, TrainConfig(epochs=2))
+    assert info["impressions"] == len(logs) and 1 <= info["best_epoch"] <= 2
