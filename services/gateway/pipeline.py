@@ -55,7 +55,9 @@ class Geometry:
 
     width: int
     height: int
-    fps: float
+    # The model makes frames at its native rate; the video is re-timed to output_fps afterwards.
+    model_fps: float
+    output_fps: float
     num_steps: int
     guidance_scale: float
 
@@ -92,7 +94,16 @@ def choose_geometry(spec: generation_pb2.GenerationSpec, info: denoiser_pb2.Mode
     if steps > info.max_steps:
         raise out_of_range("spec.num_steps", steps, 1, info.max_steps)
     guidance = spec.guidance_scale if spec.HasField("guidance_scale") else info.default_guidance_scale
-    return Geometry(width, height, spec.fps or info.fps, steps, guidance)
+    return Geometry(width, height, info.fps, spec.fps or info.fps, steps, guidance)
+
+
+def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
+    """The same clip at output_fps, by repeating or dropping frames (no interpolation): its duration
+    stays the same. frames (F, H, W, 3) -> (round(F * output_fps / fps), H, W, 3)."""
+    if output_fps == fps:
+        return frames
+    count = max(1, round(len(frames) * output_fps / fps))
+    return frames[np.minimum((np.arange(count) * fps / output_fps).astype(np.int64), len(frames) - 1)]
 
 
 def choose_frame_count(duration_seconds: float, fps: float, supported: list[int]) -> int:
@@ -125,11 +136,13 @@ class Pipeline:
         info = await self.clients.denoiser_model_info()
         geometry = choose_geometry(spec, info)
         conditioning = await self._conditioning(spec, usable_cameos, geometry)
-        clip_frames, fps, model = [], geometry.fps, info.model
+        clip_frames, fps, model = [], geometry.model_fps, info.model
         for index, (clip, tokens) in enumerate(zip(clips, clip_tokens, strict=True)):
             request = denoiser_pb2.DenoiseRequest(
                 text_tokens=tokens,
-                num_frames=choose_frame_count(clip.duration_seconds, geometry.fps, list(info.frame_counts)),
+                num_frames=choose_frame_count(
+                    clip.duration_seconds, geometry.model_fps, list(info.frame_counts)
+                ),
                 height=geometry.height,
                 width=geometry.width,
                 num_steps=geometry.num_steps,
@@ -146,7 +159,8 @@ class Pipeline:
                 _backend_tensor(result.frames, "DenoiseResult.frames", DENOISER, dtype=np.uint8, ndim=4)
             )
             fps, model = result.fps or fps, result.model or model
-        frames = np.concatenate(clip_frames)
+        frames = retime(np.concatenate(clip_frames), fps, geometry.output_fps)
+        fps = geometry.output_fps
         prompt = "\n".join(clip.prompt for clip in clips)
 
         await progress.stage(generation_pb2.JOB_STAGE_AUDIO)

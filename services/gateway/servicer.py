@@ -28,8 +28,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServicer):
 
     async def Watch(self, request, context: grpc.aio.ServicerContext) -> AsyncIterator[generation_pb2.Job]:
         async for job in self.core.watch(request):
-            if not request.include_previews:
-                job.progress.ClearField("preview")
+            if not request.include_previews and job.progress.HasField("preview"):
+                # The update may be shared with other watchers: strip a copy.
+                stripped = generation_pb2.Job()
+                stripped.CopyFrom(job)
+                stripped.progress.ClearField("preview")
+                job = stripped
             yield job
 
     async def Cancel(self, request, context: grpc.aio.ServicerContext) -> generation_pb2.Job:

@@ -351,8 +351,9 @@ async def test_deadline_passing_in_the_queue_fails_without_running(start_gateway
 async def test_deadline_passing_while_running_fails_and_stops_the_work(start_gateway, start_scaffold):
     backends = await slow_backends(start_scaffold, steps=100, step_seconds=0.05)
     gateway = await start_gateway(backends.address)
-    job = await gateway.stub.Submit(submit_request(deadline=in_seconds(1.0)))
-    job = await wait_terminal(gateway.stub, job.name, timeout=5)
+    job = await gateway.stub.Submit(submit_request(deadline=in_seconds(2.0)))
+    await asyncio.wait_for(backends.denoiser.started.wait(), 5)
+    job = await wait_terminal(gateway.stub, job.name, timeout=10)
     error = job_error(job)
     assert (job.state, error.code, error.reason) == (
         FAILED,

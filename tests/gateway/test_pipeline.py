@@ -10,12 +10,14 @@ import hashlib
 
 import grpc
 import numpy as np
+import pytest
 
 from kino.v1 import common_pb2, denoiser_pb2, generation_pb2
+from services.common.errors import KinoError
 from services.common.tensors import from_proto
 from services.gateway import media
 from services.gateway.packaging import viewing_size
-from services.gateway.pipeline import choose_frame_count, choose_geometry, plan_clips
+from services.gateway.pipeline import choose_frame_count, choose_geometry, plan_clips, retime
 from tests.gateway.helpers import encoded_image, job_error, mp4_shaped_bytes, put_video, wait_terminal
 from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
 from tests.gateway.test_jobs import submit_request
@@ -209,17 +211,19 @@ def test_plan_clips_and_geometry():
         default_guidance_scale=4.0,
     )
     native = choose_geometry(generation_pb2.GenerationSpec(), info)
-    assert (native.width, native.height, native.fps, native.num_steps, native.guidance_scale) == (
-        64,
-        64,
-        8,
-        20,
-        4.0,
-    )
-    wide = choose_geometry(
-        generation_pb2.GenerationSpec(width=1920, height=1080, num_steps=30, guidance_scale=0), info
-    )
-    assert (wide.width, wide.height, wide.num_steps, wide.guidance_scale) == (96, 64, 30, 0.0)
+    assert (native.width, native.height, native.model_fps, native.output_fps) == (64, 64, 8, 8)
+    assert (native.num_steps, native.guidance_scale) == (20, 4.0)
+    wide_spec = generation_pb2.GenerationSpec(width=1920, height=1080, fps=24, num_steps=30, guidance_scale=0)
+    wide = choose_geometry(wide_spec, info)
+    assert (wide.width, wide.height, wide.model_fps, wide.output_fps) == (96, 64, 8, 24)
+    assert (wide.num_steps, wide.guidance_scale) == (30, 0.0)
+    with pytest.raises(KinoError) as caught:
+        choose_geometry(generation_pb2.GenerationSpec(num_steps=60), info)
+    assert (caught.value.reason, caught.value.metadata["max"]) == ("OUT_OF_RANGE", "50")
+    frames = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    assert [int(f[0, 0, 0]) for f in retime(frames, 8, 24)] == [i // 3 for i in range(24)]
+    assert [int(f[0, 0, 0]) for f in retime(frames, 8, 4)] == [0, 2, 4, 6]
+    assert retime(frames, 8, 8) is frames
     assert choose_frame_count(2.0, 8, [8, 16, 24]) == 16
     assert choose_frame_count(10.0, 8, [8, 16, 24]) == 24
     assert choose_frame_count(0.5, 24, []) == 12
