@@ -283,3 +283,52 @@ async def test_an_upserted_video_can_be_shown_at_once(ranker):
     await stub.UpsertItems(E.UpsertItemsRequest(items=[new]))
     response = await rank(stub, user="jo", page_size=10)
     assert "videos/v5000" in [i.video for i in response.items]
+
+
+async def test_registration_from_settings_serves_with_the_redis_store():
+    """The production configuration end to end: settings -> registration -> gRPC, online features in Redis."""
+    import uuid
+
+    from kino.v1 import ranker_pb2_grpc
+    from services.common.server import KinoServer
+    from services.common.settings import load_settings
+    from services.ranker.servicer import registration
+    from services.ranker.store import RedisFeatureStore
+
+    prefix = f"kino-test:ranker:{uuid.uuid4().hex}"
+    settings = load_settings(
+        env={}, server={"port": 0, "metrics_port": -1}, ranker={"store": "redis", "key_prefix": prefix}
+    )
+    probe = RedisFeatureStore(settings.ranker.redis_url, prefix)
+    try:
+        await probe.ping()
+    except Exception as error:  # noqa: BLE001 - no local Redis
+        await probe.close()
+        pytest.skip(f"no Redis: {error}")
+    server = KinoServer(settings.server, [registration(settings)])
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = ranker_pb2_grpc.FeedRankerStub(channel)
+            await stub.UpsertItems(E.UpsertItemsRequest(items=catalog_items(200)))
+            liked = [f"videos/v{i}" for i in (2, 10, 18)]
+            await stub.Ingest(
+                E.IngestRequest(events=[event("kim", v, E.FEED_EVENT_TYPE_LIKE) for v in liked])
+            )
+            response = await rank(stub, user="kim", page_size=10)
+            assert [topic_of(i.video) for i in response.items].count(2) >= 5
+            assert not {i.video for i in response.items} & set(liked)
+            second = await rank(stub, user="kim", page_size=10, page_token=response.next_page_token)
+            assert not {i.video for i in second.items} & {i.video for i in response.items}
+        # A second replica on the same Redis sees the catalog and the user's features.
+        from services.ranker.core import RankerCore
+
+        replica = RankerCore.from_settings(settings.ranker)
+        await replica.warmup()
+        assert len(replica.catalog) == 200
+        assert [v for v, _ in (await replica.store.user_state("kim")).positives] == liked[::-1]
+        await replica.close()
+    finally:
+        await server.stop(0)
+        await probe.delete_all()
+        await probe.close()
