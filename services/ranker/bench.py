@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 
 import numpy as np
@@ -84,19 +85,21 @@ async def _in_process() -> dict:
     await _load(core.upsert_items, core.ingest)
     await core.wait_for_index()
     rng = np.random.default_rng(2)
-    latencies, candidates = [], []
+    latencies, cpu, candidates = [], [], []
     for i in range(400):
         request = E.RankRequest(user=f"user{rng.integers(USERS)}", page_size=10)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         await core.rank(request)
         if i >= 50:  # warm-up
             latencies.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - started_cpu)
         candidates.append(core.last_candidates)
     p50, p99 = _percentiles(latencies)
     await core.close()
     return {
         "rank_p50_ms": p50,
         "rank_p99_ms": p99,
+        "rank_cpu_mean_ms": float(np.mean(cpu) * 1e3),
         "candidates_mean": float(np.mean(candidates)),
         "scorer": core.scorer.name,
     }
@@ -184,11 +187,16 @@ def run_bench() -> dict:
     }
     r = results
     print(
+        f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on a "
+        "shared machine adds queueing to wall-clock latency; CPU time per Rank is the work itself)"
+    )
+    print(
         f"catalog {VIDEOS} videos, {USERS} users; scorer: {r['scorer']}; candidates per Rank: {r['candidates_mean']:.0f}"
     )
     print(
         f"Rank in process      p50 {r['rank_p50_ms']:6.2f} ms  p99 {r['rank_p99_ms']:6.2f} ms   "
-        f"target p99 <= {TARGET_RANK_P99_MS:.0f} ms: x{r['rank_p99_ratio']:.2f}"
+        f"target p99 <= {TARGET_RANK_P99_MS:.0f} ms: x{r['rank_p99_ratio']:.2f}   "
+        f"CPU {r['rank_cpu_mean_ms']:.2f} ms per Rank"
     )
     print(
         f"Rank through gRPC    {r['rpc_per_s']:6.0f} RPC/s  target >= {TARGET_RPC_PER_S:.0f}: x{r['rpc_per_s_ratio']:.2f}   "
