@@ -14,6 +14,8 @@ from PIL import Image
 
 from kino.v1 import generation_pb2
 from services.common.errors import KinoError, error_info
+from services.gateway.store import new_id
+from services.gateway.videos import VideoFacts
 
 TERMINAL = {
     generation_pb2.JOB_STATE_SUCCEEDED,
@@ -97,9 +99,6 @@ async def put_video(
     gateway, data: bytes, *, job_id: str = "0" * 32, published: bool = False
 ) -> generation_pb2.Video:
     """Puts a file into the gateway's video store through the store's own API."""
-    from services.gateway.store import new_id
-    from services.gateway.videos import VideoFacts
-
     facts = VideoFacts(
         job_id=job_id,
         requester="alice",

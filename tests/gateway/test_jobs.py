@@ -8,11 +8,16 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from grpc_status import rpc_status
 from prometheus_client import REGISTRY
 
-from kino.v1 import common_pb2, generation_pb2
+from kino.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 from services.common.errors import KinoError
+from services.common.server import KinoServer
 from services.gateway.paging import MAX_PAGE_SIZE, page_size
+from services.gateway.servicer import registration
+from services.text_encoder.servicer import registration as text_encoder_registration
+from tests.gateway.conftest import gateway_settings
 from tests.gateway.helpers import expect_error, job_error, state_name, wait_for_job, wait_terminal
 from tests.gateway.scaffold import ScaffoldTextEncoder, SlowDenoiser
 
@@ -81,6 +86,7 @@ async def test_get_and_unknown_or_malformed_names(start_gateway):
 async def test_without_backends_a_job_fails_with_backend_unavailable_and_counts(start_gateway):
     gateway = await start_gateway()
     failed_before = counter("kino_gateway_jobs_total", state="failed")
+    checking_before = counter("kino_gateway_stage_seconds_count", stage="checking")
     job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(submit_request())).name)
     error = job_error(job)
     assert (job.state, error.code, error.reason) == (
@@ -91,16 +97,14 @@ async def test_without_backends_a_job_fails_with_backend_unavailable_and_counts(
     assert error.metadata["backend"] == "text_encoder"
     assert job.attempt == 1 and job.HasField("end_time") and not job.HasField("result")
     assert counter("kino_gateway_jobs_total", state="failed") == failed_before + 1
+    assert counter("kino_gateway_stage_seconds_count", stage="checking") == checking_before + 1
+    assert counter("kino_gateway_job_duration_seconds_count") >= 1
+    assert REGISTRY.get_sample_value("kino_gateway_jobs_queued") is not None
 
 
 async def test_product_path_without_a_video_model_fails_backend_unavailable(tmp_path):
     """The real TextEncoder and the gateway on one server, as `kino up --local` runs them: with no
     video model deployed the job fails with BACKEND_UNAVAILABLE naming the denoiser, and no video exists."""
-    from services.common.server import KinoServer
-    from services.gateway.servicer import registration
-    from services.text_encoder.servicer import registration as text_encoder_registration
-    from tests.gateway.conftest import gateway_settings
-
     settings = gateway_settings(tmp_path)
     server = KinoServer(settings.server)
     settings = settings.model_copy(
@@ -111,8 +115,6 @@ async def test_product_path_without_a_video_model_fails_backend_unavailable(tmp_
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
-            from kino.v1 import generation_pb2_grpc
-
             stub = generation_pb2_grpc.GenerationStub(channel)
             job = await wait_terminal(stub, (await stub.Submit(submit_request())).name, timeout=60)
     finally:
@@ -120,7 +122,7 @@ async def test_product_path_without_a_video_model_fails_backend_unavailable(tmp_
     error = job_error(job)
     assert (job.state, error.reason, error.metadata["backend"]) == (FAILED, "BACKEND_UNAVAILABLE", "denoiser")
     assert job.progress.stage == generation_pb2.JOB_STAGE_DENOISING
-    assert not list(settings.asset_dir.rglob("*.mp4")) if settings.asset_dir.exists() else True
+    assert not list(settings.asset_dir.rglob("*.mp4"))
 
 
 async def test_idempotency_key_returns_the_same_job(start_gateway):
@@ -254,15 +256,25 @@ async def test_watch_streams_every_state_change_in_order_and_ends(start_gateway,
     assert stored.state == FAILED and not stored.progress.HasField("preview")
 
 
-async def test_watch_without_previews_and_on_a_finished_job(start_gateway, start_scaffold):
-    backends = await slow_backends(start_scaffold, steps=10, step_seconds=0.01, preview_every=2)
-    gateway = await start_gateway(backends.address)
+async def test_watchers_with_and_without_previews_and_on_a_finished_job(start_gateway, start_scaffold):
+    backends = await slow_backends(start_scaffold, steps=10, step_seconds=0.02, preview_every=2)
+    gateway = await start_gateway(backends.address, max_running_jobs=1)
+    blocker = await running_blocker(gateway)
     job = await gateway.stub.Submit(submit_request())
-    updates = [u async for u in gateway.stub.Watch(generation_pb2.WatchRequest(name=job.name))]
-    assert updates[-1].state == FAILED
-    assert not any(u.progress.HasField("preview") for u in updates)
+
+    async def watch(include_previews: bool) -> list[generation_pb2.Job]:
+        request = generation_pb2.WatchRequest(name=job.name, include_previews=include_previews)
+        return [update async for update in gateway.stub.Watch(request)]
+
+    watchers = asyncio.gather(watch(False), watch(True))
+    await asyncio.sleep(0.2)
+    await gateway.stub.Cancel(generation_pb2.CancelRequest(name=blocker.name))
+    plain, with_previews = await watchers
+    assert plain[-1].state == with_previews[-1].state == FAILED
+    assert not any(u.progress.HasField("preview") for u in plain)
+    assert any(u.progress.HasField("preview") for u in with_previews)
     again = [u async for u in gateway.stub.Watch(generation_pb2.WatchRequest(name=job.name))]
-    assert len(again) == 1 and again[0] == updates[-1]
+    assert len(again) == 1 and again[0] == plain[-1]
 
 
 async def test_cancel_a_queued_job(start_gateway, start_scaffold):
@@ -320,8 +332,6 @@ async def test_full_queue_is_resource_exhausted_with_retry_info(start_gateway, s
     waiting = await gateway.stub.Submit(submit_request("second", idempotency_key="second"))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await gateway.stub.Submit(submit_request("third"))
-    from grpc_status import rpc_status
-
     error = KinoError.from_status(rpc_status.from_call(caught.value))
     assert (error.code, error.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "QUEUE_FULL")
     assert error.retry_after_seconds and error.retry_after_seconds > 0

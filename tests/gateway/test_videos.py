@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import grpc
+import numpy as np
 import pytest
 
 from kino.v1 import generation_pb2
+from services.gateway import media
 from services.gateway.videos import DOWNLOAD_CHUNK_BYTES
 from tests.gateway.helpers import expect_error, mp4_shaped_bytes, put_video
 
@@ -84,10 +86,6 @@ async def test_verify_refuses_empty_and_non_video_files(start_gateway):
 
 
 async def test_verify_of_an_unmarked_video_finds_no_manifest_or_watermark(start_gateway):
-    import numpy as np
-
-    from services.gateway import media
-
     gateway = await start_gateway()
     frames = np.random.default_rng(0).integers(0, 255, (8, 64, 64, 3), dtype=np.uint8)
     verdict = await gateway.stub.Verify(generation_pb2.VerifyRequest(file=media.mux(frames, 8.0, None)))
