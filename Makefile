@@ -3,16 +3,19 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-PROTO_SRC := $(wildcard protos/kino/v1/*.proto)
 STAMP := $(VENV)/.installed
 
 .PHONY: install system-deps protos demo test test-all lint bench clean
 
 install: system-deps $(STAMP)
 
-# ffmpeg (mux, probe) and espeak-ng (speech) are system packages.
+# ffmpeg (mux, probe) and espeak-ng (speech) are system packages; the package lists are refreshed
+# only when the first try fails (a fresh image may have none).
+SYSTEM_PACKAGES := ffmpeg espeak-ng
 system-deps:
-	@command -v ffmpeg >/dev/null && command -v espeak-ng >/dev/null || apt-get install -y --no-install-recommends ffmpeg espeak-ng
+	@command -v ffmpeg >/dev/null && command -v espeak-ng >/dev/null || \
+	  apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES) || \
+	  { apt-get update && apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); }
 
 # The venv is rebuilt only when pyproject.toml changes. torch first, pinned, so that no
 # dependency pulls a CUDA build.
