@@ -18,6 +18,7 @@ from services.ranker.store import COUNTER_INDEX, UserState
 MAX_PROFILE_POSITIVES = 20
 MAX_PROFILE_NEGATIVES = 20
 MAX_PROFILE_RECENT = 30
+FATIGUE_WINDOW = 5  # the last impressions that make a topic feel repetitive
 RECENCY_DECAY = 0.9  # weight of the k-th most recent positive: RECENCY_DECAY ** k
 # A positive with at least this weight (a like, share or remix) makes its remixes candidates.
 LIKED_WEIGHT = 2.0
@@ -51,6 +52,8 @@ FEATURE_NAMES = (
     "log_user_impressions",
     "is_remix",
     "remix_of_liked",
+    "max_cos_recent",  # highest similarity to the user's last FATIGUE_WINDOW impressions (fatigue)
+    "mean_cos_recent",  # mean similarity to them
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 
@@ -169,4 +172,9 @@ def candidate_features(
             row for liked in profile.liked_rows for row in catalog.remixes_of.get(catalog.name(liked), ())
         ]
         dense[:, f["remix_of_liked"]] = np.isin(rows, remixes)
+    recent = profile.recent_rows[:FATIGUE_WINDOW]
+    if recent.size:
+        sims = catalog.embeddings[recent] @ items.T  # (R, N)
+        dense[:, f["max_cos_recent"]] = sims.max(axis=0)
+        dense[:, f["mean_cos_recent"]] = sims.mean(axis=0)
     return CandidateFeatures(item_vectors=items, dense=dense, nearest_positive=nearest)

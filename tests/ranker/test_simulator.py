@@ -23,7 +23,9 @@ def test_users_respond_more_to_videos_that_match_their_taste():
     assert match[own_topic].mean() > 3 * match[~own_topic].mean()
     best = np.argsort(-match[0])[:20]
     worst = np.argsort(match[0])[:20]
-    assert world.draw(0, best).mean() > world.draw(0, worst).mean()
+    assert world.draw(0, best, []).mean() > world.draw(0, worst, []).mean()
+    tired = [int(world.topics[best[0]])] * 5
+    assert world.expected_gain(0, best[:1], tired)[0] < world.expected_gain(0, best[:1], [])[0]
 
 
 async def test_a_short_simulation_logs_impressions_and_trains():

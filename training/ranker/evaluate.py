@@ -176,7 +176,8 @@ async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, se
         counters = await core.store.counters([names[r] for r in rows])
         features = candidate_features(profile, core.catalog, rows, counters, platform.now)
         videos = np.array([video_id(names[r]) for r in rows])
-        gains = world.draw(int(user), videos)
+        recent = platform.recent_topics.get(int(user), [])
+        gains = world.draw(int(user), videos, recent)
         liked = gains >= 2.0  # a like (or a remix, worth 4) was drawn
         c = COUNTER_INDEX
         scores = {
@@ -187,7 +188,7 @@ async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, se
             + 1e-3 * counters[:, c["watch_ratio_sum"]],
             "content-only": content_scorer.score(profile, features),
             "model": model_scorer.score(profile, features),
-            "oracle": world.expected_gain(int(user), videos),
+            "oracle": world.expected_gain(int(user), videos, recent),
         }
         for method, s in scores.items():
             for metric, value in (("ndcg@10", ndcg_at(s, gains, 10)), ("recall@50", recall_at(s, liked, 50))):
@@ -341,9 +342,11 @@ Ranking score = 1.0 · watch + 2.0 · P(like) + 4.0 · P(remix) (`RankerConfig.h
 {held_out["oracle"]["requests"]} held-out requests at the end of the logging period: a user drawn by activity,
 and 1,000 videos that user has not seen, drawn from the whole catalog. Every method ranks the same
 1,000. Relevance is a fresh draw of that user's full-attention response to every one of them
-(gain = watch ratio + 2·like + 4·remix, the same objective as the ranking score), so it is held out
-from everything the model saw. NDCG@10 uses linear gains; Recall@50 counts the drawn likes.
-The oracle ranks by the true expected gain; it stays below 1 because responses are random.
+as the next video they watch, in their current state (fatigue from their last five impressions
+included; gain = watch ratio + 2·like + 4·remix, the same objective as the ranking score), so it is
+held out from everything the model saw. NDCG@10 uses linear gains; Recall@50 counts the drawn likes.
+The oracle ranks by the true expected gain (taste, quality and fatigue); it stays below 1 because
+responses are random.
 
 | method | NDCG@10 | of oracle | Recall@50 (likes) |
 |---|---|---|---|

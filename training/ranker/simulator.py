@@ -11,7 +11,7 @@ on a simulated platform whose ground truth is known:
   personal noise) and an activity level. The match of a user and a video is the standardized cosine
   of taste and embedding plus the video's quality, through a sigmoid: p(u, v) in (0, 1).
 * Responses: position bias (the chance to really look at the k-th video of a page decays), fatigue
-  (each of the last five impressions on the same topic lowers the match), watch ratio drawn around
+  (each of the last five impressions on the same topic multiplies the match by `fatigue`), watch ratio drawn around
   the match, likes, shares and remixes increasingly likely with the match, hides for bad matches,
   follows after likes.
 * Time: new videos arrive all the time, by `arrivals_per_step` per simulated minute.
@@ -151,23 +151,28 @@ class World:
         c = self.config
         return 1.0 / (1.0 + np.exp(-(c.match_scale * z + c.match_offset + self.quality[videos])))
 
-    def expected_gain(self, user: int, videos: np.ndarray) -> np.ndarray:
-        """E[watch ratio + 2 like + 4 remix] for a video looked at: what the oracle ranks by."""
-        p = self.match(user, videos)
+    def fatigued_match(self, user: int, videos: np.ndarray, recent_topics: list[int]) -> np.ndarray:
+        """The match lowered by fatigue: each of the last five impressions on the video's topic."""
+        repeats = np.array([sum(t == topic for t in recent_topics[-5:]) for topic in self.topics[videos]])
+        return self.match(user, videos) * self.config.fatigue**repeats
+
+    def expected_gain(self, user: int, videos: np.ndarray, recent_topics: list[int]) -> np.ndarray:
+        """E[watch ratio + 2 like + 4 remix] of the next video looked at: what the oracle ranks by."""
+        p = self.fatigued_match(user, videos, recent_topics)
         return p + 2 * 0.5 * p**2 + 4 * 0.08 * p**3
 
     def respond(self, user: int, video: int, position: int, recent_topics: list[int]) -> Response:
         c, rng = self.config, self.rng
-        p = float(self.match(user, np.array([video]))[0])
-        p *= c.fatigue ** sum(t == self.topics[video] for t in recent_topics[-5:])
+        p = float(self.fatigued_match(user, np.array([video]), recent_topics)[0])
         if rng.random() > c.position_decay**position:  # scrolled past without looking
             return Response(float(rng.uniform(0, 0.08)), False, False, False, False, False)
         return self._engage(p)
 
-    def draw(self, user: int, videos: np.ndarray) -> np.ndarray:
-        """Drawn gains (N,) of `videos` looked at with full attention: held-out relevance labels."""
+    def draw(self, user: int, videos: np.ndarray, recent_topics: list[int]) -> np.ndarray:
+        """Drawn gains (N,) of each of `videos` looked at next, with full attention, by the user in their
+        current state (fatigue included): held-out relevance labels."""
         gains = []
-        for p in self.match(user, videos):
+        for p in self.fatigued_match(user, videos, recent_topics):
             r = self._engage(float(p))
             gains.append(min(r.watch_ratio, 1.0) + 2 * r.liked + 4 * r.remixed)
         return np.array(gains)
