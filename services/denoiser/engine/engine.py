@@ -37,6 +37,10 @@ class Executor(Protocol):
         """Seconds one step of `rows` rows of this bucket takes (measured on throwaway inputs)."""
         ...
 
+    def profile_decode(self, bucket: ShapeBucket) -> float:
+        """Seconds one decode of a request's frames takes."""
+        ...
+
 
 class RequestStream:
     """The events of one request, as an async iterator; closing it early cancels the request."""
@@ -79,13 +83,16 @@ class DenoiseEngine:
         return self.scheduler.clock
 
     def profile(self, buckets: Iterable[ShapeBucket]) -> None:
-        """Measures step times of every bucket at batch sizes 1, 2, 4, ... up to its row limit."""
+        """Measures step times of every bucket at batch sizes 1, 2, 4, ... up to its row limit, and
+        the time of a decode."""
         for bucket in buckets:
             limit = self.scheduler.row_limit(bucket)
             sizes = sorted({*(2**i for i in range(limit.bit_length()) if 2**i <= limit), limit})
             for rows in sizes:
                 self.executor.profile(bucket, rows)  # the first call of a size pays for lazy set-up
                 self.scheduler.step_times.observe(bucket, rows, self.executor.profile(bucket, rows))
+            self.executor.profile_decode(bucket)
+            self.scheduler.step_times.observe_decode(bucket, self.executor.profile_decode(bucket))
 
     def start(self) -> None:
         if self._task is None:

@@ -272,6 +272,19 @@ class ModelExecutor:
 
     # ---- warm-up -----------------------------------------------------------------------------
 
+    def profile_decode(self, bucket: ShapeBucket) -> float:
+        """Seconds one final decode of this bucket takes (previews cost about the same)."""
+        shape = (
+            self.dit.config.latent_channels,
+            bucket.num_frames,
+            bucket.height // self.downsample,
+            bucket.width // self.downsample,
+        )
+        with self.lock, torch.inference_mode():
+            start = time.perf_counter()
+            self.decode(torch.zeros(shape))
+            return time.perf_counter() - start
+
     def profile(self, bucket: ShapeBucket, rows: int) -> float:
         """Seconds of one step of `rows` guided rows of this bucket, on throwaway requests."""
         from services.denoiser.engine.plan import StepItem

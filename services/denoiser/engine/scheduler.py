@@ -13,12 +13,14 @@ feeds the result back through `update()`. One rule: every request carries `steps
 * The best-ranked request picks the shape bucket; requests of that bucket join in rank order while
   their rows fit the bucket's row limit (min of `max_rows` and the executor's memory budget).
   Classifier-free guidance costs two rows in the same call, never a second call.
+* A step led by batch work is throughput-bound: requests join while rows fit, up to the batch size
+  with the best measured rows per second (on a CPU a very large batch can be slower per row).
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
   step time stays within `interactive_slowdown` times the leader's time alone. That one rule is the
   pre-emption of batch jobs, and it adapts to the hardware: on a GPU, where eight rows cost little more
   than two, interactive requests batch together and batch rows fill the rest; on a CPU, where cost
   grows with rows, interactive requests run one after another (what minimises their latency) and
-  batch requests wait. A step led by batch work is throughput-bound: requests join while rows fit.
+  batch requests wait.
 * Aging: a batch request accumulates the time it waited while interactive work ran; past
   `aging_seconds` it is promoted: ranked with the interactive requests (ahead of the younger ones) and
   exempt from the slowdown limit, so it finishes however much interactive traffic arrives.
@@ -155,7 +157,7 @@ class StepScheduler:
 
     def _check_deadline(self, request: EngineRequest, now: float) -> None:
         remaining = request.deadline - now
-        alone = request.num_steps * self.step_times.predict(request.bucket, request.rows)
+        alone = self.alone_seconds(request)
         if alone > remaining:
             raise deadline_exceeded(
                 "DEADLINE_UNMEETABLE",
@@ -178,9 +180,9 @@ class StepScheduler:
     def estimate_seconds(self, request: EngineRequest) -> float:
         """Expected seconds from now until `request` (admitted or not) has its frames.
 
-        Two lower bounds, the larger wins: the work ranked ahead of it plus its own, done at the best
-        measured row throughput of each bucket; and its own steps at the step time of the batch it
-        would share.
+        Two lower bounds, the larger wins: the work ranked ahead of it plus its own (steps at the best
+        measured row throughput of their bucket, plus their decodes); and its own steps at the step
+        time of the batch it would share, plus its own decodes.
         """
         if request.request_id not in self._requests:
             request.seq = self._next_seq  # it would queue behind everyone admitted so far
@@ -192,15 +194,21 @@ class StepScheduler:
         ]
         seconds = 0.0
         for bucket in {r.bucket for r in ahead} | {request.bucket}:
-            work = sum(r.remaining_steps * r.rows for r in ahead if r.bucket == bucket)
-            if bucket == request.bucket:
-                work += request.remaining_steps * request.rows
-            seconds += work / self.step_times.best_rate(bucket, self.row_limit(bucket))
+            mine = [r for r in ahead if r.bucket == bucket] + ([request] if bucket == request.bucket else [])
+            row_steps = sum(r.remaining_steps * r.rows for r in mine)
+            seconds += row_steps / self.step_times.best_rate(bucket, self.row_limit(bucket))
+            seconds += sum(_remaining_decodes(r) for r in mine) * self.step_times.decode_seconds(bucket)
         sharing = sum(r.rows for r in ahead if r.bucket == request.bucket) + request.rows
         alongside = request.remaining_steps * self.step_times.predict(
             request.bucket, min(sharing, self.row_limit(request.bucket))
         )
+        alongside += _remaining_decodes(request) * self.step_times.decode_seconds(request.bucket)
         return max(seconds, alongside)
+
+    def alone_seconds(self, request: EngineRequest) -> float:
+        """Expected seconds for `request` on an idle server."""
+        steps = request.remaining_steps * self.step_times.predict(request.bucket, request.rows)
+        return steps + _remaining_decodes(request) * self.step_times.decode_seconds(request.bucket)
 
     def _usage_on_arrival(self, request: EngineRequest) -> float:
         if request.request_id in self._requests or request.tenant in {
@@ -240,6 +248,8 @@ class StepScheduler:
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
             budget = self.config.interactive_slowdown * self.step_times.predict(bucket, head.rows)
+        else:  # throughput-bound: no bigger than the batch with the best measured rows per second
+            limit = max(head.rows, self.step_times.best_rows(bucket, limit))
         chosen: list[EngineRequest] = []
         rows = 0
         for request in ranked:
@@ -306,7 +316,9 @@ class StepScheduler:
         ]
         if not plan.runs_model:
             return events
-        self.step_times.observe(plan.bucket, plan.num_rows, result.duration_seconds)
+        self.step_times.observe(plan.bucket, plan.num_rows, result.duration_seconds - result.decode_seconds)
+        if result.decodes:
+            self.step_times.observe_decode(plan.bucket, result.decode_seconds / result.decodes)
         ran_urgent = False
         for item in plan.items:
             request = self._requests.get(item.request_id)
@@ -405,6 +417,17 @@ class StepScheduler:
     def has_pending(self) -> bool:
         """Whether schedule() has anything to do: requests to run or leavers to report."""
         return bool(self._requests) or bool(self._leaving)
+
+
+def _remaining_decodes(request: EngineRequest) -> int:
+    """Previews still to come, plus the final frames."""
+    done, total, every = (
+        request.steps_done - request.start_step,
+        request.num_steps - request.start_step,
+        request.preview_every,
+    )
+    previews = (total - 1) // every - done // every if every else 0
+    return max(previews, 0) + 1
 
 
 def _queue_seconds(request: EngineRequest) -> float:

@@ -7,6 +7,7 @@ import torch
 from services.denoiser.engine.plan import EventKind, StepItem, StepPlan
 from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
+from services.denoiser.engine.step_times import StepTimes
 from tests.denoiser.engine.helpers import prompt, tiny_executor
 
 
@@ -28,9 +29,17 @@ def request(executor, request_id, *, seed, steps=4, guidance=3.0, text_len=7, pr
     )
 
 
+class UnmeasuredStepTimes(StepTimes):
+    """Keeps its prior (cost proportional to rows), so batch steps always fill up: the test decides
+    who shares a step, not the timing of a shared machine."""
+
+    def observe(self, bucket, rows, seconds):
+        pass
+
+
 def serve(executor, arrivals: dict[int, list[EngineRequest]]):
     """Runs the real scheduler and executor; arrivals[k] join before step k. Returns events by request."""
-    scheduler = StepScheduler(SchedulerConfig(max_rows=16))
+    scheduler = StepScheduler(SchedulerConfig(max_rows=16), UnmeasuredStepTimes())
     events, plans, k = {}, [], 0
     while k in arrivals or scheduler.num_live or any(j > k for j in arrivals):
         for r in arrivals.get(k, []):

@@ -285,3 +285,21 @@ def test_step_times_interpolate_and_extrapolate_conservatively():
     assert times.predict(BUCKET, 8) == pytest.approx(2.8)
     times.observe(BUCKET, 4, 2.4)
     assert times.predict(BUCKET, 4) == pytest.approx(1.6)
+
+
+def test_a_batch_step_stops_at_the_batch_size_with_the_best_measured_throughput():
+    scheduler, _, _ = setup()
+    scheduler.step_times = StepTimes()
+    for rows in range(1, 17):  # 10 ms a row up to 4 rows, then the cache spills: 30 ms a row
+        scheduler.step_times.observe(BUCKET, rows, 0.01 * rows if rows <= 4 else 0.03 * rows)
+    for name in "abcdef":
+        scheduler.add(make_request(name, priority=BATCH))
+    assert ids(scheduler.schedule()) == ["a", "b", "c", "d"]
+
+
+def test_estimates_count_the_decodes_of_previews_and_frames():
+    scheduler, _, _ = setup()
+    scheduler.step_times.observe_decode(BUCKET, 0.5)
+    request = make_request("a", steps=6, preview_every=2)  # previews after steps 2 and 4, then frames
+    assert scheduler.alone_seconds(request) == pytest.approx(6 * 0.15 + 3 * 0.5)
+    assert scheduler.estimate_seconds(request) == pytest.approx(6 * 0.15 + 3 * 0.5)

@@ -1,0 +1,606 @@
+"""VideoDenoiser serving benchmark: Kino's step-level engine beside two classic ways of serving.
+
+Reproduce the numbers and plots of docs/engine/REPORT.md with one command:
+
+    nice -n 10 .venv/bin/python -m services.denoiser.bench --report docs/engine
+
+Three servers run the same model, on the same machine, in one process, one after the other, against
+the same open-loop Poisson arrival traces (a mix of interactive and batch requests):
+
+(a) `fcfs`: one request at a time, first come first served, each run to its end;
+(b) `request-batching`: whatever has arrived (up to the row limit) is grouped and run to its end,
+    newcomers wait for the whole group;
+(c) `step-engine`: Kino's engine, requests join and leave the batch at every step, interactive
+    requests pre-empt batch ones, admission from measured step times.
+
+Arrival rates are multiples of the machine's capacity, computed from step times measured at start-up:
+the best row throughput over the engine's batch sizes divided by the rows one request needs. Two
+kinds of run:
+
+* mixed: Poisson arrivals at several multiples of capacity, a fixed share of them interactive;
+* saturated: batch requests arrive at 1.5x capacity, so the machine is always busy with them, and a
+  light stream of interactive requests arrives beside them.
+
+Per server and run it reports throughput (videos/min finished within the arrival window), p50/p95
+latency by priority, time to first preview, and SLO attainment (the share of interactive requests
+finished within 3x the unloaded latency; refused and unfinished ones count as misses). Prompts are
+shapes-world captions encoded by the TextEncoder's MiniLM, as in production. torch runs one thread:
+on a 2-core machine shared with other work, a second OpenMP thread that waits for a busy core makes
+every step many times slower, and all three servers get the same treatment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from services.common.errors import KinoError, resource_exhausted
+from services.common.settings import DenoiserSettings
+from services.denoiser.engine.engine import DenoiseEngine
+from services.denoiser.engine.executor import ModelExecutor, load_executor
+from services.denoiser.engine.plan import DenoiseEvent, EventKind, StepItem, StepPlan
+from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
+from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
+from services.denoiser.engine.step_times import StepTimes
+
+SLO_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    interactive_load: float  # interactive arrival rate, as a multiple of capacity
+    batch_load: float  # batch arrival rate, as a multiple of capacity
+    window_s: float  # arrivals happen during this long
+
+    @property
+    def load(self) -> float:
+        return self.interactive_load + self.batch_load
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    load_factors: tuple[float, ...] = (0.5, 1.0, 1.5)  # mixed runs: total arrival rate / capacity
+    interactive_share: float = 0.25  # of the mixed runs' arrivals
+    window_s: float = 40.0  # arrivals of one mixed run
+    saturated_interactive_load: float = 0.06  # the saturated run's light interactive stream
+    saturated_window_s: float = 80.0
+    drain_factor: float = 0.5  # after the window, wait this fraction of it for the queue to empty
+    num_steps: int = 10  # 0 means the model's default
+    preview_every: int = 4
+    max_rows: int = 16
+    max_queued: int = 64
+    tenants: int = 4
+    torch_threads: int = 1
+    seed: int = 0
+
+    def scenarios(self) -> list[Scenario]:
+        mixed = [
+            Scenario(
+                f"mixed {load:g}x",
+                load * self.interactive_share,
+                load * (1 - self.interactive_share),
+                self.window_s,
+            )
+            for load in self.load_factors
+        ]
+        saturated = Scenario("saturated", self.saturated_interactive_load, 1.5, self.saturated_window_s)
+        return [*mixed, saturated]
+
+
+# ---- the three servers ------------------------------------------------------------------------------
+
+
+class StepEngineServer:
+    """(c) Kino's engine as the VideoDenoiser runs it."""
+
+    name = "step-engine"
+
+    def __init__(self, executor: ModelExecutor, config: BenchConfig, step_times: StepTimes) -> None:
+        scheduler_config = SchedulerConfig(max_rows=config.max_rows, max_queued=config.max_queued)
+        self.engine = DenoiseEngine(
+            StepScheduler(scheduler_config, step_times, row_limit=executor.row_limit), executor
+        )
+
+    async def start(self) -> None:
+        self.engine.start()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    def submit(self, request: EngineRequest) -> AsyncIterator[DenoiseEvent]:
+        return aiter(self.engine.submit(request))
+
+
+class RequestLevelServer:
+    """(a) and (b): a FIFO queue; a group leaves it only when the previous group has finished.
+
+    With max_requests=1 this is one request at a time; otherwise every queued request of the head's
+    shape joins the group while its rows fit. Members leave the group when done; nobody joins it.
+    """
+
+    def __init__(self, name: str, executor: ModelExecutor, config: BenchConfig, max_requests: int) -> None:
+        self.name = name
+        self.executor = executor
+        self.max_rows = config.max_rows
+        self.max_requests = max_requests
+        self.max_queued = config.max_queued
+        self.queue: deque[tuple[EngineRequest, asyncio.Queue]] = deque()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+        self.step_id = 0
+
+    async def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    def submit(self, request: EngineRequest) -> AsyncIterator[DenoiseEvent]:
+        if len(self.queue) >= self.max_queued:
+            raise resource_exhausted("QUEUE_FULL", "queue full", retry_after_seconds=1.0)
+        request.arrival = time.monotonic()
+        events: asyncio.Queue = asyncio.Queue()
+        self.queue.append((request, events))
+        self.wake.set()
+        return _drain(events)
+
+    async def _loop(self) -> None:
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            bucket = self.queue[0][0].bucket
+            group, rows = [], 0
+            for request, events in list(self.queue):
+                if len(group) == self.max_requests:
+                    break
+                if request.bucket == bucket and rows + request.rows <= self.max_rows:
+                    group.append((request, events))
+                    rows += request.rows
+                    self.queue.remove((request, events))
+            while group:
+                now = time.monotonic()
+                for request, _ in group:
+                    request.first_step_at = request.first_step_at or now
+                plan = StepPlan(
+                    step_id=self.step_id,
+                    bucket=bucket,
+                    items=[_item(r) for r, _ in group],
+                    num_rows=sum(r.rows for r, _ in group),
+                    preempted_ids=[],
+                    finished_ids=[],
+                )
+                self.step_id += 1
+                result = await asyncio.to_thread(self.executor.run, plan)
+                for item, (request, events) in zip(plan.items, list(group), strict=True):
+                    request.sampler.latents = result.latents[item.request_id]
+                    request.steps_done += 1
+                    queue_seconds = request.first_step_at - request.arrival
+                    common = dict(
+                        request_id=request.request_id, step=request.steps_done,
+                        total_steps=request.num_steps, queue_seconds=queue_seconds,
+                    )  # fmt: skip
+                    events.put_nowait(DenoiseEvent(kind=EventKind.PROGRESS, **common))
+                    if item.final:
+                        events.put_nowait(
+                            DenoiseEvent(
+                                kind=EventKind.RESULT, frames=result.frames[item.request_id], **common
+                            )
+                        )
+                        group.remove((request, events))
+                    elif item.preview:
+                        events.put_nowait(
+                            DenoiseEvent(
+                                kind=EventKind.PREVIEW, frames=result.previews[item.request_id], **common
+                            )
+                        )
+
+
+def _item(request: EngineRequest) -> StepItem:
+    step = request.steps_done + 1
+    return StepItem(
+        request_id=request.request_id,
+        step_index=request.steps_done,
+        num_steps=request.num_steps,
+        guidance_scale=request.guidance_scale,
+        rows=request.rows,
+        sampler=request.sampler,
+        preview=step % request.preview_every == 0 and step < request.num_steps,
+        final=step == request.num_steps,
+    )
+
+
+async def _drain(events: asyncio.Queue) -> AsyncIterator[DenoiseEvent]:
+    while True:
+        event = await events.get()
+        yield event
+        if event.last:
+            return
+
+
+# ---- load ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    priority: str
+    arrival: float  # seconds since the start of the run
+    first_preview: float | None = None  # seconds after arrival
+    latency: float | None = None  # seconds after arrival, None when refused or unfinished
+    refused: str = ""  # the error reason when refused
+
+
+@dataclass
+class RunStats:
+    server: str
+    scenario: Scenario
+    capacity_per_s: float
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def summary(self, unloaded_latency: float) -> dict:
+        window = self.scenario.window_s
+        done = [o for o in self.outcomes if o.latency is not None and o.arrival + o.latency <= window]
+        out = {
+            "server": self.server,
+            "scenario": self.scenario.name,
+            "load": self.scenario.load,
+            "offered_per_min": 60 * self.scenario.load * self.capacity_per_s,
+            "throughput_per_min": 60 * len(done) / window,
+        }
+        for priority in ("interactive", "batch"):
+            mine = [o for o in self.outcomes if o.priority == priority]
+            latencies = [o.latency for o in mine if o.latency is not None]
+            previews = [o.first_preview for o in mine if o.first_preview is not None]
+            out[priority] = {
+                "arrived": len(mine),
+                "finished": len(latencies),
+                "refused": sum(1 for o in mine if o.refused),
+                "p50_s": _percentile(latencies, 50),
+                "p95_s": _percentile(latencies, 95),
+                "first_preview_p50_s": _percentile(previews, 50),
+                "first_preview_p95_s": _percentile(previews, 95),
+                "slo_attainment": (
+                    sum(1 for x in latencies if x <= SLO_FACTOR * unloaded_latency) / len(mine)
+                    if mine
+                    else None
+                ),
+            }
+        return out
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+class Prompts:
+    """Shapes-world captions encoded once by the TextEncoder's MiniLM, reused round robin."""
+
+    def __init__(self, count: int = 64, seed: int = 0) -> None:
+        from services.text_encoder.backends import load_default_backend
+        from training.shapes_world import make_caption, sample_spec
+
+        rng = np.random.default_rng(seed)
+        captions = [make_caption(sample_spec(rng), rng) for _ in range(count)]
+        self.tokens = [e.tokens.astype(np.float32) for e in load_default_backend().encode(captions)]
+        self.max_tokens = max(len(t) for t in self.tokens)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.tokens[index % len(self.tokens)]
+
+
+def make_request(
+    executor, bucket, config: BenchConfig, prompts: Prompts, index: int, priority: Priority, rng
+):
+    card = executor.card
+    return EngineRequest(
+        request_id=f"r{index}",
+        bucket=bucket,
+        num_steps=config.num_steps or card.default_steps,
+        guidance_scale=card.default_guidance_scale,
+        sampler=SamplerState(seed=index, text=prompts[index]),
+        priority=priority,
+        tenant=f"tenant-{rng.randrange(config.tenants)}",
+        preview_every=config.preview_every,
+    )
+
+
+def arrivals(scenario: Scenario, capacity: float, seed: int) -> list[tuple[float, Priority]]:
+    """Two independent Poisson processes, one per priority, over the scenario's window."""
+    rng = random.Random(seed)
+    out = []
+    for priority, load in (
+        (Priority.INTERACTIVE, scenario.interactive_load),
+        (Priority.BATCH, scenario.batch_load),
+    ):
+        t = rng.expovariate(load * capacity)
+        while t < scenario.window_s:
+            out.append((t, priority))
+            t += rng.expovariate(load * capacity)
+    return sorted(out)
+
+
+async def run_load(
+    server, executor, bucket, config, prompts, scenario: Scenario, capacity: float
+) -> RunStats:
+    """Open loop: requests arrive on schedule whatever the server does; then a bounded drain."""
+    trace = arrivals(scenario, capacity, seed=config.seed * 1000 + round(scenario.load * 100))
+    stats = RunStats(server.name, scenario, capacity)
+    rng = random.Random(config.seed)
+    await server.start()
+    start = time.monotonic()
+
+    async def one(index: int, at: float, priority: Priority) -> None:
+        await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+        outcome = Outcome(priority.name.lower(), time.monotonic() - start)
+        stats.outcomes.append(outcome)
+        try:
+            events = server.submit(make_request(executor, bucket, config, prompts, index, priority, rng))
+        except KinoError as error:
+            outcome.refused = error.reason
+            return
+        async for event in events:
+            if event.kind == EventKind.PREVIEW and outcome.first_preview is None:
+                outcome.first_preview = time.monotonic() - start - outcome.arrival
+            if event.kind == EventKind.RESULT:
+                outcome.latency = time.monotonic() - start - outcome.arrival
+
+    tasks = [asyncio.ensure_future(one(i, at, p)) for i, (at, p) in enumerate(trace)]
+    await asyncio.wait(tasks, timeout=scenario.window_s * (1 + config.drain_factor))
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await server.close()
+    await asyncio.to_thread(_wait_idle, executor)
+    return stats
+
+
+def _wait_idle(executor: ModelExecutor) -> None:
+    with executor.lock:
+        pass
+
+
+async def unloaded_latency(server, executor, bucket, config, prompts, repeats: int = 5) -> float:
+    """Median latency of an interactive request alone on the server."""
+    await server.start()
+    latencies = []
+    for i in range(repeats):
+        start = time.monotonic()
+        request = make_request(
+            executor, bucket, config, prompts, 100_000 + i, Priority.INTERACTIVE, random.Random(i)
+        )
+        async for _event in server.submit(request):
+            pass
+        latencies.append(time.monotonic() - start)
+    await server.close()
+    return float(np.median(latencies))
+
+
+# ---- the whole bench -------------------------------------------------------------------------------
+
+
+def run_bench(
+    config: BenchConfig | None = None,
+    report_dir: str | Path | None = None,
+    settings: DenoiserSettings | None = None,
+) -> dict:
+    """Runs every scenario on the three servers, prints the table and the ratios to the targets, and
+    writes results.json and the plots to report_dir when given."""
+    config = config or BenchConfig()
+    settings = (settings or DenoiserSettings()).model_copy(update={"torch_threads": config.torch_threads})
+    executor = load_executor(settings)
+    report = asyncio.run(_bench(executor, config, Prompts(seed=config.seed)))
+    if report_dir is not None:
+        write_results(report, Path(report_dir))
+    return report
+
+
+async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts) -> dict:
+    card = executor.card
+    bucket = executor.bucket(card.frame_counts[-1], *card.resolutions[-1], prompts.max_tokens)
+    step_times = StepTimes()
+    scheduler = StepScheduler(
+        SchedulerConfig(max_rows=config.max_rows), step_times, row_limit=executor.row_limit
+    )
+    await asyncio.to_thread(DenoiseEngine(scheduler, executor).profile, [bucket])
+    steps = config.num_steps or card.default_steps
+    rows = 2 if card.default_guidance_scale != 1.0 else 1
+    max_rows = scheduler.row_limit(bucket)
+    decodes = (steps - 1) // config.preview_every + 1  # previews and the final frames
+    decode_s = step_times.decode_seconds(bucket)
+    per_video = steps * rows / step_times.best_rate(bucket, max_rows) + decodes * decode_s
+    capacity = 1 / per_video  # videos per second at the best measured batch size
+    measured = {r: round(1000 * s, 1) for r, s in sorted(step_times.measured(bucket).items())}
+    print(
+        f"model {card.name}, bucket {bucket}, {steps} steps, guidance {card.default_guidance_scale} ({rows} rows)"
+    )
+    print(f"step time by batch rows (ms): {measured}; one decode {1000 * decode_s:.1f} ms")
+    print(f"capacity from step times: {60 * capacity:.1f} videos/min", flush=True)
+
+    def servers():
+        return [
+            RequestLevelServer("fcfs", executor, config, max_requests=1),
+            RequestLevelServer("request-batching", executor, config, max_requests=config.max_rows),
+            StepEngineServer(executor, config, step_times),
+        ]
+
+    unloaded = {}
+    for server in servers():
+        unloaded[server.name] = await unloaded_latency(server, executor, bucket, config, prompts)
+    reference = float(np.median(list(unloaded.values())))
+    print("unloaded latency (s): " + ", ".join(f"{k} {v:.3f}" for k, v in unloaded.items()), flush=True)
+    results = []
+    for scenario in config.scenarios():
+        for server in servers():
+            stats = await run_load(server, executor, bucket, config, prompts, scenario, capacity)
+            results.append(stats.summary(reference))
+            print(_row(results[-1], reference), flush=True)
+    report = {
+        "config": asdict(config),
+        "model": card.name,
+        "bucket": str(bucket),
+        "num_steps": steps,
+        "rows_per_request": rows,
+        "max_rows": max_rows,
+        "step_ms_by_rows": measured,
+        "decode_ms": 1000 * decode_s,
+        "capacity_per_min": 60 * capacity,
+        "unloaded_latency_s": unloaded,
+        "reference_unloaded_s": reference,
+        "runs": results,
+    }
+    report["targets"] = _targets(report)
+    print(json.dumps(report["targets"], indent=2))
+    return report
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _row(s: dict, reference: float) -> str:
+    i, b = s["interactive"], s["batch"]
+    return (
+        f"{s['scenario']:>11} {s['server']:>16}: {s['throughput_per_min']:5.1f}/min | interactive n={i['arrived']} "
+        f"p50 {_fmt(i['p50_s'])} p95 {_fmt(i['p95_s'])} s (p95 x{_fmt((i['p95_s'] or math.inf) / reference)}) "
+        f"SLO {_fmt(i['slo_attainment'])} preview p50 {_fmt(i['first_preview_p50_s'])} | batch n={b['arrived']} "
+        f"p50 {_fmt(b['p50_s'])} p95 {_fmt(b['p95_s'])} done {b['finished']} | refused {i['refused'] + b['refused']}"
+    )
+
+
+def _targets(report: dict) -> dict:
+    reference = report["reference_unloaded_s"]
+    top = max(r["load"] for r in report["runs"] if r["scenario"].startswith("mixed"))
+    overload = {
+        r["server"]: r for r in report["runs"] if r["load"] == top and r["scenario"].startswith("mixed")
+    }
+    saturated = {r["server"]: r for r in report["runs"] if r["scenario"] == "saturated"}
+    return {
+        "overload": top,
+        "slo_attainment_at_overload (target >= 0.95 for step-engine)": {
+            name: r["interactive"]["slo_attainment"] for name, r in overload.items()
+        },
+        "interactive_p95_over_unloaded_when_batch_saturates (target <= 1.5 for step-engine)": {
+            name: (r["interactive"]["p95_s"] or math.inf) / reference for name, r in saturated.items()
+        },
+        "throughput_at_saturation_per_min": {name: r["throughput_per_min"] for name, r in saturated.items()},
+        "throughput_ratio_step_engine_over_fcfs (target >= 1)": (
+            saturated["step-engine"]["throughput_per_min"] / saturated["fcfs"]["throughput_per_min"]
+        ),
+    }
+
+
+SERVER_STYLE = {
+    "fcfs": ("tab:gray", "s"),
+    "request-batching": ("tab:orange", "^"),
+    "step-engine": ("tab:blue", "o"),
+}
+
+
+def write_results(report: dict, out: Path) -> None:
+    """results.json plus two plots: the mixed runs by load, and the saturated run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    reference = report["reference_unloaded_s"]
+    mixed = [r for r in report["runs"] if r["scenario"].startswith("mixed")]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    panels = [
+        (axes[0, 0], "interactive latency p50 (dashed) and p95 (solid), x unloaded", "latency"),
+        (axes[0, 1], "SLO attainment: interactive finished within 3x unloaded", "slo"),
+        (axes[1, 0], "throughput (videos/min)", "throughput"),
+        (axes[1, 1], "interactive time to first preview p50 (s)", "preview"),
+    ]
+    for name, (color, marker) in SERVER_STYLE.items():
+        runs = sorted((r for r in mixed if r["server"] == name), key=lambda r: r["load"])
+        loads = [r["load"] for r in runs]
+
+        def series(key, runs=runs):
+            return [np.nan if r["interactive"][key] is None else r["interactive"][key] for r in runs]
+
+        ax = panels[0][0]
+        ax.plot(loads, np.array(series("p95_s")) / reference, color=color, marker=marker, label=name)
+        ax.plot(loads, np.array(series("p50_s")) / reference, color=color, marker=marker, linestyle="--")
+        panels[1][0].plot(loads, series("slo_attainment"), color=color, marker=marker, label=name)
+        panels[2][0].plot(
+            loads, [r["throughput_per_min"] for r in runs], color=color, marker=marker, label=name
+        )
+        panels[3][0].plot(loads, series("first_preview_p50_s"), color=color, marker=marker, label=name)
+    panels[0][0].axhline(3.0, color="red", linewidth=0.8, linestyle=":")
+    panels[0][0].set_yscale("log")
+    panels[1][0].axhline(0.95, color="red", linewidth=0.8, linestyle=":")
+    panels[2][0].plot(
+        sorted({r["load"] for r in mixed}),
+        [r["offered_per_min"] for r in sorted(mixed, key=lambda r: r["load"]) if r["server"] == "fcfs"],
+        color="black", linewidth=0.8, linestyle=":", label="offered",
+    )  # fmt: skip
+    for ax, title, _ in panels:
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("offered load (x capacity)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{report['model']}: {report['num_steps']} steps, Poisson arrivals, 25% interactive")
+    fig.tight_layout()
+    fig.savefig(out / "mixed.png", dpi=110)
+    plt.close(fig)
+
+    saturated = {r["server"]: r for r in report["runs"] if r["scenario"] == "saturated"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(SERVER_STYLE)
+    colors = [SERVER_STYLE[n][0] for n in names]
+    p50 = [(saturated[n]["interactive"]["p50_s"] or np.nan) / reference for n in names]
+    p95 = [(saturated[n]["interactive"]["p95_s"] or np.nan) / reference for n in names]
+    x = np.arange(len(names))
+    axes[0].bar(x - 0.2, p50, 0.4, color=colors, alpha=0.5, label="p50")
+    axes[0].bar(x + 0.2, p95, 0.4, color=colors, label="p95")
+    axes[0].axhline(1.5, color="red", linewidth=0.8, linestyle=":", label="target 1.5x")
+    axes[0].set_yscale("log")
+    axes[0].set_title("interactive latency / unloaded latency", fontsize=10)
+    axes[1].bar(x, [saturated[n]["throughput_per_min"] for n in names], color=colors)
+    axes[1].set_title("throughput while batch work saturates (videos/min)", fontsize=10)
+    for ax in axes:
+        ax.set_xticks(x, names)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("batch arrivals at 1.5x capacity, light interactive stream")
+    fig.tight_layout()
+    fig.savefig(out / "saturated.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", help="write results.json and the plots to this directory")
+    parser.add_argument("--weights", help="weights directory (default: the shipped weights)")
+    parser.add_argument(
+        "--window", type=float, default=BenchConfig.window_s, help="seconds of arrivals per mixed run"
+    )
+    parser.add_argument("--saturated-window", type=float, default=BenchConfig.saturated_window_s)
+    parser.add_argument("--steps", type=int, default=BenchConfig.num_steps, help="0 = the model's default")
+    args = parser.parse_args()
+    config = BenchConfig(window_s=args.window, saturated_window_s=args.saturated_window, num_steps=args.steps)
+    run_bench(config, args.report, DenoiserSettings(weights_dir=args.weights))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
