@@ -96,7 +96,8 @@ def test_loading_weights_of_another_config_names_the_parameter_and_both_shapes(t
         load_weights(wider, tmp_path / "dit.safetensors")
     error = raised.value
     assert error.parameter in str(error)
-    assert error.expected[0] == 48 and error.found[0] == 32
+    assert 48 in error.expected and 32 in error.found
+    assert str(error.expected) in str(error) and str(error.found) in str(error)
 
 
 def test_loading_weights_with_a_missing_parameter_is_refused(tmp_path, tiny_dit):
@@ -119,26 +120,44 @@ def test_a_short_training_run_lowers_the_flow_matching_loss():
     from training.train_video import TrainConfig, flow_matching_loss
 
     torch.manual_seed(0)
-    model = VideoDiT(TINY)
+    model = VideoDiT(dataclasses.replace(TINY, num_frames=4, latent_size=4))
     g = torch.Generator().manual_seed(0)
     # A learnable toy task: every clip is a constant whose sign the caption gives away.
     sign = torch.tensor([1.0, -1.0]).repeat(4)
     batch = {
-        "latents": sign.view(8, 1, 1, 1, 1).expand(8, 4, 16, 8, 8).clone(),
-        "references": torch.zeros(8, 4, 8, 8),
+        "latents": sign.view(8, 1, 1, 1, 1).expand(8, 4, 4, 4, 4).clone(),
+        "references": torch.zeros(8, 4, 4, 4),
         "tokens": sign.view(8, 1, 1).expand(8, 3, TINY.text_dim).clone(),
         "token_mask": torch.ones(8, 3, dtype=torch.bool),
     }
     config = TrainConfig(caption_dropout=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(60):
+    for _ in range(40):
         loss = flow_matching_loss(model, batch, g, config)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
 
 
-EXPECTED_SLICE = [0.0] * 16
+# model(...)[0, 0, 0].flatten()[:16] for the perturbed tiny model above, seed 0.
+EXPECTED_SLICE = [
+    0.42639,
+    0.15205,
+    0.17175,
+    0.18877,
+    0.21315,
+    0.12365,
+    0.37623,
+    -0.07332,
+    0.31368,
+    -0.55692,
+    0.32933,
+    -0.47982,
+    0.20993,
+    -0.33257,
+    -0.2328,
+    -0.13179,
+]

@@ -1,0 +1,328 @@
+"""Kino's video diffusion transformer, end to end in one file.
+
+The network predicts the flow-matching velocity of a latent video (see `sampler.py` for the path it
+integrates). Reading order: helpers, embedders, block, final layer, the model, positional embeddings,
+presets.
+
+* Input: the noisy latents `(B, C, F, H, W)` of the frame autoencoder, cut into 3D patches.
+* Time: AdaLN-Zero modulation from the timestep plus the mean of the prompt's tokens.
+* Text: cross-attention to the text encoder's token embeddings `(B, L, 384)` (all-MiniLM-L6-v2).
+  A learned "null prompt" token stands for a dropped caption, which classifier-free guidance needs.
+* Known frames (image-to-video, extending a video): their clean latents and a mask ride along as extra
+  input channels, so the model sees them at every noise level.
+* Reference appearance (cameo): the reference image's latents become extra cross-attention tokens.
+
+Remix (SDEdit) needs nothing here: the sampler starts from a noised source video.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoDiTConfig:
+    latent_channels: int = 4
+    num_frames: int = 16  # latent frames; the autoencoder is per frame, so these are video frames
+    latent_size: int = 8  # latent height and width
+    patch_size: tuple[int, int, int] = (2, 2, 2)  # (frames, height, width) of one token
+    hidden_size: int = 192
+    depth: int = 6
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    text_dim: int = 384  # width of the text encoder's token embeddings
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Tokens along (frames, height, width)."""
+        pf, ph, pw = self.patch_size
+        return self.num_frames // pf, self.latent_size // ph, self.latent_size // pw
+
+    @property
+    def num_tokens(self) -> int:
+        return math.prod(self.grid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers and embedders
+# ---------------------------------------------------------------------------------------------
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x (B, L, D), shift and scale (B, D)."""
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class TimestepEmbedder(nn.Module):
+    """Flow time t in [0, 1] -> (B, D), through sinusoidal frequencies and an MLP."""
+
+    def __init__(self, hidden_size: int, frequency_size: int = 256):
+        super().__init__()
+        self.frequency_size = frequency_size
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_size, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
+        )
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.frequency_size // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+        args = (t.float() * 1000)[:, None] * freqs[None]  # (B, half)
+        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))  # (B, D)
+
+
+class Attention(nn.Module):
+    """Multi-head attention; self-attention when `context` is None."""
+
+    def __init__(self, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = nn.Linear(hidden_size, hidden_size)
+        self.kv = nn.Linear(hidden_size, 2 * hidden_size)
+        self.proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, L, D); context (B, S, D); context_mask bool (B, S), True where a token is real."""
+        B, L, D = x.shape
+        context = x if context is None else context
+        S = context.shape[1]
+        hs = D // self.num_heads
+        q = self.q(x).view(B, L, self.num_heads, hs).transpose(1, 2)  # (B, nh, L, hs)
+        k, v = self.kv(context).view(B, S, 2, self.num_heads, hs).permute(2, 0, 3, 1, 4)  # 2 x (B, nh, S, hs)
+        mask = None if context_mask is None else context_mask[:, None, None, :]  # (B, 1, 1, S)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, L, hs)
+        return self.proj(out.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
+
+
+# ---------------------------------------------------------------------------------------------
+# Block and final layer
+# ---------------------------------------------------------------------------------------------
+
+
+class DiTBlock(nn.Module):
+    """Self-attention and MLP under AdaLN-Zero modulation, with cross-attention to the context between."""
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden_size, num_heads)
+        self.norm2 = nn.LayerNorm(hidden_size, eps=1e-6)
+        self.cross_attn = Attention(hidden_size, num_heads)
+        self.norm3 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        hidden = int(hidden_size * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden_size, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, hidden_size)
+        )
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
+
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """x (B, L, D), c (B, D), context (B, S, D), context_mask (B, S)."""
+        shift_sa, scale_sa, gate_sa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
+        x = x + gate_sa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_sa, scale_sa))  # (B, L, D)
+        x = x + self.cross_attn(self.norm2(x), context, context_mask)  # (B, L, D)
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))  # (B, L, D)
+        return x
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, hidden_size: int, patch_volume: int, out_channels: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, patch_volume * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, L, pf*ph*pw*C)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------
+
+
+class VideoDiT(nn.Module):
+    def __init__(self, config: VideoDiTConfig):
+        super().__init__()
+        self.config = config
+        C, D = config.latent_channels, config.hidden_size
+        pf, ph, pw = config.patch_size
+        # Input channels: noisy latents, known-frame latents (zero where unknown), known-frame mask.
+        self.x_embedder = nn.Conv3d(2 * C + 1, D, kernel_size=config.patch_size, stride=config.patch_size)
+        self.t_embedder = TimestepEmbedder(D)
+        self.text_norm = nn.LayerNorm(config.text_dim, elementwise_affine=False, eps=1e-6)
+        self.text_proj = nn.Linear(config.text_dim, D)
+        self.text_pool = nn.Sequential(nn.Linear(config.text_dim, D), nn.SiLU(), nn.Linear(D, D))
+        self.null_text = nn.Parameter(torch.zeros(1, config.text_dim))  # the "no prompt" token
+        self.ref_embedder = nn.Conv2d(C, D, kernel_size=(ph, pw), stride=(ph, pw))
+        self.ref_type = nn.Parameter(torch.zeros(1, 1, D))  # tells reference tokens from text tokens
+        self.blocks = nn.ModuleList(
+            [DiTBlock(D, config.num_heads, config.mlp_ratio) for _ in range(config.depth)]
+        )
+        self.final_layer = FinalLayer(D, pf * ph * pw, C)
+        self.register_buffer(
+            "pos_embed", torch.from_numpy(sincos_3d(D, config.grid)).float()[None], persistent=False
+        )
+        grid_2d = (1, *config.grid[1:])
+        self.register_buffer(
+            "ref_pos_embed", torch.from_numpy(sincos_3d(D, grid_2d)).float()[None], persistent=False
+        )
+        self.initialize_weights()
+
+    def initialize_weights(self):
+        # Xavier for every linear layer, as in ViT/DiT.
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        # Patch embedders are linear layers over flattened patches: initialise them as such.
+        for embedder in (self.x_embedder, self.ref_embedder):
+            nn.init.xavier_uniform_(embedder.weight.view(embedder.weight.shape[0], -1))
+            nn.init.zeros_(embedder.bias)
+        # Small timestep MLP weights, as DiT: the sinusoid features are already unit scale.
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        # The null prompt and the reference type start as ordinary unit-scale tokens.
+        nn.init.normal_(self.null_text, std=1.0)
+        nn.init.normal_(self.ref_type, std=0.02)
+        # AdaLN-Zero: every block starts as the identity, so depth does not destabilise early training.
+        for block in self.blocks:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        # Zero output: the first prediction is zero velocity rather than noise.
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def null_text_tokens(self, batch: int, length: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unconditional prompt: tokens (B, L, text_dim) and mask (B, L), the null token first."""
+        tokens = torch.zeros(batch, length, self.config.text_dim, device=self.null_text.device)
+        tokens[:, 0] = self.null_text[0]
+        mask = torch.zeros(batch, length, dtype=torch.bool, device=tokens.device)
+        mask[:, 0] = True
+        return tokens, mask
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text_tokens: torch.Tensor,
+        text_mask: torch.Tensor,
+        known_latents: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        reference_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predicts the velocity (B, C, F, H, W), float32.
+
+        x: noisy latents (B, C, F, H, W). t: flow time (B,) in [0, 1], 1 is pure noise.
+        text_tokens: (B, L, text_dim), padded; text_mask: bool (B, L), True for real tokens.
+        known_latents: clean latents (B, C, F, H, W) of known frames; known_mask: (B, 1, F, 1, 1), 1 where known.
+        reference: latents (B, C, H, W) of an appearance image; reference_mask: bool (B,), rows that have one.
+        """
+        B, C, Fr, H, W = x.shape
+        pf, ph, pw = self.config.patch_size
+        gf, gh, gw = Fr // pf, H // ph, W // pw
+        if known_latents is None:
+            known_latents = torch.zeros_like(x)
+            known_mask = torch.zeros(B, 1, Fr, 1, 1, device=x.device)
+        mask = known_mask.expand(B, 1, Fr, H, W)  # (B, 1, F, H, W)
+        inputs = torch.cat([x, known_latents * mask, mask], dim=1)  # (B, 2C+1, F, H, W)
+        h = self.x_embedder(inputs).flatten(2).transpose(1, 2) + self.pos_embed  # (B, L, D)
+
+        text = self.text_norm(text_tokens)  # (B, S, text_dim)
+        weights = text_mask.unsqueeze(-1).float()  # (B, S, 1)
+        pooled = (text * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, text_dim)
+        c = self.t_embedder(t) + self.text_pool(pooled)  # (B, D)
+        context, context_mask = self.text_proj(text), text_mask  # (B, S, D), (B, S)
+        if reference is not None:
+            ref = self.ref_embedder(reference).flatten(2).transpose(1, 2)  # (B, gh*gw, D)
+            ref = ref + self.ref_pos_embed + self.ref_type  # (B, gh*gw, D)
+            ref_mask = reference_mask[:, None].expand(B, ref.shape[1])  # (B, gh*gw)
+            context = torch.cat([context, ref], dim=1)  # (B, S + gh*gw, D)
+            context_mask = torch.cat([context_mask, ref_mask], dim=1)  # (B, S + gh*gw)
+
+        for block in self.blocks:
+            h = block(h, c, context, context_mask)  # (B, L, D)
+        out = self.final_layer(h, c)  # (B, L, pf*ph*pw*C)
+        out = out.view(B, gf, gh, gw, pf, ph, pw, C)  # (B, gf, gh, gw, pf, ph, pw, C)
+        out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (B, C, gf, pf, gh, ph, gw, pw)
+        return out.reshape(B, C, Fr, H, W)  # (B, C, F, H, W)
+
+    def forward_with_cfg(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text_tokens: torch.Tensor,
+        text_mask: torch.Tensor,
+        guidance_scale: float,
+        **conditioning: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Classifier-free guidance in one batched call: the prompt's and the null prompt's velocities,
+        extrapolated by guidance_scale. Visual conditioning is kept in both halves."""
+        B, L = text_mask.shape
+        null_tokens, null_mask = self.null_text_tokens(B, L)
+        doubled = {k: None if v is None else torch.cat([v, v]) for k, v in conditioning.items()}
+        v = self.forward(
+            torch.cat([x, x]),  # (2B, C, F, H, W)
+            torch.cat([t, t]),
+            torch.cat([text_tokens, null_tokens]),  # (2B, L, text_dim)
+            torch.cat([text_mask, null_mask]),
+            **doubled,
+        )
+        v_cond, v_uncond = v.chunk(2)  # 2 x (B, C, F, H, W)
+        return v_uncond + guidance_scale * (v_cond - v_uncond)
+
+
+# ---------------------------------------------------------------------------------------------
+# Positional embeddings
+# ---------------------------------------------------------------------------------------------
+
+
+def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
+    """(N,) positions -> (N, dim) sines and cosines."""
+    omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2))
+    out = np.outer(positions.reshape(-1), omega)  # (N, dim/2)
+    return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+
+def sincos_3d(dim: int, grid: tuple[int, int, int]) -> np.ndarray:
+    """Fixed 3D embedding (F*H*W, dim): a quarter of the channels for time, three eighths each for
+    height and width, in the token order of a flattened (F, H, W) grid."""
+    gf, gh, gw = grid
+    dim_t = dim // 4 // 2 * 2
+    dim_h = (dim - dim_t) // 2 // 2 * 2
+    dim_w = dim - dim_t - dim_h
+    f, h, w = np.meshgrid(np.arange(gf), np.arange(gh), np.arange(gw), indexing="ij")  # each (F, H, W)
+    return np.concatenate([sincos_1d(dim_t, f), sincos_1d(dim_h, h), sincos_1d(dim_w, w)], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------------------------
+
+VIDEO_DIT_PRESETS = {
+    # For tests: the real code path in milliseconds.
+    "tiny": VideoDiTConfig(hidden_size=32, depth=2, num_heads=2),
+    # The model Kino ships, sized to train from scratch on a 2-core CPU in under an hour.
+    "shapes-s": VideoDiTConfig(hidden_size=128, depth=6, num_heads=4),
+}
+
+
+def build_video_dit(config: VideoDiTConfig) -> VideoDiT:
+    model = VideoDiT(config)
+    logger.info("VideoDiT: %.2fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
+    return model

@@ -1,0 +1,250 @@
+"""Text (and optional pictures) to video with Kino's shipped model: the entry point for the denoiser.
+
+The numbered steps of `VideoPipeline.generate` follow diffusers: check inputs, conditioning, timesteps,
+initial latents, the denoising loop, decode. The model (`dit.py`), the sampler (`sampler.py`) and the
+autoencoder (`autoencoder.py`) are separate components; this class only orchestrates them for one
+request. The step-batching engine drives the same components itself, one step at a time.
+
+Weights live in one directory: `config.json`, `dit.safetensors`, `autoencoder.safetensors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from services.denoiser.model.autoencoder import (
+    FrameAutoencoder,
+    FrameAutoencoderConfig,
+    tensor_to_video,
+    video_to_tensor,
+)
+from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
+from services.denoiser.model.sampler import FlowMatchEulerSampler
+from services.denoiser.model.weights import load_weights, save_weights
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    dit: VideoDiTConfig
+    autoencoder: FrameAutoencoderConfig
+    name: str = "kino-shapes-dit"
+    version: str = "1"
+    fps: float = 8.0
+    default_steps: int = 25
+    max_steps: int = 100
+    default_guidance_scale: float = 4.0
+    sampler_shift: float = 1.0
+    training: dict = field(default_factory=dict)  # how the weights were made, for the record
+
+    @property
+    def downsample(self) -> int:
+        return self.autoencoder.downsample
+
+    @property
+    def frame_size(self) -> int:
+        return self.dit.latent_size * self.downsample
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> PipelineConfig:
+        data = dict(data)
+        dit = dict(data.pop("dit"))
+        dit["patch_size"] = tuple(dit["patch_size"])
+        autoencoder = dict(data.pop("autoencoder"))
+        autoencoder["widths"] = tuple(autoencoder["widths"])
+        return cls(dit=VideoDiTConfig(**dit), autoencoder=FrameAutoencoderConfig(**autoencoder), **data)
+
+
+class GenerationCancelled(Exception):
+    """`should_cancel` returned True; no more steps were run."""
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the per-step callback sees after each step."""
+
+    step: int  # steps done in this run, 1..total_steps
+    total_steps: int
+    pred_original: torch.Tensor  # (1, C, F, h, w): the current estimate of the clean latents
+
+    def preview(self, pipeline: VideoPipeline) -> np.ndarray:
+        """uint8 (F, H, W, 3): the current estimate decoded, for previews."""
+        return pipeline.decode(self.pred_original)[0]
+
+
+@dataclass(frozen=True)
+class VideoPipelineOutput:
+    frames: np.ndarray  # uint8 (F, H, W, 3), RGB
+    fps: float
+    model: str
+
+
+class VideoPipeline:
+    def __init__(self, config: PipelineConfig, dit: VideoDiT, autoencoder: FrameAutoencoder):
+        self.config = config
+        self.dit = dit.eval()
+        self.autoencoder = autoencoder.eval()
+
+    @classmethod
+    def from_pretrained(cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> VideoPipeline:
+        """Loads config.json and the two safetensors files; refuses weights that do not fit the config
+        with `IncompatibleWeightsError`."""
+        weights_dir = Path(weights_dir)
+        config = PipelineConfig.from_json(json.loads((weights_dir / "config.json").read_text()))
+        dit = VideoDiT(config.dit)
+        load_weights(dit, weights_dir / "dit.safetensors")
+        autoencoder = FrameAutoencoder(config.autoencoder)
+        load_weights(autoencoder, weights_dir / "autoencoder.safetensors")
+        logger.info(
+            "loaded %s v%s from %s: DiT %.2fM parameters, autoencoder %.2fM",
+            config.name,
+            config.version,
+            weights_dir,
+            sum(p.numel() for p in dit.parameters()) / 1e6,
+            sum(p.numel() for p in autoencoder.parameters()) / 1e6,
+        )
+        return cls(config, dit, autoencoder)
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.config.name}-v{self.config.version}"
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        """(C, F, h, w) of one clip's latents."""
+        d = self.config.dit
+        return (d.latent_channels, d.num_frames, d.latent_size, d.latent_size)
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (F, H, W, 3) -> latents (1, C, F, h, w)."""
+        return self.autoencoder.encode(video_to_tensor(frames[None]))
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """latents (B, C, F, h, w) -> uint8 (B, F, H, W, 3)."""
+        return tensor_to_video(self.autoencoder.decode(latents)).numpy()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        text_tokens: np.ndarray,
+        *,
+        seed: int,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        first_frames: np.ndarray | None = None,
+        reference_image: np.ndarray | None = None,
+        source_video: np.ndarray | None = None,
+        strength: float = 0.7,
+        on_step: Callable[[StepInfo], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> VideoPipelineOutput:
+        """One clip from a prompt's token embeddings.
+
+        text_tokens: float32 (L, 384), the text encoder's tokens for the prompt.
+        first_frames: uint8 (K, H, W, 3), K < F: frames the clip starts with (image-to-video, extend).
+        reference_image: uint8 (H, W, 3): the subject's appearance (cameo).
+        source_video: uint8 (F, H, W, 3): remix it; strength 0 keeps it, 1 ignores it.
+        on_step: called after every step. should_cancel: checked before every step; True raises
+        GenerationCancelled.
+        """
+        # 1. Inputs.
+        cfg = self.config
+        num_steps = cfg.default_steps if num_steps is None else num_steps
+        guidance_scale = cfg.default_guidance_scale if guidance_scale is None else guidance_scale
+        C, Fr, h, w = self.latent_shape
+        size = cfg.frame_size
+        if text_tokens.ndim != 2 or text_tokens.shape[1] != cfg.dit.text_dim:
+            raise ValueError(f"text_tokens must be (L, {cfg.dit.text_dim}), got {text_tokens.shape}")
+        if not 1 <= num_steps <= cfg.max_steps:
+            raise ValueError(f"num_steps must be in 1..{cfg.max_steps}, got {num_steps}")
+        for name, array, frames in (("first_frames", first_frames, None), ("source_video", source_video, Fr)):
+            if array is not None and (array.ndim != 4 or array.shape[1:] != (size, size, 3)):
+                raise ValueError(f"{name} must be (K, {size}, {size}, 3) uint8, got {array.shape}")
+            if array is not None and frames is not None and array.shape[0] != frames:
+                raise ValueError(f"{name} must have {frames} frames, got {array.shape[0]}")
+        if first_frames is not None and not 1 <= first_frames.shape[0] < Fr:
+            raise ValueError(f"first_frames must hold 1..{Fr - 1} frames, got {first_frames.shape[0]}")
+        if reference_image is not None and reference_image.shape != (size, size, 3):
+            raise ValueError(
+                f"reference_image must be ({size}, {size}, 3) uint8, got {reference_image.shape}"
+            )
+
+        # 2. Conditioning.
+        tokens = torch.from_numpy(np.ascontiguousarray(text_tokens, dtype=np.float32))[None]  # (1, L, 384)
+        token_mask = torch.ones(tokens.shape[:2], dtype=torch.bool)  # (1, L)
+        conditioning: dict[str, torch.Tensor | None] = {}
+        if first_frames is not None:
+            known = torch.zeros(1, C, Fr, h, w)
+            k = first_frames.shape[0]
+            known[:, :, :k] = self.encode(first_frames)  # (1, C, K, h, w)
+            known_mask = (torch.arange(Fr) < k).float().view(1, 1, Fr, 1, 1)  # (1, 1, F, 1, 1)
+            conditioning.update(known_latents=known, known_mask=known_mask)
+        if reference_image is not None:
+            reference = self.autoencoder.encode_image(video_to_tensor(reference_image[None, None])[:, :, 0])
+            conditioning.update(
+                reference=reference, reference_mask=torch.ones(1, dtype=torch.bool)
+            )  # (1, C, h, w)
+
+        # 3. Timesteps.
+        sampler = FlowMatchEulerSampler(num_steps, shift=cfg.sampler_shift)
+        first_step = 0 if source_video is None else sampler.start_index(strength)
+
+        # 4. Initial latents: noise, or the source video noised to where the remix starts.
+        generator = torch.Generator().manual_seed(seed)
+        latents = torch.randn((1, C, Fr, h, w), generator=generator)  # (1, C, F, h, w)
+        if source_video is not None:
+            latents = sampler.add_noise(self.encode(source_video), latents, first_step)
+
+        # 5. Denoising loop.
+        for i in range(first_step, num_steps):
+            if should_cancel is not None and should_cancel():
+                raise GenerationCancelled(f"cancelled before step {i + 1} of {num_steps}")
+            t = sampler.timesteps(i).expand(1)  # (1,)
+            if guidance_scale == 1.0:
+                velocity = self.dit(latents, t, tokens, token_mask, **conditioning)
+            else:
+                velocity = self.dit.forward_with_cfg(
+                    latents, t, tokens, token_mask, guidance_scale, **conditioning
+                )
+            result = sampler.step(velocity, i, latents)
+            latents = result.prev_sample
+            if on_step is not None:
+                on_step(
+                    StepInfo(
+                        step=i + 1 - first_step,
+                        total_steps=num_steps - first_step,
+                        pred_original=result.pred_original,
+                    )
+                )
+
+        # 6. Decode; known frames come back as given.
+        if first_frames is not None:
+            latents = torch.where(conditioning["known_mask"].bool(), conditioning["known_latents"], latents)
+        frames = self.decode(latents)[0]
+        if first_frames is not None:
+            frames[: first_frames.shape[0]] = first_frames
+        return VideoPipelineOutput(frames=frames, fps=cfg.fps, model=self.model_name)
+
+
+def save_pipeline(out: Path, config: PipelineConfig, dit: VideoDiT, autoencoder: FrameAutoencoder) -> None:
+    """Writes what `VideoPipeline.from_pretrained` reads."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(dit, out / "dit.safetensors")
+    save_weights(autoencoder, out / "autoencoder.safetensors")
+    (out / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")

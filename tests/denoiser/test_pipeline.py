@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+import pytest
+
+from services.denoiser.model.pipeline import (
+    DEFAULT_WEIGHTS_DIR,
+    GenerationCancelled,
+    VideoPipeline,
+)
+from services.denoiser.model.weights import IncompatibleWeightsError
+
+
+def _prompt(seed=0, length=6):
+    return np.random.default_rng(seed).standard_normal((length, 384)).astype(np.float32)
+
+
+def test_generate_returns_uint8_frames_at_the_native_size(tiny_pipeline):
+    out = tiny_pipeline.generate(_prompt(), seed=1)
+    assert out.frames.shape == (16, 64, 64, 3) and out.frames.dtype == np.uint8
+    assert out.fps == 8.0
+
+
+def test_same_seed_gives_the_same_frames_and_another_seed_differs(tiny_pipeline):
+    a = tiny_pipeline.generate(_prompt(), seed=1).frames
+    assert np.array_equal(a, tiny_pipeline.generate(_prompt(), seed=1).frames)
+    assert not np.array_equal(a, tiny_pipeline.generate(_prompt(), seed=2).frames)
+
+
+def test_callback_sees_every_step(tiny_pipeline):
+    seen = []
+    tiny_pipeline.generate(
+        _prompt(), seed=0, num_steps=5, on_step=lambda info: seen.append((info.step, info.total_steps))
+    )
+    assert seen == [(i, 5) for i in range(1, 6)]
+
+
+def test_cancellation_stops_before_the_next_step(tiny_pipeline):
+    steps = []
+    with pytest.raises(GenerationCancelled):
+        tiny_pipeline.generate(
+            _prompt(),
+            seed=0,
+            num_steps=6,
+            on_step=lambda info: steps.append(info.step),
+            should_cancel=lambda: len(steps) >= 2,
+        )
+    assert steps == [1, 2]
+
+
+def test_known_first_frames_come_back_unchanged(tiny_pipeline):
+    first = np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    out = tiny_pipeline.generate(_prompt(), seed=0, first_frames=first)
+    assert np.array_equal(out.frames[:3], first)
+
+
+def test_remix_runs_only_the_steps_its_strength_asks_for(tiny_pipeline):
+    source = tiny_pipeline.generate(_prompt(), seed=0).frames
+    steps = []
+    tiny_pipeline.generate(
+        _prompt(),
+        seed=3,
+        num_steps=10,
+        source_video=source,
+        strength=0.3,
+        on_step=lambda i: steps.append(i.step),
+    )
+    assert steps == [1, 2, 3]
+
+
+def test_reference_image_is_accepted_and_changes_the_clip(tiny_pipeline):
+    reference = np.full((64, 64, 3), 200, np.uint8)
+    plain = tiny_pipeline.generate(_prompt(), seed=0).frames
+    assert not np.array_equal(
+        plain, tiny_pipeline.generate(_prompt(), seed=0, reference_image=reference).frames
+    )
+
+
+def test_bad_inputs_are_refused_with_the_expected_shape(tiny_pipeline):
+    with pytest.raises(ValueError, match="384"):
+        tiny_pipeline.generate(np.zeros((4, 512), np.float32), seed=0)
+    with pytest.raises(ValueError, match="first_frames"):
+        tiny_pipeline.generate(_prompt(), seed=0, first_frames=np.zeros((16, 64, 64, 3), np.uint8))
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(tiny_pipeline_dir):
+    config = json.loads((tiny_pipeline_dir / "config.json").read_text())
+    config["dit"]["depth"] = 1
+    (tiny_pipeline_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(IncompatibleWeightsError, match="blocks.1"):
+        VideoPipeline.from_pretrained(tiny_pipeline_dir)
+
+
+@pytest.mark.skipif(not (DEFAULT_WEIGHTS_DIR / "config.json").exists(), reason="no shipped weights")
+def test_shipped_weights_load_and_fit_in_the_repo_budget():
+    pipeline = VideoPipeline.from_pretrained()
+    assert pipeline.config.frame_size == 64 and pipeline.config.dit.num_frames >= 16
+    assert sum(p.stat().st_size for p in DEFAULT_WEIGHTS_DIR.iterdir()) < 50 * 2**20

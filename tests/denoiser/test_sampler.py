@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from services.denoiser.model.sampler import FlowMatchEulerSampler
+
+
+def test_sigmas_run_from_pure_noise_to_clean():
+    sampler = FlowMatchEulerSampler(10, shift=3.0)
+    assert sampler.sigmas[0] == 1.0 and sampler.sigmas[-1] == 0.0
+    assert (sampler.sigmas[1:] < sampler.sigmas[:-1]).all()
+
+
+def test_euler_steps_follow_a_straight_path_exactly():
+    clean, noise = torch.randn(1, 4, 16, 8, 8), torch.randn(1, 4, 16, 8, 8)
+    sampler = FlowMatchEulerSampler(7)
+    latents = noise
+    for i in range(7):
+        step = sampler.step(noise - clean, i, latents)  # the true velocity of the straight path
+        assert torch.allclose(step.pred_original, clean, atol=1e-5)
+        latents = step.prev_sample
+    assert torch.allclose(latents, clean, atol=1e-5)
+
+
+def test_rows_at_different_steps_batch_like_separate_calls():
+    sampler = FlowMatchEulerSampler(20)
+    latents, velocity = torch.randn(3, 4, 16, 8, 8), torch.randn(3, 4, 16, 8, 8)
+    indices = torch.tensor([0, 7, 19])
+    batched = sampler.step(velocity, indices, latents)
+    for row, index in enumerate(indices.tolist()):
+        alone = sampler.step(velocity[row : row + 1], index, latents[row : row + 1])
+        assert torch.allclose(batched.prev_sample[row], alone.prev_sample[0])
+        assert torch.allclose(batched.pred_original[row], alone.pred_original[0])
+
+
+def test_step_has_no_hidden_state():
+    sampler = FlowMatchEulerSampler(10)
+    latents, velocity = torch.randn(1, 4, 16, 8, 8), torch.randn(1, 4, 16, 8, 8)
+    first = sampler.step(velocity, 3, latents).prev_sample
+    sampler.step(velocity, 8, latents)
+    assert torch.equal(sampler.step(velocity, 3, latents).prev_sample, first)
+
+
+@pytest.mark.parametrize(("strength", "expected"), [(1.0, 0), (0.0, 20), (0.5, 10), (0.3, 14)])
+def test_remix_strength_picks_the_first_step(strength, expected):
+    assert FlowMatchEulerSampler(20).start_index(strength) == expected
+
+
+def test_add_noise_puts_the_source_on_the_path_at_that_step():
+    sampler = FlowMatchEulerSampler(10)
+    clean, noise = torch.ones(1, 4, 16, 8, 8), torch.zeros(1, 4, 16, 8, 8)
+    assert torch.allclose(sampler.add_noise(clean, noise, 0), noise)
+    assert torch.allclose(sampler.add_noise(clean, noise, 5), 0.5 * clean)
+    with pytest.raises(ValueError):
+        sampler.start_index(1.5)

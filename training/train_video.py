@@ -1,0 +1,394 @@
+"""Trains Kino's text-to-video model from scratch on the shapes world, on a CPU, within a time budget.
+
+    python -m training.train_video --minutes 50
+
+Stages, each checkpointed under --work-dir so that a second run with the same arguments resumes:
+
+1. the frame autoencoder, on crops around the object (flat backgrounds teach little);
+2. the dataset: rendered clips of the training combos, encoded once to latents, with their captions
+   encoded once by the text encoder backend the service uses (the vocabulary is finite);
+3. the video DiT, flow matching with caption dropout (for guidance) and random conditioning masks
+   (known first frames, a reference image), with an EMA of the weights.
+
+The budget is wall-clock time: the learning rate follows the fraction of the DiT budget spent, so a
+resumed run continues the same schedule. Writes safetensors plus config.json to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from services.denoiser.model.autoencoder import (
+    AUTOENCODER_PRESETS,
+    FrameAutoencoder,
+    FrameAutoencoderConfig,
+    video_to_tensor,
+)
+from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT, VideoDiTConfig
+from services.denoiser.model.pipeline import PipelineConfig, save_pipeline
+from training.shapes_world import NUM_FRAMES, SIZE, render, render_reference, sample_spec
+
+logger = logging.getLogger("training.train_video")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    minutes: float = 50.0
+    autoencoder_fraction: float = 0.12  # of the budget, for stage 1
+    dataset_clips: int = 6000
+    dit_preset: str = "shapes-s"
+    autoencoder_preset: str = "base"
+    batch_size: int = 32
+    autoencoder_batch: int = 64  # 32x32 crops
+    lr: float = 6e-4
+    autoencoder_lr: float = 1e-3
+    warmup_steps: int = 200
+    ema_decay: float = 0.998
+    caption_dropout: float = 0.1
+    known_frames_prob: float = 0.25  # rows that get 1..8 known first frames
+    reference_prob: float = 0.2  # rows that get a reference image
+    checkpoint_every_s: float = 120.0
+    seed: int = 0
+
+
+def parse_args() -> tuple[TrainConfig, Path, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="total wall-clock budget")
+    parser.add_argument("--dit-preset", default=TrainConfig.dit_preset, choices=sorted(VIDEO_DIT_PRESETS))
+    parser.add_argument(
+        "--autoencoder-preset", default=TrainConfig.autoencoder_preset, choices=sorted(AUTOENCODER_PRESETS)
+    )
+    parser.add_argument("--dataset-clips", type=int, default=TrainConfig.dataset_clips)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    # One thread by default: on a shared 2-core machine, two OpenMP threads spin-wait on each other
+    # whenever another process takes a core, and a step measured 10-40x slower than with one.
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path("var/training/video"), help="checkpoints and caches"
+    )
+    parser.add_argument("--out", type=Path, default=Path("services/denoiser/weights"))
+    args = parser.parse_args()
+    config = TrainConfig(
+        minutes=args.minutes,
+        dit_preset=args.dit_preset,
+        autoencoder_preset=args.autoencoder_preset,
+        dataset_clips=args.dataset_clips,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    torch.set_num_threads(args.threads)
+    return config, args.work_dir, args.out
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: autoencoder
+# ---------------------------------------------------------------------------------------------
+
+
+def object_crops(rng: np.random.Generator, count: int, crop: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops (N, 3, crop, crop) in [-1, 1] near the object, and per-pixel loss weights (N, 1, crop, crop)
+    that favour the object and its edges. Four frames come from each rendered clip."""
+    images, masks = [], []
+    for i in range(count):
+        if i % 4 == 0:
+            clip = render(sample_spec(rng, held_out=None))
+        f = rng.integers(NUM_FRAMES)
+        cx, cy = clip.centroids[f]
+        x0 = int(np.clip(cx - crop / 2 + rng.integers(-10, 11), 0, SIZE - crop))
+        y0 = int(np.clip(cy - crop / 2 + rng.integers(-10, 11), 0, SIZE - crop))
+        images.append(clip.frames[f, y0 : y0 + crop, x0 : x0 + crop])
+        masks.append(clip.masks[f, y0 : y0 + crop, x0 : x0 + crop])
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, crop, crop)
+    near_object = F.max_pool2d(
+        torch.from_numpy(np.stack(masks)).float()[:, None], 5, 1, 2
+    )  # (N, 1, crop, crop)
+    return x, 1 + 4 * near_object
+
+
+def train_autoencoder(
+    config: TrainConfig, ae_config: FrameAutoencoderConfig, work_dir: Path, budget_s: float
+) -> FrameAutoencoder:
+    path = work_dir / "autoencoder.pt"
+    ae = FrameAutoencoder(ae_config)
+    opt = torch.optim.AdamW(ae.parameters(), lr=config.autoencoder_lr, weight_decay=0.0)
+    state = {"elapsed_s": 0.0, "step": 0}
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        ae.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        logger.info("autoencoder: resumed at step %d (%.0f s)", state["step"], state["elapsed_s"])
+    if state["elapsed_s"] >= budget_s:
+        return ae
+
+    rng = np.random.default_rng([config.seed, 1, state["step"]])
+    torch.manual_seed(config.seed + state["step"])
+    start, last_save = time.monotonic() - state["elapsed_s"], time.monotonic()
+    bar = tqdm(total=int(budget_s), desc="autoencoder", unit="s", initial=int(state["elapsed_s"]))
+    while (elapsed := time.monotonic() - start) < budget_s:
+        lr = config.autoencoder_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget_s)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, weight = object_crops(rng, config.autoencoder_batch)
+        z = ae.encoder(x)
+        z = z + 0.1 * torch.randn_like(z)  # the decoder must forgive the denoiser's small errors
+        error = ae.decoder(z) - x
+        loss = (weight * (error.square() + 0.5 * error.abs())).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state["step"] += 1
+        bar.update(int(time.monotonic() - start) - bar.n)
+        bar.set_postfix(step=state["step"], loss=f"{loss.item():.4f}")
+        if state["step"] % 100 == 0:
+            logger.info("autoencoder step %d loss %.5f lr %.2e", state["step"], loss.item(), lr)
+        if time.monotonic() - last_save > config.checkpoint_every_s:
+            state["elapsed_s"] = time.monotonic() - start
+            torch.save({"model": ae.state_dict(), "optimizer": opt.state_dict(), "state": state}, path)
+            last_save = time.monotonic()
+    bar.close()
+    state["elapsed_s"] = max(budget_s, time.monotonic() - start)
+    torch.save({"model": ae.state_dict(), "optimizer": opt.state_dict(), "state": state}, path)
+    return ae
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: dataset of latents and caption embeddings
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LatentDataset:
+    latents: torch.Tensor  # float16 (N, C, F, h, w), unit variance
+    references: torch.Tensor  # float16 (N, C, h, w): another still of the same object
+    tokens: torch.Tensor  # float16 (N, L, 384), zero padded
+    token_mask: torch.Tensor  # bool (N, L)
+    captions: list[str]
+
+
+@torch.no_grad()
+def build_dataset(config: TrainConfig, ae: FrameAutoencoder, work_dir: Path) -> tuple[LatentDataset, float]:
+    """Renders, encodes and caches the training set; returns it and the autoencoder's latent scale."""
+    path = work_dir / f"dataset_{config.dataset_clips}.pt"
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        return LatentDataset(**saved["dataset"]), saved["latent_scale"]
+
+    from services.text_encoder.backends import load_default_backend
+
+    rng = np.random.default_rng([config.seed, 2])
+    ae.eval()
+    latents, references, captions = [], [], []
+    chunk = 32
+    for start in tqdm(range(0, config.dataset_clips, chunk), desc="render + encode clips"):
+        specs = [sample_spec(rng, held_out=False) for _ in range(min(chunk, config.dataset_clips - start))]
+        clips = [render(spec, rng) for spec in specs]
+        video = video_to_tensor(np.stack([c.frames for c in clips]))  # (b, 3, F, H, W)
+        latents.append(ae.encode(video).half())  # (b, C, F, h, w)
+        stills = video_to_tensor(
+            np.stack([render_reference(s, rng) for s in specs])[:, None]
+        )  # (b, 3, 1, H, W)
+        references.append(ae.encode(stills)[:, :, 0].half())  # (b, C, h, w)
+        captions += [c.caption for c in clips]
+    latents_t = torch.cat(latents)
+    latent_scale = float(1.0 / latents_t.float().std())
+    latents_t = (latents_t.float() * latent_scale).half()
+    references_t = (torch.cat(references).float() * latent_scale).half()
+
+    encoder = load_default_backend()
+    encoded = []
+    for start in tqdm(range(0, len(captions), 256), desc="encode captions"):
+        encoded += encoder.encode(captions[start : start + 256])
+    length = max(e.num_tokens for e in encoded)
+    tokens = torch.zeros(len(encoded), length, encoder.dim, dtype=torch.float16)
+    token_mask = torch.zeros(len(encoded), length, dtype=torch.bool)
+    for i, e in enumerate(encoded):
+        tokens[i, : e.num_tokens] = torch.from_numpy(e.tokens.copy()).half()
+        token_mask[i, : e.num_tokens] = True
+    dataset = LatentDataset(latents_t, references_t, tokens, token_mask, captions)
+    torch.save({"dataset": dataclasses.asdict(dataset), "latent_scale": latent_scale}, path)
+    return dataset, latent_scale
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 3: the DiT
+# ---------------------------------------------------------------------------------------------
+
+
+def flow_matching_loss(
+    model: VideoDiT, batch: dict[str, torch.Tensor], generator: torch.Generator, config: TrainConfig
+) -> torch.Tensor:
+    """One flow-matching loss with caption dropout and random conditioning masks."""
+    x0 = batch["latents"]  # (B, C, F, h, w)
+    B, _, Fr = x0.shape[:3]
+    t = torch.sigmoid(torch.randn(B, generator=generator))  # logit-normal, as SD3: mid times matter most
+    noise = torch.randn(x0.shape, generator=generator)
+    tb = t.view(B, 1, 1, 1, 1)
+    xt = (1 - tb) * x0 + tb * noise  # (B, C, F, h, w)
+    target = noise - x0
+
+    tokens, token_mask = batch["tokens"], batch["token_mask"]
+    drop = torch.rand(B, generator=generator) < config.caption_dropout
+    null_tokens, null_mask = model.null_text_tokens(B, tokens.shape[1])
+    tokens = torch.where(drop[:, None, None], null_tokens, tokens)  # (B, L, 384)
+    token_mask = torch.where(drop[:, None], null_mask, token_mask)  # (B, L)
+
+    has_known = torch.rand(B, generator=generator) < config.known_frames_prob
+    num_known = torch.randint(1, Fr // 2 + 1, (B,), generator=generator) * has_known  # (B,)
+    known_mask = (torch.arange(Fr)[None] < num_known[:, None]).float().view(B, 1, Fr, 1, 1)  # (B, 1, F, 1, 1)
+    has_reference = torch.rand(B, generator=generator) < config.reference_prob
+
+    v = model(
+        xt,
+        t,
+        tokens,
+        token_mask,
+        known_latents=x0,
+        known_mask=known_mask,
+        reference=batch["references"],
+        reference_mask=has_reference,
+    )
+    unknown = 1 - known_mask  # only frames the model had to make count
+    return ((v - target).square() * unknown).sum() / (unknown.sum() * x0.shape[1] * x0.shape[3] * x0.shape[4])
+
+
+def train_dit(
+    config: TrainConfig, dit_config: VideoDiTConfig, dataset: LatentDataset, work_dir: Path, budget_s: float
+) -> tuple[VideoDiT, dict]:
+    path = work_dir / "dit.pt"
+    model = VideoDiT(dit_config)
+    ema = VideoDiT(dit_config)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    state = {"elapsed_s": 0.0, "step": 0, "losses": []}
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        model.load_state_dict(saved["model"])
+        ema.load_state_dict(saved["ema"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        logger.info("dit: resumed at step %d (%.0f s)", state["step"], state["elapsed_s"])
+    logger.info(
+        "dit: %.2fM parameters, %d clips",
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        len(dataset.captions),
+    )
+
+    def save():
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": opt.state_dict(),
+                "state": state,
+            },
+            path,
+        )
+
+    generator = torch.Generator().manual_seed(config.seed * 1000 + state["step"])
+    start, last_save, window = time.monotonic() - state["elapsed_s"], time.monotonic(), []
+    bar = tqdm(
+        total=int(budget_s), desc="video DiT", unit="s", initial=int(min(state["elapsed_s"], budget_s))
+    )
+    while (elapsed := time.monotonic() - start) < budget_s:
+        progress = elapsed / budget_s
+        lr = (
+            config.lr
+            * min(1.0, (state["step"] + 1) / config.warmup_steps)
+            * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(len(dataset.captions), (config.batch_size,), generator=generator)
+        batch = {
+            "latents": dataset.latents[idx].float(),
+            "references": dataset.references[idx].float(),
+            "tokens": dataset.tokens[idx].float(),
+            "token_mask": dataset.token_mask[idx],
+        }
+        loss = flow_matching_loss(model, batch, generator, config)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(config.ema_decay, (1 + state["step"]) / (10 + state["step"]))
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - decay)
+        state["step"] += 1
+        window.append(loss.item())
+        bar.update(int(time.monotonic() - start) - bar.n)
+        bar.set_postfix(step=state["step"], loss=f"{np.mean(window[-50:]):.4f}", lr=f"{lr:.1e}")
+        if state["step"] % 100 == 0:
+            mean = float(np.mean(window))
+            state["losses"].append((state["step"], round(time.monotonic() - start, 1), mean))
+            logger.info(
+                "dit step %d loss %.5f lr %.2e elapsed %.0fs",
+                state["step"],
+                mean,
+                lr,
+                time.monotonic() - start,
+            )
+            window = []
+        if time.monotonic() - last_save > config.checkpoint_every_s:
+            state["elapsed_s"] = time.monotonic() - start
+            save()
+            last_save = time.monotonic()
+    bar.close()
+    state["elapsed_s"] = max(budget_s, time.monotonic() - start)
+    save()
+    return ema, state
+
+
+def main() -> None:
+    config, work_dir, out = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    file_log = logging.FileHandler(work_dir / "train.log")
+    file_log.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger().addHandler(file_log)
+    torch.manual_seed(config.seed)
+    run_start = time.monotonic()
+    budget_s = config.minutes * 60
+
+    ae_config = AUTOENCODER_PRESETS[config.autoencoder_preset]
+    ae = train_autoencoder(config, ae_config, work_dir, budget_s * config.autoencoder_fraction)
+    dataset, latent_scale = build_dataset(config, ae, work_dir)
+    ae_config = dataclasses.replace(ae_config, latent_scale=latent_scale)
+    ae.config = ae_config
+
+    dit_budget = budget_s - budget_s * config.autoencoder_fraction - 120.0  # data and export take ~2 minutes
+    dit_config = VIDEO_DIT_PRESETS[config.dit_preset]
+    dit, state = train_dit(config, dit_config, dataset, work_dir, dit_budget)
+
+    pipeline_config = PipelineConfig(
+        dit=dit_config,
+        autoencoder=ae_config,
+        training={
+            "command": f"python -m training.train_video --minutes {config.minutes:g}",
+            "train_config": dataclasses.asdict(config),
+            "dit_steps": state["step"],
+            "dit_seconds": round(state["elapsed_s"]),
+            "total_minutes": round((time.monotonic() - run_start) / 60, 1),
+            "loss_curve": state["losses"],
+        },
+    )
+    save_pipeline(out, pipeline_config, dit, ae)
+    logger.info("wrote %s (%d DiT steps)", out, state["step"])
+
+
+if __name__ == "__main__":
+    main()
