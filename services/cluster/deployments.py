@@ -163,7 +163,8 @@ class AudioGeneratorDeployment(KinoDeployment):
         return await self.adapter.unary("Generate", self.servicer.Generate, request, grpc_context)
 
 
-@serve.deployment(name="FeedRanker", **_options(0.5, 64, 256, 16, 2))
+# One replica: the embedded run keeps online features in the replica (ranker.store "memory").
+@serve.deployment(name="FeedRanker", **_options(0.5, 64, 256, 16, 1))
 class FeedRankerDeployment(KinoDeployment):
     spec = catalog.FEED_RANKER
 
@@ -177,7 +178,8 @@ class FeedRankerDeployment(KinoDeployment):
         return await self.adapter.unary("UpsertItems", self.servicer.UpsertItems, request, grpc_context)
 
 
-@serve.deployment(name="Generation", **_options(0.5, 256, 512, 64, 2))
+# One replica: the embedded run keeps jobs in one SQLite file.
+@serve.deployment(name="Generation", **_options(0.5, 256, 512, 64, 1))
 class GenerationDeployment(KinoDeployment):
     """The gateway; it reaches the other services through DeploymentHandles (ServeHandleClients).
 

@@ -156,7 +156,10 @@ def _deployment_message(app_name: str) -> str:
     """Serve's account of why an application's deployment failed (the replica's exception)."""
     with contextlib.suppress(Exception):
         status = serve.status().applications[app_name]
-        return "; ".join(d.message for d in status.deployments.values() if d.message)[-2000:]
+        # The last line of a replica's traceback is its exception.
+        return "; ".join(
+            d.message.strip().splitlines()[-1] for d in status.deployments.values() if d.message.strip()
+        )
     return ""
 
 

@@ -93,7 +93,13 @@ async def test_a_replica_killed_mid_call_is_replaced_and_the_call_retried(kino_o
         serve.delete(app)
 
 
-async def test_user_config_tunes_a_running_replica_without_a_redeploy(kino_on_ray):
+async def test_user_config_sets_the_tunables_of_the_replica(kino_on_ray):
+    """user_config reaches reconfigure() and replaces the service's settings section.
+
+    serve.run gives every call a new code version, so the second deploy here starts a new replica;
+    the in-place reconfigure of a running replica happens on `serve deploy` of a config file (and a
+    RayService serveConfigV2 edit), where Serve keeps the code version. Not exercised here.
+    """
     app = "EncoderTuned"
     metadata = ((routing.APPLICATION_METADATA_KEY, app),)
     request = text_encoder_pb2.EncodeRequest(texts=unique_texts(1))
@@ -105,10 +111,8 @@ async def test_user_config_tunes_a_running_replica_without_a_redeploy(kino_on_ra
 
     deploy_probe(kino_on_ray.settings, "TextEncoder", app, user_config={"cache_entries": 0})
     try:
-        [replica] = _replica_actors(app)
         assert await cached_twice() == [False, False]
         deploy_probe(kino_on_ray.settings, "TextEncoder", app, user_config={"cache_entries": 100})
         assert await cached_twice() == [False, True]
-        assert _replica_actors(app) == [replica]
     finally:
         serve.delete(app)
