@@ -3,7 +3,7 @@
 Client commands talk to the Kino at --target or KINO_TARGET; with neither, they start an embedded
 single-process Kino for the duration of the call (state under --data-dir, default ./var).
 
-Exit codes: 0 success, 1 the job failed or was cancelled, 2 bad usage or input (INVALID_ARGUMENT,
+Exit codes: 0 success, 1 the job failed or was cancelled (verify: the manifest is missing or invalid), 2 bad usage or input (INVALID_ARGUMENT,
 NOT_FOUND, FAILED_PRECONDITION), 3 Kino or a backend is unavailable, 4 internal error.
 """
 
@@ -224,6 +224,32 @@ async def cmd_jobs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_verify(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file", EXIT_BAD_INPUT)
+    async with _kino_channel(args, quiet=True) as channel:
+        stub = generation_pb2_grpc.GenerationStub(channel)
+        verdict = await stub.Verify(generation_pb2.VerifyRequest(file=path.read_bytes()))
+    if not verdict.manifest_present:
+        manifest = "none"
+    elif verdict.manifest_valid:
+        manifest = "valid"
+    else:
+        manifest = "INVALID (" + ", ".join(verdict.manifest_issues) + ")"
+    print(f"file:       {path}")
+    print(f"C2PA:       {manifest}")
+    if verdict.manifest_present:
+        p = verdict.provenance
+        print(f"  source:   {p.digital_source_type}   model: {p.model}   job: {p.job}")
+        print(f"  prompt:   sha256 {p.prompt_sha256}" + (f"   parent: {p.parent_video}" if p.parent_video else ""))
+    if verdict.watermark_found:
+        print(f"watermark:  {verdict.watermark_video} (confidence {verdict.watermark_confidence:.2f})")
+    else:
+        print("watermark:  none found")
+    return EXIT_OK if verdict.manifest_valid else EXIT_JOB_FAILED
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     from services.demo import run_demo
 
@@ -268,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
     jobs.add_argument("--limit", type=int, default=20)
     jobs.set_defaults(run=cmd_jobs)
+
+    verify = client("verify", "check a file's C2PA manifest and invisible watermark (exit 0 when valid)")
+    verify.add_argument("file")
+    verify.set_defaults(run=cmd_verify)
 
     demo = client("demo", "run the main job end to end on the embedded default and report each stage")
     demo.set_defaults(run=cmd_demo)

@@ -95,6 +95,38 @@ def test_jobs_lists_what_was_submitted(running_kino):
     assert "a green triangle stays still" in result.stdout and "FAILED" in result.stdout
 
 
+def test_verify_reports_manifest_and_watermark_of_a_kino_file(running_kino, tmp_path):
+    from services.common.settings import load_settings
+    from services.gateway.provenance import ProvenanceClaims, load_credentials, package_video, prompt_digest
+    from training.shapes_world import SceneSpec, render
+
+    address, _, data_dir = running_kino
+    clip = render(SceneSpec("circle", "large", "red", "bounces left and right", "rubber", "black", seed=3))
+    claims = ProvenanceClaims("kino-test", prompt_digest("a red circle"), "jobs/j1", "videos/0123456789abcdef0123")
+    credentials = load_credentials(load_settings(env={"KINO_DATA_DIR": str(data_dir)}))
+    path = tmp_path / "signed.mp4"
+    path.write_bytes(package_video(clip.frames, 8.0, None, 48000, claims, credentials))
+
+    result = _kino("verify", str(path), target=address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "C2PA:       valid" in result.stdout and "jobs/j1" in result.stdout
+    assert "watermark:  videos/0123456789abcdef" in result.stdout
+
+    tampered = bytearray(path.read_bytes())
+    tampered[len(tampered) // 2] ^= 0xFF
+    path.write_bytes(bytes(tampered))
+    result = _kino("verify", str(path), target=address)
+    assert result.returncode == 1 and "INVALID" in result.stdout
+
+
+def test_verify_of_a_file_that_is_not_media_exits_2(running_kino, tmp_path):
+    address, _, _ = running_kino
+    path = tmp_path / "notes.txt"
+    path.write_text("not a video")
+    result = _kino("verify", str(path), target=address)
+    assert result.returncode == 2 and "INVALID_MEDIA" in result.stderr
+
+
 def test_unreachable_target_exits_3():
     result = _kino("jobs", target=f"127.0.0.1:{_free_port()}")
     assert result.returncode == 3
