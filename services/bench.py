@@ -10,10 +10,16 @@ import sys
 
 
 def main() -> int:
+    from services.cluster.bench import run_bench as serve_overhead_bench
+    from services.ranker.bench import run_bench as ranker_bench
     from services.text_encoder.bench import run_bench as text_encoder_bench
 
     print("== TextEncoder ==", flush=True)
     text_encoder_bench()
+    print("\n== FeedRanker ==", flush=True)
+    ranker_bench()
+    print("\n== Ray Serve path vs single process ==", flush=True)
+    serve_overhead_bench()
     return 0
 
 

@@ -51,9 +51,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 @contextlib.asynccontextmanager
 async def _kino_channel(args: argparse.Namespace, quiet: bool = False) -> AsyncIterator[grpc.aio.Channel]:
     """A channel to --target/KINO_TARGET, or to an embedded Kino started for this command."""
+    from services.cluster.routing import insecure_channel
+
     target = args.target or os.environ.get("KINO_TARGET")
     if target:
-        async with grpc.aio.insecure_channel(target) as channel:
+        # The routing channel adds the `application` metadata Ray Serve's proxy needs; a
+        # single-process Kino ignores it, so one client reaches either kind of endpoint.
+        async with insecure_channel(target) as channel:
             yield channel
         return
     from services.app import LocalKino
@@ -90,16 +94,17 @@ def _describe_rpc_error(error: grpc.aio.AioRpcError) -> CliError:
 
 
 async def cmd_up(args: argparse.Namespace) -> int:
-    if not args.local:
-        raise CliError(
-            "kino up without --local runs every service as a Ray Serve deployment; that mode is not built yet. "
-            "Use `kino up --local` to run all services in one process.",
-            EXIT_UNAVAILABLE,
-        )
-    from services.app import LocalKino
     from services.common.logs import configure_logging
 
     settings = _settings(args)
+    if not args.local:
+        from services.cluster.up import run_cluster
+
+        configure_logging(settings.log_level)
+        await run_cluster(settings, args.port)
+        return EXIT_OK
+    from services.app import LocalKino
+
     if args.port is not None:
         settings = settings.model_copy(update={"server": settings.server.model_copy(update={"port": args.port})})
     configure_logging(settings.log_level)
@@ -270,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--target", help="HOST:PORT of a running Kino (default: KINO_TARGET, else embedded)")
         return sub
 
-    up = commands.add_parser("up", help="run Kino's services")
-    up.add_argument("--local", action="store_true", help="every service on one grpc.aio server, one process")
+    up = commands.add_parser("up", help="run Kino's services (default: each a Ray Serve deployment on a local Ray)")
+    up.add_argument("--local", action="store_true", help="every service on one grpc.aio server, one process, no Ray")
     up.add_argument("--port", type=int, help="gRPC port (default 50051)")
     up.set_defaults(run=cmd_up)
 
@@ -299,9 +304,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file")
     verify.set_defaults(run=cmd_verify)
 
+    from services.loadtest.cli import add_parser as add_loadtest_parser
+
+    loadtest = add_loadtest_parser(commands)
+    loadtest.set_defaults(run=_bad_values_are_usage_errors(loadtest.get_default("run")))
+
     demo = client("demo", "run the main job end to end on the embedded default and report each stage")
     demo.set_defaults(run=cmd_demo)
     return parser
+
+
+def _bad_values_are_usage_errors(run):
+    """The load tester validates its own flags and raises ValueError for bad ones (exit 2)."""
+
+    async def guarded(args: argparse.Namespace) -> int:
+        try:
+            return await run(args)
+        except ValueError as error:
+            raise CliError(str(error), EXIT_BAD_INPUT) from error
+
+    return guarded
 
 
 def _default_user() -> str:

@@ -133,10 +133,10 @@ def test_unreachable_target_exits_3():
     assert "UNAVAILABLE" in result.stderr
 
 
-def test_up_without_local_says_ray_mode_is_not_built():
-    result = _kino("up")
-    assert result.returncode == 3
-    assert "not built yet" in result.stderr and "--local" in result.stderr
+def test_loadtest_with_a_bad_mix_is_a_usage_error(running_kino):
+    address, _, _ = running_kino
+    result = _kino("loadtest", "--mix", "teleport=1", "--duration", "1", target=address)
+    assert result.returncode == 2 and "teleport" in result.stderr
 
 
 def test_sigterm_stops_the_server_gracefully(running_kino):
