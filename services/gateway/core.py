@@ -27,8 +27,9 @@ from services.gateway.store import TERMINAL_STATES, Database, JobStore, NewJob, 
 from services.gateway.validation import SubmitLimits, check_deadline, validate_submit
 from services.gateway.videos import MP4_MIME_TYPE, VideoStore
 
-# A Watch with no news re-reads the store this often, so it also follows changes made elsewhere.
-WATCH_RESYNC_SECONDS = 5.0
+# A Watch with no news re-reads the store this often, so it also follows jobs that another gateway
+# replica runs or cancels.
+WATCH_RESYNC_SECONDS = 1.0
 
 
 class GenerationCore:

@@ -9,11 +9,14 @@ Every job state change after Submit goes through the runner (`cancel`, and the e
 metrics and Watch notifications happen in one place. Changes are compare-and-set in the store: when a
 Cancel and the end of a run race, the first write wins and the other is a no-op.
 
-Durability: jobs found RUNNING at start-up were running in a process that died; each is re-queued
-(its attempt count goes up when it starts again) unless it has already been started MAX_ATTEMPTS
-times, then it fails with UNAVAILABLE/JOB_INTERRUPTED, which tells the client a resubmission is safe.
-A graceful stop puts the jobs in flight back to QUEUED, so the next start runs them again at once;
-their compute so far is lost either way, since the denoiser keeps no checkpoints.
+Durability: a runner stamps the jobs it claims with its id (host:pid:nonce) and renews a heartbeat on
+them while they run. A RUNNING job is abandoned when its runner is a dead process on this host (a
+gateway restarted after a crash: recovered at once, on start-up) or when its heartbeat is older than
+the lease (a replica lost elsewhere: recovered by the periodic sweep of any live replica). An abandoned
+job is re-queued (its attempt count goes up when it starts again) unless it has already been started
+MAX_ATTEMPTS times; then it fails with UNAVAILABLE/JOB_INTERRUPTED, which tells the client that a
+resubmission is safe. A graceful stop puts the jobs in flight back to QUEUED, so the next start runs
+them again at once; their compute so far is lost either way, since the denoiser keeps no checkpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC
+import os
+import socket
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from google.rpc import status_pb2
@@ -41,6 +48,11 @@ MAX_ATTEMPTS = 3
 POLL_SECONDS = 1.0
 # After a store error the scheduling loop backs off this long instead of spinning.
 STORE_ERROR_BACKOFF_SECONDS = 2.0
+# A running job whose runner has not renewed its heartbeat for this long is taken to be abandoned.
+# Heartbeats are renewed three times per lease, so one slow database round trip does not lose a job.
+LEASE_SECONDS = 30.0
+# The runners alive in this process (tests run several gateways in one process).
+_RUNNERS_HERE: set[str] = set()
 
 
 class JobPipeline(Protocol):
@@ -59,7 +71,11 @@ class JobRunner:
         *,
         max_running: int,
         progress_write_interval: float = DEFAULT_WRITE_INTERVAL_SECONDS,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
+        self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self._last_heartbeat = self._last_sweep = time.monotonic()
         self.store = store
         self.pipeline = pipeline
         self.events = events
@@ -72,16 +88,27 @@ class JobRunner:
         self._stopping = False
 
     async def start(self) -> None:
-        """Recovers what a dead process left behind, then starts scheduling."""
+        """Recovers what dead runners left behind, then starts scheduling."""
+        _RUNNERS_HERE.add(self.runner_id)
+        await self._recover()
+        self._scheduler = asyncio.create_task(self._schedule(), name="kino-gateway-scheduler")
+
+    async def _recover(self) -> None:
         requeued, failed = await self.store.recover_interrupted(
-            max_attempts=MAX_ATTEMPTS, interrupted_error=_interrupted_error
+            max_attempts=MAX_ATTEMPTS, interrupted_error=_interrupted_error, abandoned=self._abandoned
         )
         for job in requeued:
             log.warning("%s was interrupted on attempt %d; queued again", job.name, job.attempt)
         for job in failed:
             log.warning("%s was interrupted %d times; failed with JOB_INTERRUPTED", job.name, job.attempt)
             self._record_end(job)
-        self._scheduler = asyncio.create_task(self._schedule(), name="kino-gateway-scheduler")
+
+    def _abandoned(self, runner_id: str | None, heartbeat_time: datetime | None) -> bool:
+        if runner_id == self.runner_id:
+            return False
+        if runner_id is None or heartbeat_time is None or _dead_process_on_this_host(runner_id):
+            return True
+        return heartbeat_time < now() - timedelta(seconds=self.lease_seconds)
 
     async def stop(self) -> None:
         """Stops scheduling and puts the running jobs back in the queue for the next start."""
@@ -90,6 +117,7 @@ class JobRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        _RUNNERS_HERE.discard(self.runner_id)
 
     def wake(self) -> None:
         """A job was queued: look for work now rather than at the next poll."""
@@ -131,11 +159,18 @@ class JobRunner:
                     await self._wake.wait()
 
     async def _fill_slots(self) -> None:
+        clock = time.monotonic()
+        if self._tasks and clock - self._last_heartbeat >= self.lease_seconds / 3:
+            self._last_heartbeat = clock
+            await self.store.heartbeat(self.runner_id)
+        if clock - self._last_sweep >= self.lease_seconds / 3:
+            self._last_sweep = clock
+            await self._recover()
         for job in await self.store.fail_overdue(now(), _overdue_error):
             log.info("%s: deadline passed while queued", job.name)
             self._record_end(job)
         while len(self._tasks) < self.max_running:
-            job = await self.store.claim_next()
+            job = await self.store.claim_next(self.runner_id)
             if job is None:
                 break
             job_id = job.name.removeprefix("jobs/")
@@ -208,6 +243,25 @@ class JobRunner:
             ran = job.end_time.ToDatetime() - job.start_time.ToDatetime()
             metrics.JOB_DURATION.observe(ran.total_seconds())
         self.events.publish(job)
+
+
+def _dead_process_on_this_host(runner_id: str) -> bool:
+    """True when runner_id names a process of this host that no longer runs. A pid now used by another
+    process looks alive: that runner's jobs then wait for the lease to expire instead."""
+    owner, _, _nonce = runner_id.rpartition(":")
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return runner_id not in _RUNNERS_HERE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _seconds_left(job: generation_pb2.Job) -> float | None:

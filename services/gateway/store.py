@@ -11,7 +11,9 @@ the process. PostgreSQL gets a few threads and pooled connections.
 Job state changes are compare-and-set (UPDATE ... WHERE state IN (...)), so a Cancel racing with the
 end of a job has exactly one winner, and a job never leaves a terminal state.
 
-One gateway process owns a job store: jobs it finds RUNNING at start-up belong to a process that died.
+Several gateway processes may share one store (replicas on PostgreSQL). A running job records which
+runner claimed it and when that runner last vouched for it (`runner_id`, `heartbeat_time`), so a
+runner can tell the jobs of a dead process from those of a live one (see runner.py).
 Tables are created at start-up (`create_tables`); there are no migrations yet.
 """
 
@@ -126,6 +128,9 @@ class JobRow(Base):
     # Serialized JobResult, set when SUCCEEDED.
     result: Mapped[bytes | None] = mapped_column(LargeBinary)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # The runner that claimed the job while it is RUNNING, and when it last confirmed it still runs it.
+    runner_id: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_time: Mapped[datetime | None] = mapped_column(UtcTimestamp)
     create_time: Mapped[datetime] = mapped_column(UtcTimestamp)
     update_time: Mapped[datetime] = mapped_column(UtcTimestamp)
     start_time: Mapped[datetime | None] = mapped_column(UtcTimestamp)
@@ -370,8 +375,9 @@ class JobStore:
 
         return await self.db.run(read)
 
-    async def claim_next(self) -> generation_pb2.Job | None:
-        """Moves the next queued job to RUNNING and returns it: interactive before batch, then oldest.
+    async def claim_next(self, runner_id: str) -> generation_pb2.Job | None:
+        """Moves the next queued job to RUNNING for runner_id and returns it: interactive before batch,
+        then oldest.
 
         The attempt counter goes up by one: it counts starts, restarts after a crash included.
         """
@@ -399,6 +405,8 @@ class JobStore:
                         progress_total_steps=0,
                         start_time=func.coalesce(JobRow.start_time, started),
                         update_time=started,
+                        runner_id=runner_id,
+                        heartbeat_time=started,
                     )
                 ).rowcount
                 if claimed:
@@ -425,7 +433,9 @@ class JobStore:
         if to_state in TERMINAL_STATES:
             values["end_time"] = changed
         if to_state == generation_pb2.JOB_STATE_QUEUED:
-            values.update(stage=0, progress_fraction=0.0, progress_step=0, progress_total_steps=0)
+            values.update(
+                stage=0, progress_fraction=0.0, progress_step=0, progress_total_steps=0, runner_id=None
+            )
         if error is not None:
             values["error"] = error.SerializeToString()
         if result is not None:
@@ -455,43 +465,83 @@ class JobStore:
                         progress_step=progress.step,
                         progress_total_steps=progress.total_steps,
                         update_time=now(),
+                        heartbeat_time=now(),
                     )
                 ).rowcount
             )
 
         return await self.db.run(write)
 
+    async def heartbeat(self, runner_id: str) -> int:
+        """Confirms that runner_id still runs the jobs it claimed; returns how many it holds."""
+
+        def write(session: Session) -> int:
+            return session.execute(
+                update(JobRow)
+                .where(JobRow.runner_id == runner_id, JobRow.state == generation_pb2.JOB_STATE_RUNNING)
+                .values(heartbeat_time=now())
+            ).rowcount
+
+        return await self.db.run(write)
+
     async def recover_interrupted(
-        self, *, max_attempts: int, interrupted_error: Callable[[str, int], status_pb2.Status]
+        self,
+        *,
+        max_attempts: int,
+        interrupted_error: Callable[[str, int], status_pb2.Status],
+        abandoned: Callable[[str | None, datetime | None], bool],
     ) -> tuple[list[generation_pb2.Job], list[generation_pb2.Job]]:
-        """Handles jobs left RUNNING by a process that died: (requeued, failed).
+        """Handles RUNNING jobs whose runner is gone, abandoned(runner_id, heartbeat_time): (requeued, failed).
 
         A job that has been started fewer than max_attempts times goes back to QUEUED, keeping its
-        place (create_time); one that has not fails with interrupted_error(name, attempt).
+        place (create_time); one that has not fails with interrupted_error(name, attempt). Each change
+        is compare-and-set on the runner and heartbeat read, so a runner that vouches for its job at
+        the same moment keeps it.
         """
 
         def recover(session: Session) -> tuple[list[generation_pb2.Job], list[generation_pb2.Job]]:
+            running = session.execute(
+                select(JobRow.id, JobRow.runner_id, JobRow.heartbeat_time, JobRow.attempt).where(
+                    JobRow.state == generation_pb2.JOB_STATE_RUNNING
+                )
+            ).all()
             requeued, failed = [], []
-            rows = session.scalars(select(JobRow).where(JobRow.state == generation_pb2.JOB_STATE_RUNNING))
             changed = now()
-            for row in rows:
-                row.update_time = changed
-                if row.attempt < max_attempts:
-                    row.state = generation_pb2.JOB_STATE_QUEUED
-                    row.stage, row.progress_fraction, row.progress_step, row.progress_total_steps = (
-                        0,
-                        0.0,
-                        0,
-                        0,
+            for job_id, runner_id, heartbeat_time, attempt in running:
+                if not abandoned(runner_id, heartbeat_time):
+                    continue
+                if attempt < max_attempts:
+                    values = dict(
+                        state=generation_pb2.JOB_STATE_QUEUED,
+                        stage=0,
+                        progress_fraction=0.0,
+                        progress_step=0,
+                        progress_total_steps=0,
+                        runner_id=None,
                     )
-                    requeued.append(row)
                 else:
-                    row.state = generation_pb2.JOB_STATE_FAILED
-                    row.end_time = changed
-                    row.error = interrupted_error(f"jobs/{row.id}", row.attempt).SerializeToString()
-                    failed.append(row)
-            session.flush()
-            return [job_from_row(r) for r in requeued], [job_from_row(r) for r in failed]
+                    values = dict(
+                        state=generation_pb2.JOB_STATE_FAILED,
+                        end_time=changed,
+                        error=interrupted_error(f"jobs/{job_id}", attempt).SerializeToString(),
+                    )
+                updated = session.execute(
+                    update(JobRow)
+                    .where(
+                        JobRow.id == job_id,
+                        JobRow.state == generation_pb2.JOB_STATE_RUNNING,
+                        JobRow.runner_id == runner_id
+                        if runner_id is not None
+                        else JobRow.runner_id.is_(None),
+                        JobRow.heartbeat_time == heartbeat_time
+                        if heartbeat_time is not None
+                        else JobRow.heartbeat_time.is_(None),
+                    )
+                    .values(update_time=changed, **values)
+                ).rowcount
+                if updated:
+                    (requeued if attempt < max_attempts else failed).append(_reload(session, job_id))
+            return requeued, failed
 
         return await self.db.run(recover)
 

@@ -14,6 +14,7 @@ from services.gateway.store import ACTIVE_STATES, Database, JobStore, NewJob, Pa
 from tests.gateway.helpers import expect_error, wait_terminal
 
 QUEUED, RUNNING = generation_pb2.JOB_STATE_QUEUED, generation_pb2.JOB_STATE_RUNNING
+RUNNER = "testhost:1:runner"
 SUCCEEDED, FAILED, CANCELLED = (
     generation_pb2.JOB_STATE_SUCCEEDED,
     generation_pb2.JOB_STATE_FAILED,
@@ -99,16 +100,16 @@ async def test_claims_interactive_before_batch_then_oldest_first(store):
     batch = await store.create(new_job("batch", priority=common_pb2.PRIORITY_BATCH), max_queued=10)
     older = await store.create(new_job("older"), max_queued=10)
     newer = await store.create(new_job("newer"), max_queued=10)
-    claimed = [await store.claim_next() for _ in range(3)]
+    claimed = [await store.claim_next(RUNNER) for _ in range(3)]
     assert [job.name for job in claimed] == [older.name, newer.name, batch.name]
     assert all(job.state == RUNNING and job.attempt == 1 and job.HasField("start_time") for job in claimed)
     assert claimed[0].progress.stage == generation_pb2.JOB_STAGE_CHECKING
-    assert await store.claim_next() is None
+    assert await store.claim_next(RUNNER) is None
 
 
 async def test_transitions_are_compare_and_set(store):
     job = await store.create(new_job(), max_queued=10)
-    await store.claim_next()
+    await store.claim_next(RUNNER)
     succeed = store.transition(
         job_id(job), [RUNNING], SUCCEEDED, result=generation_pb2.JobResult(video="videos/v")
     )
@@ -130,17 +131,17 @@ async def test_progress_is_written_only_while_running(store):
         stage=generation_pb2.JOB_STAGE_DENOISING, fraction=0.4, step=7, total_steps=20
     )
     assert not await store.update_progress(job_id(job), progress)
-    await store.claim_next()
+    await store.claim_next(RUNNER)
     assert await store.update_progress(job_id(job), progress)
     assert (await store.get(job_id(job))).progress == progress
 
 
 async def test_recovery_requeues_interrupted_jobs_until_the_attempt_limit(store):
     once = await store.create(new_job("once"), max_queued=10)
-    await store.claim_next()
+    await store.claim_next(RUNNER)
     thrice = await store.create(new_job("thrice"), max_queued=10)
     for _ in range(3):
-        claimed = await store.claim_next()
+        claimed = await store.claim_next(RUNNER)
         assert claimed.name == thrice.name
         if claimed.attempt < 3:
             await store.transition(job_id(thrice), [RUNNING], QUEUED)
@@ -149,7 +150,12 @@ async def test_recovery_requeues_interrupted_jobs_until_the_attempt_limit(store)
     def interrupted(name: str, attempt: int):
         return unavailable("JOB_INTERRUPTED", f"{name} interrupted", name=name, attempt=attempt).to_status()
 
-    requeued, failed = await store.recover_interrupted(max_attempts=3, interrupted_error=interrupted)
+    def everyone_is_gone(runner_id, heartbeat_time):
+        return True
+
+    requeued, failed = await store.recover_interrupted(
+        max_attempts=3, interrupted_error=interrupted, abandoned=everyone_is_gone
+    )
     assert [job.name for job in requeued] == [once.name] and requeued[0].state == QUEUED
     assert requeued[0].attempt == 1 and not requeued[0].HasField("progress")
     assert [job.name for job in failed] == [thrice.name]
@@ -161,7 +167,27 @@ async def test_recovery_requeues_interrupted_jobs_until_the_attempt_limit(store)
     )
     assert error.metadata == {"name": thrice.name, "attempt": "3"}
     assert (await store.get(job_id(waiting))).state == QUEUED
-    assert (await store.claim_next()).attempt == 2
+    assert (await store.claim_next(RUNNER)).attempt == 2
+
+
+async def test_recovery_leaves_the_jobs_of_live_runners_alone(store):
+    mine = await store.create(new_job("mine"), max_queued=10)
+    await store.claim_next("live:1:a")
+    theirs = await store.create(new_job("theirs"), max_queued=10)
+    await store.claim_next("gone:2:b")
+    seen = []
+
+    def only_gone(runner_id, heartbeat_time):
+        seen.append((runner_id, heartbeat_time is not None))
+        return runner_id.startswith("gone")
+
+    requeued, failed = await store.recover_interrupted(
+        max_attempts=3, interrupted_error=lambda name, attempt: None, abandoned=only_gone
+    )
+    assert sorted(seen) == [("gone:2:b", True), ("live:1:a", True)]
+    assert [job.name for job in requeued] == [theirs.name] and failed == []
+    assert (await store.get(job_id(mine))).state == RUNNING
+    assert await store.heartbeat("live:1:a") == 1 and await store.heartbeat("gone:2:b") == 0
 
 
 async def test_list_uses_keyset_pages_newest_first(store):
