@@ -55,7 +55,7 @@ class CameoRegistry:
         _check_policy(request.policy, request.approved_users)
         if not request.HasField("appearance"):
             raise invalid_argument("FIELD_REQUIRED", "appearance is required", field="appearance")
-        image = check_image(request.appearance, "appearance")
+        image = await asyncio.to_thread(check_image, request.appearance, "appearance")
         file_name = f"{image.sha256}{image.extension}"
         await asyncio.to_thread(_write_once, self.appearance_dir / file_name, image.data)
         created = now()

@@ -61,7 +61,8 @@ class GenerationCore:
     # ---- jobs ---------------------------------------------------------------------------------------
 
     async def submit(self, request: generation_pb2.SubmitRequest) -> generation_pb2.Job:
-        valid = validate_submit(request, self.limits)
+        # Off the event loop: a first frame is decoded in full.
+        valid = await asyncio.to_thread(validate_submit, request, self.limits)
         normalized = valid.request
         fingerprint = _fingerprint(request)
         existing = await self.jobs.find_idempotent(
