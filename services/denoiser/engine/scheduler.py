@@ -13,8 +13,9 @@ feeds the result back through `update()`. One rule: every request carries `steps
 * The best-ranked request picks the shape bucket; requests of that bucket join in rank order while
   their rows fit the bucket's row limit (min of `max_rows` and the executor's memory budget).
   Classifier-free guidance costs two rows in the same call, never a second call.
-* A step led by batch work is throughput-bound: requests join while rows fit, up to the batch size
-  with the best measured rows per second (on a CPU a very large batch can be slower per row).
+* A step led by batch work is throughput-bound: requests join while rows fit, up to the smallest
+  batch size whose measured rows per second are within 10% of the best (`StepTimes.best_rows`): full
+  throughput, and steps short enough that an interactive arrival does not wait long for the next one.
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
   step time stays within `interactive_slowdown` times the leader's time alone. That one rule is the
   pre-emption of batch jobs, and it adapts to the hardware: on a GPU, where eight rows cost little more

@@ -17,8 +17,12 @@ from services.denoiser.engine.request import ShapeBucket
 
 
 class StepTimes:
-    def __init__(self, prior_seconds_per_row: float = 0.05, smoothing: float = 0.2) -> None:
-        self.prior_seconds_per_row = prior_seconds_per_row  # used only for a bucket never measured
+    def __init__(
+        self, prior_fixed_seconds: float = 0.05, prior_seconds_per_row: float = 0.005, smoothing: float = 0.2
+    ) -> None:
+        # For a bucket never measured: a fixed cost plus a small cost per row, as on an accelerator.
+        self.prior_fixed_seconds = prior_fixed_seconds
+        self.prior_seconds_per_row = prior_seconds_per_row
         self.smoothing = smoothing  # weight of the newest measurement in the moving average
         self._seconds: dict[ShapeBucket, dict[int, float]] = {}
         self._decode_seconds: dict[ShapeBucket, float] = {}
@@ -45,7 +49,7 @@ class StepTimes:
             return 0.0
         by_rows = self._seconds.get(bucket)
         if not by_rows:
-            return self.prior_seconds_per_row * rows
+            return self.prior_fixed_seconds + self.prior_seconds_per_row * rows
         if rows in by_rows:
             return by_rows[rows]
         sizes = sorted(by_rows)
@@ -59,14 +63,15 @@ class StepTimes:
         weight = (rows - low) / (high - low)
         return by_rows[low] + weight * (by_rows[high] - by_rows[low])
 
-    def best_rows(self, bucket: ShapeBucket, max_rows: int, tolerance: float = 0.05) -> int:
-        """The largest batch size up to max_rows whose row-steps per second are within `tolerance` of
-        the best: larger batches serve more requests at once, but not at a loss of throughput."""
+    def best_rows(self, bucket: ShapeBucket, max_rows: int, tolerance: float = 0.1) -> int:
+        """The smallest batch size up to max_rows whose row-steps per second are within `tolerance` of
+        the best. Throughput is (nearly) the best, and the step is as short as it can be: a shorter
+        step is a shorter wait for an interactive request that arrives while it runs. On an
+        accelerator that is a large batch; on a CPU, where cost grows with rows, a small one."""
         rates = {rows: rows / self.predict(bucket, rows) for rows in range(1, max_rows + 1)}
         best = max(rates.values())
-        return max(rows for rows, rate in rates.items() if rate >= (1 - tolerance) * best)
+        return min(rows for rows, rate in rates.items() if rate >= (1 - tolerance) * best)
 
     def best_rate(self, bucket: ShapeBucket, max_rows: int) -> float:
         """Row-steps per second at the most efficient batch size up to max_rows."""
-        rows = self.best_rows(bucket, max_rows)
-        return rows / self.predict(bucket, rows)
+        return max(rows / self.predict(bucket, rows) for rows in range(1, max_rows + 1))

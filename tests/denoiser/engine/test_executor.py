@@ -30,7 +30,7 @@ def request(executor, request_id, *, seed, steps=4, guidance=3.0, text_len=7, pr
 
 
 class UnmeasuredStepTimes(StepTimes):
-    """Keeps its prior (cost proportional to rows), so batch steps always fill up: the test decides
+    """Keeps its prior (an accelerator's: rows nearly free), so batch steps fill up: the test decides
     who shares a step, not the timing of a shared machine."""
 
     def observe(self, bucket, rows, seconds):

@@ -74,6 +74,8 @@ def test_guidance_doubles_the_rows_of_one_call():
 
 def test_row_limit_caps_the_batch_and_a_freed_row_is_taken_at_the_next_step():
     scheduler, executor, _ = setup(max_rows=4)
+    hardware(scheduler, fixed_seconds=0.1, seconds_per_row=0.001)  # batching pays all the way
+    executor.seconds_per_row = 0.001
     scheduler.add(make_request("first", steps=1, priority=BATCH))
     for name in "bcde":
         scheduler.add(make_request(name, steps=3, priority=BATCH))
@@ -276,8 +278,8 @@ def test_estimate_uses_the_most_efficient_measured_batch():
 
 
 def test_step_times_interpolate_and_extrapolate_conservatively():
-    times = StepTimes(prior_seconds_per_row=0.5)
-    assert times.predict(BUCKET, 3) == pytest.approx(1.5)
+    times = StepTimes(prior_fixed_seconds=0.1, prior_seconds_per_row=0.5)
+    assert times.predict(BUCKET, 3) == pytest.approx(1.6)
     times.observe(BUCKET, 2, 1.0)
     times.observe(BUCKET, 4, 1.4)
     assert times.predict(BUCKET, 3) == pytest.approx(1.2)
@@ -290,8 +292,8 @@ def test_step_times_interpolate_and_extrapolate_conservatively():
 def test_a_batch_step_stops_at_the_batch_size_with_the_best_measured_throughput():
     scheduler, _, _ = setup()
     scheduler.step_times = StepTimes()
-    for rows in range(1, 17):  # 10 ms a row up to 4 rows, then the cache spills: 30 ms a row
-        scheduler.step_times.observe(BUCKET, rows, 0.01 * rows if rows <= 4 else 0.03 * rows)
+    for rows in range(1, 17):  # batching pays up to 4 rows, then the cache spills: 30 ms a row
+        scheduler.step_times.observe(BUCKET, rows, 0.05 + 0.01 * rows if rows <= 4 else 0.03 * rows)
     for name in "abcdef":
         scheduler.add(make_request(name, priority=BATCH))
     assert ids(scheduler.schedule()) == ["a", "b", "c", "d"]
