@@ -8,10 +8,12 @@ Stages, each checkpointed under --work-dir so that a second run with the same ar
 2. the dataset: rendered clips of the training combos, encoded once to latents, with their captions
    encoded once by the text encoder backend the service uses (the vocabulary is finite);
 3. the video DiT, flow matching with caption dropout (for guidance) and random conditioning masks
-   (known first frames, a reference image), with an EMA of the weights.
+   (known first frames, a reference image), with an EMA of the weights;
+4. the decoder again, with the encoder frozen, so the DiT's latent space does not move.
 
-The budget is wall-clock time: the learning rate follows the fraction of the DiT budget spent, so a
-resumed run continues the same schedule. Writes safetensors plus config.json to --out.
+The budget is wall-clock time. Stages 1 and 4 get fixed fractions, the DiT gets what is left after the
+measured time of stages 1 and 2; each learning rate follows the fraction of its stage's budget spent,
+so a resumed run continues the same schedule. Writes safetensors plus config.json to --out.
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ from training.shapes_world import NUM_FRAMES, SIZE, render, render_reference, sa
 
 logger = logging.getLogger("training.train_video")
 
+EXPORT_MARGIN_S = 30.0  # writing the weights at the end
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     minutes: float = 50.0
     autoencoder_fraction: float = 0.12  # of the budget, for stage 1
+    decoder_fraction: float = 0.15  # of the budget, for stage 4
     dataset_clips: int = 6000
     dit_preset: str = "shapes-s"
     autoencoder_preset: str = "base"
@@ -119,7 +124,8 @@ def object_crops(rng: np.random.Generator, count: int, crop: int = 32) -> tuple[
 
 def train_autoencoder(
     config: TrainConfig, ae_config: FrameAutoencoderConfig, work_dir: Path, budget_s: float
-) -> FrameAutoencoder:
+) -> tuple[FrameAutoencoder, float]:
+    """The trained autoencoder and the seconds its stage took (across resumes)."""
     path = work_dir / "autoencoder.pt"
     ae = FrameAutoencoder(ae_config)
     opt = torch.optim.AdamW(ae.parameters(), lr=config.autoencoder_lr, weight_decay=0.0)
@@ -131,7 +137,7 @@ def train_autoencoder(
         state = saved["state"]
         logger.info("autoencoder: resumed at step %d (%.0f s)", state["step"], state["elapsed_s"])
     if state["elapsed_s"] >= budget_s:
-        return ae
+        return ae, state["elapsed_s"]
 
     rng = np.random.default_rng([config.seed, 1, state["step"]])
     torch.manual_seed(config.seed + state["step"])
@@ -161,7 +167,7 @@ def train_autoencoder(
     bar.close()
     state["elapsed_s"] = max(budget_s, time.monotonic() - start)
     torch.save({"model": ae.state_dict(), "optimizer": opt.state_dict(), "state": state}, path)
-    return ae
+    return ae, state["elapsed_s"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,12 +185,16 @@ class LatentDataset:
 
 
 @torch.no_grad()
-def build_dataset(config: TrainConfig, ae: FrameAutoencoder, work_dir: Path) -> tuple[LatentDataset, float]:
-    """Renders, encodes and caches the training set; returns it and the autoencoder's latent scale."""
+def build_dataset(
+    config: TrainConfig, ae: FrameAutoencoder, work_dir: Path
+) -> tuple[LatentDataset, float, float]:
+    """Renders, encodes and caches the training set; returns it, the autoencoder's latent scale and
+    the seconds the build took."""
     path = work_dir / f"dataset_{config.dataset_clips}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=False)
-        return LatentDataset(**saved["dataset"]), saved["latent_scale"]
+        return LatentDataset(**saved["dataset"]), saved["latent_scale"], saved["build_seconds"]
+    started = time.monotonic()
 
     from services.text_encoder.backends import load_default_backend
 
@@ -218,8 +228,16 @@ def build_dataset(config: TrainConfig, ae: FrameAutoencoder, work_dir: Path) -> 
         tokens[i, : e.num_tokens] = torch.from_numpy(e.tokens.copy()).half()
         token_mask[i, : e.num_tokens] = True
     dataset = LatentDataset(latents_t, references_t, tokens, token_mask, captions)
-    torch.save({"dataset": dataclasses.asdict(dataset), "latent_scale": latent_scale}, path)
-    return dataset, latent_scale
+    build_seconds = time.monotonic() - started
+    torch.save(
+        {
+            "dataset": dataclasses.asdict(dataset),
+            "latent_scale": latent_scale,
+            "build_seconds": build_seconds,
+        },
+        path,
+    )
+    return dataset, latent_scale, build_seconds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,6 +371,60 @@ def train_dit(
     return ema, state
 
 
+# ---------------------------------------------------------------------------------------------
+# Stage 4: decoder refinement
+# ---------------------------------------------------------------------------------------------
+
+
+def refine_decoder(
+    config: TrainConfig, ae: FrameAutoencoder, work_dir: Path, budget_s: float
+) -> FrameAutoencoder:
+    """More decoder training with the encoder frozen: the DiT's latent space stays exactly as it was
+    trained on, while edges (which decide the shape read from a clip) get sharper."""
+    path = work_dir / "decoder.pt"
+    opt = torch.optim.AdamW(ae.decoder.parameters(), lr=config.autoencoder_lr * 0.5, weight_decay=0.0)
+    state = {"elapsed_s": 0.0, "step": 0}
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        ae.decoder.load_state_dict(saved["decoder"])
+        opt.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+    ae.encoder.requires_grad_(False)
+
+    def save():
+        torch.save({"decoder": ae.decoder.state_dict(), "optimizer": opt.state_dict(), "state": state}, path)
+
+    rng = np.random.default_rng([config.seed, 4, state["step"]])
+    start, last_save = time.monotonic() - state["elapsed_s"], time.monotonic()
+    bar = tqdm(total=int(budget_s), desc="decoder", unit="s", initial=int(min(state["elapsed_s"], budget_s)))
+    while (elapsed := time.monotonic() - start) < budget_s:
+        lr = config.autoencoder_lr * 0.5 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget_s)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, weight = object_crops(rng, config.autoencoder_batch)
+        with torch.no_grad():
+            z = ae.encoder(x)
+        error = ae.decoder(z + 0.1 * torch.randn_like(z)) - x
+        loss = (weight * (error.square() + 0.5 * error.abs())).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state["step"] += 1
+        bar.update(int(time.monotonic() - start) - bar.n)
+        bar.set_postfix(step=state["step"], loss=f"{loss.item():.4f}")
+        if state["step"] % 100 == 0:
+            logger.info("decoder step %d loss %.5f lr %.2e", state["step"], loss.item(), lr)
+        if time.monotonic() - last_save > config.checkpoint_every_s:
+            state["elapsed_s"] = time.monotonic() - start
+            save()
+            last_save = time.monotonic()
+    bar.close()
+    state["elapsed_s"] = max(budget_s, time.monotonic() - start)
+    save()
+    ae.encoder.requires_grad_(True)
+    return ae
+
+
 def main() -> None:
     config, work_dir, out = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -361,18 +433,20 @@ def main() -> None:
     file_log.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logging.getLogger().addHandler(file_log)
     torch.manual_seed(config.seed)
-    run_start = time.monotonic()
     budget_s = config.minutes * 60
 
     ae_config = AUTOENCODER_PRESETS[config.autoencoder_preset]
-    ae = train_autoencoder(config, ae_config, work_dir, budget_s * config.autoencoder_fraction)
-    dataset, latent_scale = build_dataset(config, ae, work_dir)
+    ae, ae_seconds = train_autoencoder(config, ae_config, work_dir, budget_s * config.autoencoder_fraction)
+    dataset, latent_scale, dataset_seconds = build_dataset(config, ae, work_dir)
     ae_config = dataclasses.replace(ae_config, latent_scale=latent_scale)
     ae.config = ae_config
 
-    dit_budget = budget_s - budget_s * config.autoencoder_fraction - 120.0  # data and export take ~2 minutes
+    # The DiT gets what the earlier stages left, measured, so the whole run fits the budget.
+    decoder_budget = budget_s * config.decoder_fraction
+    dit_budget = budget_s - ae_seconds - dataset_seconds - decoder_budget - EXPORT_MARGIN_S
     dit_config = VIDEO_DIT_PRESETS[config.dit_preset]
     dit, state = train_dit(config, dit_config, dataset, work_dir, dit_budget)
+    ae = refine_decoder(config, ae, work_dir, decoder_budget)
 
     pipeline_config = PipelineConfig(
         dit=dit_config,
@@ -382,7 +456,12 @@ def main() -> None:
             "train_config": dataclasses.asdict(config),
             "dit_steps": state["step"],
             "dit_seconds": round(state["elapsed_s"]),
-            "total_minutes": round((time.monotonic() - run_start) / 60, 1),
+            "autoencoder_seconds": round(ae_seconds),
+            "dataset_seconds": round(dataset_seconds),
+            "decoder_seconds": round(decoder_budget),
+            "total_minutes": round(
+                (ae_seconds + dataset_seconds + state["elapsed_s"] + decoder_budget) / 60, 1
+            ),
             "loss_curve": state["losses"],
         },
     )

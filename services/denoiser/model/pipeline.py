@@ -42,7 +42,7 @@ class PipelineConfig:
     name: str = "kino-shapes-dit"
     version: str = "1"
     fps: float = 8.0
-    default_steps: int = 25
+    default_steps: int = 20
     max_steps: int = 100
     default_guidance_scale: float = 4.0
     sampler_shift: float = 1.0
@@ -129,17 +129,17 @@ class VideoPipeline:
         d = self.config.dit
         return (d.latent_channels, d.num_frames, d.latent_size, d.latent_size)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (F, H, W, 3) -> latents (1, C, F, h, w)."""
         return self.autoencoder.encode(video_to_tensor(frames[None]))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """latents (B, C, F, h, w) -> uint8 (B, F, H, W, 3)."""
         return tensor_to_video(self.autoencoder.decode(latents)).numpy()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(
         self,
         text_tokens: np.ndarray,

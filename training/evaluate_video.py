@@ -1,0 +1,392 @@
+"""Scores the shipped text-to-video model with the independent evaluator and writes docs/model/REPORT.md.
+
+    python -m training.evaluate_video
+
+For every held-out (color, shape, motion) combination and as many seen ones, it renders a spec,
+captions it, encodes the caption with the text encoder backend the service uses, generates a clip and
+scores the clip against the spec: color, shape, size, motion, flicker. It also scores the evaluator on
+rendered ground truth, the autoencoder alone (an upper bound for the model), and the conditioning
+modes (image-to-video, cameo reference, remix); then writes sample grids (PNG), animations (GIF) and
+the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
+from training.evaluator import Score, analyze, score
+from training.shapes_world import (
+    COLORS,
+    HELD_OUT_COMBOS,
+    MOTION_PHRASES,
+    MOTIONS,
+    SHAPES,
+    SceneSpec,
+    make_caption,
+    render,
+    render_reference,
+    sample_spec,
+)
+from training.speed import measure_speed
+
+ATTRIBUTES = ("color", "shape", "size", "motion", "no_flicker")
+TARGETS = {"color": 0.97, "motion": 0.95, "shape": 0.85, "no_flicker": 1.0}
+
+
+@dataclass
+class Sample:
+    spec: SceneSpec
+    caption: str
+    frames: np.ndarray  # uint8 (F, H, W, 3)
+    score: Score
+
+
+def seen_combos(count: int, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    every = [(c, s, m) for c in COLORS for s in SHAPES for m in MOTIONS if (c, s, m) not in HELD_OUT_COMBOS]
+    return [every[i] for i in rng.choice(len(every), size=count, replace=False)]
+
+
+def spec_for(combo: tuple[str, str, str], rng: np.random.Generator) -> SceneSpec:
+    color, shape, motion = combo
+    spec = sample_spec(rng, held_out=None)
+    return SceneSpec(shape, spec.size, color, motion, spec.material, spec.background, spec.seed)
+
+
+def generate_set(
+    pipeline: VideoPipeline,
+    encoder,
+    combos,
+    per_combo: int,
+    rng: np.random.Generator,
+    steps: int,
+    guidance: float,
+) -> list[Sample]:
+    specs = [spec_for(combo, rng) for combo in combos for _ in range(per_combo)]
+    captions = [make_caption(spec, rng) for spec in specs]
+    encoded = encoder.encode(captions)
+    samples = []
+    for i, (spec, caption, enc) in enumerate(
+        tqdm(list(zip(specs, captions, encoded, strict=True)), desc="generate")
+    ):
+        out = pipeline.generate(enc.tokens, seed=i, num_steps=steps, guidance_scale=guidance)
+        samples.append(Sample(spec, caption, out.frames, score(out.frames, spec)))
+    return samples
+
+
+def accuracy(scores: list[Score]) -> dict[str, float]:
+    return {a: float(np.mean([getattr(s, a) for s in scores])) for a in ATTRIBUTES}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+# ---------------------------------------------------------------------------------------------
+
+
+def grid_png(samples: list[Sample], path: Path, frames_shown: int = 8, scale: int = 2) -> None:
+    """One row per sample, every other frame left to right."""
+    step = samples[0].frames.shape[0] // frames_shown
+    rows = [np.concatenate(list(s.frames[::step][:frames_shown]), axis=1) for s in samples]
+    image = np.concatenate(rows, axis=0)
+    Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST).save(path)
+
+
+def grid_gif(clips: list[np.ndarray], path: Path, columns: int = 4, scale: int = 2, fps: float = 8.0) -> None:
+    """An animated grid of clips (each uint8 (F, H, W, 3)), looping."""
+    pad = columns - len(clips) % columns if len(clips) % columns else 0
+    clips = clips + [np.zeros_like(clips[0])] * pad
+    rows = [np.concatenate(clips[r : r + columns], axis=2) for r in range(0, len(clips), columns)]
+    video = np.concatenate(rows, axis=1)  # (F, H*rows, W*columns, 3)
+    frames = [
+        Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in video
+    ]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluator_on_ground_truth(count: int, rng: np.random.Generator) -> tuple[dict[str, float], float]:
+    scores, impacts = [], []
+    for _ in range(count):
+        spec = sample_spec(rng, held_out=None)
+        clip = render(spec)
+        s = score(clip.frames, spec, tuple(i.frame for i in clip.impacts))
+        scores.append(s)
+        if s.first_impact is not None:
+            impacts.append(s.first_impact)
+    return accuracy(scores), float(np.mean(impacts))
+
+
+def autoencoder_round_trip(pipeline: VideoPipeline, count: int, rng: np.random.Generator) -> dict[str, float]:
+    scores = []
+    for _ in range(count):
+        spec = sample_spec(rng, held_out=None)
+        frames = render(spec).frames
+        scores.append(score(pipeline.decode(pipeline.encode(frames))[0], spec))
+    return accuracy(scores)
+
+
+def conditioning_checks(
+    pipeline: VideoPipeline, encoder, rng: np.random.Generator, count: int, steps: int, guidance: float
+):
+    """Image-to-video, cameo and remix on held-out combos, each scored against its spec."""
+    results: dict[str, list[Score]] = defaultdict(list)
+    clips: dict[str, list[np.ndarray]] = defaultdict(list)
+    combos = sorted(HELD_OUT_COMBOS)
+    for i in tqdm(range(count), desc="conditioning"):
+        spec = spec_for(combos[i % len(combos)], rng)
+        clip = render(spec)
+        tokens = encoder.encode([make_caption(spec, rng)])[0].tokens
+        out = pipeline.generate(
+            tokens, seed=i, num_steps=steps, guidance_scale=guidance, first_frames=clip.frames[:1]
+        )
+        results["image-to-video (first frame given)"].append(score(out.frames, spec))
+        clips["i2v"].append(out.frames)
+        # Cameo: the caption names no colour or shape; the reference image carries the appearance.
+        phrases = MOTION_PHRASES[spec.motion]
+        plain = encoder.encode([f"it is {phrases[rng.integers(len(phrases))]}"])[0]
+        reference = render_reference(spec, rng)
+        out = pipeline.generate(
+            plain.tokens, seed=i, num_steps=steps, guidance_scale=guidance, reference_image=reference
+        )
+        results["cameo (appearance from a reference image)"].append(score(out.frames, spec))
+        clips["cameo"].append(
+            np.concatenate([np.broadcast_to(reference, out.frames.shape), out.frames], axis=2)
+        )
+        # Remix: the ground-truth clip with a caption of another colour, strength 0.6.
+        other = COLORS[(COLORS.index(spec.color) + 3) % len(COLORS)]
+        target = SceneSpec(
+            spec.shape, spec.size, other, spec.motion, spec.material, spec.background, spec.seed
+        )
+        tokens = encoder.encode([make_caption(target, rng)])[0].tokens
+        out = pipeline.generate(
+            tokens, seed=i, num_steps=steps, guidance_scale=guidance, source_video=clip.frames, strength=0.6
+        )
+        results["remix to another colour (strength 0.6)"].append(score(out.frames, target))
+        clips["remix"].append(np.concatenate([clip.frames, out.frames], axis=2))
+    return {k: accuracy(v) | {"n": len(v)} for k, v in results.items()}, clips
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def write_report(out: Path, results: dict, command: str) -> None:
+    r = results
+    lines = [
+        "# Kino shapes-world text-to-video model: evaluation",
+        "",
+        f"Reproduce: `{command}` (writes this file and the pictures next to it).",
+        "",
+        f"Model `{r['model']}`: {r['dit_params'] / 1e6:.2f}M-parameter video DiT over the latents of a "
+        f"{r['ae_params'] / 1e6:.2f}M-parameter frame autoencoder (8x spatial compression, "
+        f"{r['latent_shape'][0]} channels), {r['frames']} frames at {r['size']}x{r['size']}, {r['fps']:g} fps.",
+        f"Trained by `{r['training'].get('command', '?')}`: {r['training'].get('dit_steps', '?')} DiT steps in "
+        f"{r['training'].get('total_minutes', '?')} minutes in all on the 2-core CPU.",
+        f"Sampling here: {r['steps']} Euler steps, guidance {r['guidance']:g}, one clip per seed.",
+        "",
+        "Every number below comes from `training/evaluator.py`, which reads the pixels only: colour by palette",
+        "distance, shape by the fill ratio of the object's bounding box, size by the box side, motion from the",
+        "tracked centroid (reversals for bounces), flicker as the coefficient of variation of the object's area",
+        "(a clip flickers above 15%).",
+        "",
+        "## Text to video",
+        "",
+        "| set | clips | color | shape | size | motion | no flicker |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("held_out", "seen"):
+        acc = r[name]
+        lines.append(
+            f"| {name.replace('_', '-')} combos | {r[name + '_n']} | "
+            + " | ".join(percent(acc[a]) for a in ATTRIBUTES)
+            + " |"
+        )
+    lines += [
+        "",
+        "Targets on held-out combinations:",
+        "",
+        "| attribute | target | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for a, target in TARGETS.items():
+        got = r["held_out"][a]
+        lines.append(f"| {a} | {percent(target)} | {percent(got)} | {'yes' if got >= target else 'no'} |")
+    lines += [
+        "",
+        "Per held-out combination (color, shape, motion accuracy over its clips):",
+        "",
+        "| combination | color | shape | motion | no flicker |",
+        "|---|---|---|---|---|",
+    ]
+    for combo, acc in sorted(r["per_held_out_combo"].items()):
+        lines.append(
+            f"| {combo} | "
+            + " | ".join(percent(acc[a]) for a in ("color", "shape", "motion", "no_flicker"))
+            + " |"
+        )
+    lines += [
+        "",
+        "Motion confusion on held-out combinations (rows: asked for, columns: read from the clip):",
+        "",
+        "| asked \\ read | " + " | ".join(m.replace("bounces ", "b. ") for m in MOTIONS) + " | none |",
+        "|---|" + "---|" * (len(MOTIONS) + 1),
+    ]
+    for m in MOTIONS:
+        row = r["motion_confusion"].get(m, {})
+        lines.append(f"| {m} | " + " | ".join(str(row.get(n, 0)) for n in [*MOTIONS, "None"]) + " |")
+    lines += [
+        "",
+        "Held-out samples (every other frame, one clip per row; captions in `held_out_captions.txt`):",
+        "",
+        "![held-out samples](held_out_grid.png)",
+        "",
+        "![held-out animation](held_out.gif)",
+        "",
+        "Seen-combination samples:",
+        "",
+        "![seen samples](seen_grid.png)",
+        "",
+        "![seen animation](seen.gif)",
+        "",
+        "## Conditioning (held-out combinations)",
+        "",
+        "| mode | clips | color | shape | size | motion | no flicker |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, acc in r["conditioning"].items():
+        lines.append(f"| {mode} | {acc['n']} | " + " | ".join(percent(acc[a]) for a in ATTRIBUTES) + " |")
+    lines += [
+        "",
+        "Image-to-video (the first frame is given): ![i2v](image_to_video.gif)",
+        "",
+        "Cameo (left: the reference image; right: the clip, from a caption that names only the motion): ![cameo](cameo.gif)",
+        "",
+        "Remix (left: the source clip; right: the remix asking for another colour): ![remix](remix.gif)",
+        "",
+        "## The measuring stick",
+        "",
+        "| check | color | shape | size | motion | no flicker |",
+        "|---|---|---|---|---|---|",
+        "| evaluator on rendered ground truth | "
+        + " | ".join(percent(r["evaluator_gt"][a]) for a in ATTRIBUTES)
+        + " |",
+        "| autoencoder round trip (the model's ceiling) | "
+        + " | ".join(percent(r["autoencoder"][a]) for a in ATTRIBUTES)
+        + " |",
+        "",
+        f"Evaluator: first bounce frame within one frame of the ground-truth impact on {percent(r['evaluator_impacts'])} "
+        "of bouncing clips.",
+        "",
+        "## Speed",
+        "",
+        f"`python -m training.speed` on this machine's CPU: batch one, {r['speed']['steps']} steps with guidance "
+        f"(the DiT runs on a batch of two), autoencoder decode included, {r['speed']['threads']} torch thread(s), "
+        f"{r['speed']['runs']} runs after a warm-up. Target: 0.5 s per 2-second clip.",
+        "",
+        "| median CPU seconds per clip | median wall seconds | fastest wall seconds | 1-minute load average |",
+        "|---|---|---|---|",
+        f"| {r['speed']['median_cpu_s']:.3f} | {r['speed']['median_s']:.3f} | {r['speed']['min_s']:.3f} | "
+        f"{r['speed']['load_average_1m']:.1f} |",
+        "",
+        "The machine is shared with other jobs (see the load average on 2 cores), so wall time here overstates",
+        "latency; with one thread, the CPU seconds this process used are the wall time an idle core would give.",
+        "",
+        "## Training loss",
+        "",
+        "| DiT step | seconds | flow-matching loss |",
+        "|---|---|---|",
+    ]
+    curve = r["training"].get("loss_curve", [])
+    for step, seconds, loss in curve[:: max(1, len(curve) // 12)] + curve[-1:]:
+        lines.append(f"| {step} | {seconds:.0f} | {loss:.4f} |")
+    lines.append("")
+    (out / "REPORT.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS_DIR)
+    parser.add_argument("--out", type=Path, default=Path("docs/model"))
+    parser.add_argument("--per-combo", type=int, default=8, help="clips per combination")
+    parser.add_argument("--steps", type=int, default=None, help="default: the model's")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the model's")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from services.text_encoder.backends import load_default_backend
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    pipeline = VideoPipeline.from_pretrained(args.weights)
+    guidance = pipeline.config.default_guidance_scale if args.guidance is None else args.guidance
+    steps = pipeline.config.default_steps if args.steps is None else args.steps
+    encoder = load_default_backend()
+    rng = np.random.default_rng(2024)
+    started = time.monotonic()
+
+    held_out = generate_set(pipeline, encoder, sorted(HELD_OUT_COMBOS), args.per_combo, rng, steps, guidance)
+    seen = generate_set(pipeline, encoder, seen_combos(16, rng), args.per_combo, rng, steps, guidance)
+    per_combo = defaultdict(list)
+    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for s in held_out:
+        per_combo[", ".join(s.spec.combo)].append(s.score)
+        confusion[s.spec.motion][str(analyze(s.frames).motion)] += 1
+    conditioning, cond_clips = conditioning_checks(pipeline, encoder, rng, 16, steps, guidance)
+    evaluator_gt, evaluator_impacts = evaluator_on_ground_truth(500, rng)
+
+    shown = [held_out[i * args.per_combo] for i in range(16)]
+    grid_png(shown, args.out / "held_out_grid.png")
+    grid_gif([s.frames for s in shown], args.out / "held_out.gif")
+    (args.out / "held_out_captions.txt").write_text("\n".join(s.caption for s in shown) + "\n")
+    shown_seen = [seen[i * args.per_combo] for i in range(16)]
+    grid_png(shown_seen, args.out / "seen_grid.png")
+    grid_gif([s.frames for s in shown_seen], args.out / "seen.gif")
+    grid_gif(cond_clips["i2v"][:8], args.out / "image_to_video.gif")
+    grid_gif(cond_clips["cameo"][:8], args.out / "cameo.gif", columns=2)
+    grid_gif(cond_clips["remix"][:8], args.out / "remix.gif", columns=2)
+
+    d = pipeline.config
+    results = {
+        "model": pipeline.model_name,
+        "dit_params": sum(p.numel() for p in pipeline.dit.parameters()),
+        "ae_params": sum(p.numel() for p in pipeline.autoencoder.parameters()),
+        "latent_shape": pipeline.latent_shape,
+        "frames": d.dit.num_frames,
+        "size": d.frame_size,
+        "fps": d.fps,
+        "training": d.training,
+        "steps": steps,
+        "guidance": guidance,
+        "held_out": accuracy([s.score for s in held_out]),
+        "held_out_n": len(held_out),
+        "seen": accuracy([s.score for s in seen]),
+        "seen_n": len(seen),
+        "per_held_out_combo": {k: accuracy(v) for k, v in per_combo.items()},
+        "motion_confusion": {k: dict(v) for k, v in confusion.items()},
+        "conditioning": conditioning,
+        "evaluator_gt": evaluator_gt,
+        "evaluator_impacts": evaluator_impacts,
+        "autoencoder": autoencoder_round_trip(pipeline, 200, rng),
+        "speed": measure_speed(pipeline, steps=steps, guidance=guidance, runs=10),
+        "evaluation_minutes": round((time.monotonic() - started) / 60, 1),
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_report(args.out, results, "python -m training.evaluate_video")
+    print(json.dumps({k: results[k] for k in ("held_out", "seen", "conditioning", "speed")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

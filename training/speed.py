@@ -1,0 +1,70 @@
+"""Times one 2-second clip at batch one: the denoiser's latency check on a CPU.
+
+    python -m training.speed [--steps 20] [--guidance 4] [--threads 1]
+
+Prints one JSON object: the median and minimum wall seconds per clip over --runs runs (after a warm-up)
+and the median CPU seconds (the honest figure when other jobs share the machine),
+counting the whole `VideoPipeline.generate` call: every DiT step with classifier-free guidance (one
+batched call of two rows per step) and the autoencoder's decode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
+
+TARGET_S = 0.5
+
+
+def measure_speed(pipeline: VideoPipeline, *, steps: int, guidance: float, runs: int) -> dict:
+    tokens = np.random.default_rng(0).standard_normal((12, pipeline.config.dit.text_dim)).astype(np.float32)
+    pipeline.generate(tokens, seed=0, num_steps=steps, guidance_scale=guidance)  # warm-up
+    times, cpu_times = [], []
+    for seed in range(runs):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        pipeline.generate(tokens, seed=seed, num_steps=steps, guidance_scale=guidance)
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    return {
+        "steps": steps,
+        "guidance": guidance,
+        "frames": pipeline.config.dit.num_frames,
+        "size": pipeline.config.frame_size,
+        "threads": torch.get_num_threads(),
+        "runs": runs,
+        "median_s": round(float(np.median(times)), 4),
+        "min_s": round(float(np.min(times)), 4),
+        # CPU seconds this process used per clip, all threads together. With one thread on a machine
+        # other jobs share, it is what the wall time would be if the core were ours alone.
+        "median_cpu_s": round(float(np.median(cpu_times)), 4),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "target_s": TARGET_S,
+        "meets_target": bool(np.median(times) <= TARGET_S),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS_DIR)
+    parser.add_argument("--steps", type=int, default=None, help="default: the model's")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the model's")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pipeline = VideoPipeline.from_pretrained(args.weights)
+    guidance = pipeline.config.default_guidance_scale if args.guidance is None else args.guidance
+    steps = pipeline.config.default_steps if args.steps is None else args.steps
+    print(json.dumps(measure_speed(pipeline, steps=steps, guidance=guidance, runs=args.runs)))
+
+
+if __name__ == "__main__":
+    main()
