@@ -15,11 +15,11 @@ import numpy as np
 from services.ranker.items import ItemCatalog
 from services.ranker.store import COUNTER_INDEX, UserState
 
-MAX_PROFILE_POSITIVES = 20
+MAX_PROFILE_POSITIVES = 50  # all the store keeps: a taste estimated from few videos is mostly noise
 MAX_PROFILE_NEGATIVES = 20
 MAX_PROFILE_RECENT = 30
 FATIGUE_WINDOW = 5  # the last impressions that make a topic feel repetitive
-RECENCY_DECAY = 0.9  # weight of the k-th most recent positive: RECENCY_DECAY ** k
+RECENCY_DECAY = 0.97  # weight of the k-th most recent positive: RECENCY_DECAY ** k
 # A positive with at least this weight (a like, share or remix) makes its remixes candidates.
 LIKED_WEIGHT = 2.0
 

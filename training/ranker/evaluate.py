@@ -162,11 +162,12 @@ def recall_at(scores: np.ndarray, relevant: np.ndarray, k: int) -> float | None:
 async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, seed: int) -> dict[str, dict]:
     world, core = platform.world, platform.core
     rng = np.random.default_rng(seed)
-    active = [u for u in range(world.config.num_users) if f"user{u}" in core.store._users]
+    active = np.array([u for u in range(world.config.num_users) if f"user{u}" in core.store._users])
     methods = ("random", "popularity", "content-only", "model", "oracle")
     results = {m: {"ndcg@10": [], "recall@50": []} for m in methods}
     model_scorer, content_scorer = ModelScorer(model), ContentScorer()
-    for user in rng.choice(active, size=requests, replace=True):
+    weights = world.activity[active] / world.activity[active].sum()  # requests come with activity
+    for user in rng.choice(active, size=requests, replace=True, p=weights):
         name = f"user{user}"
         state = await core.store.user_state(name)
         profile = build_profile(state, core.catalog)
@@ -284,8 +285,16 @@ def report(args, config, logs, training, held_out, cold, seconds) -> str:
     )
     n_new = len(cold["videos"])
     with_imps = sum(n > 0 for n in cold["impressions"])
-    audience_50 = np.mean([v is not None and v <= 50 for v in cold["to_audience"]])
-    like_50 = np.mean([v is not None and v <= 50 for v in cold["to_like"]])
+    # A video that got fewer than 50 impressions before the simulation ended, without reaching its
+    # audience (or its first like), is censored: we do not know, so it is left out of that rate.
+    observed_audience = [
+        v for v, n in zip(cold["to_audience"], cold["impressions"], strict=True) if v is not None or n >= 50
+    ]
+    observed_like = [
+        v for v, n in zip(cold["to_like"], cold["impressions"], strict=True) if v is not None or n >= 50
+    ]
+    audience_50 = np.mean([v is not None and v <= 50 for v in observed_audience])
+    like_50 = np.mean([v is not None and v <= 50 for v in observed_like])
     model_ratio = held_out["model"]["ndcg@10"] / oracle
     history = training["history"][-1]
     return f"""# FeedRanker evaluation report
@@ -365,9 +374,9 @@ the users whose match with it is at least {AUDIENCE_MATCH} (on average {np.mean(
 
 | | value |
 |---|---|
-| new videos shown to a user of their audience within 50 impressions | {audience_50:.0%} |
+| new videos shown to a user of their audience within 50 impressions (of {len(observed_audience)} observed for 50 impressions or until reached) | {audience_50:.0%} |
 | impressions until the first audience user: median / p90 | {_pct(cold["to_audience"], 50):.0f} / {_pct(cold["to_audience"], 90):.0f} |
-| new videos liked within their first 50 impressions | {like_50:.0%} |
+| new videos liked within their first 50 impressions (of {len(observed_like)} observed that long or liked) | {like_50:.0%} |
 | impressions until the first like: median / p90 | {_pct(cold["to_like"], 50):.0f} / {_pct(cold["to_like"], 90):.0f} |
 | share of the first 50 impressions that went to the audience (videos with ≥ 50 impressions: {len(cold["share_50"])}) | {np.mean(cold["share_50"]) if cold["share_50"] else float("nan"):.0%} (random targeting: {np.mean(cold["base_rate"]):.1%}) |
 
