@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
@@ -90,9 +91,11 @@ class DenoiseEngine:
             sizes = sorted({*(2**i for i in range(limit.bit_length()) if 2**i <= limit), limit})
             for rows in sizes:
                 self.executor.profile(bucket, rows)  # the first call of a size pays for lazy set-up
-                self.scheduler.step_times.observe(bucket, rows, self.executor.profile(bucket, rows))
+                seconds = statistics.median(self.executor.profile(bucket, rows) for _ in range(3))
+                self.scheduler.step_times.observe(bucket, rows, seconds)
             self.executor.profile_decode(bucket)
-            self.scheduler.step_times.observe_decode(bucket, self.executor.profile_decode(bucket))
+            seconds = statistics.median(self.executor.profile_decode(bucket) for _ in range(3))
+            self.scheduler.step_times.observe_decode(bucket, seconds)
 
     def start(self) -> None:
         if self._task is None:

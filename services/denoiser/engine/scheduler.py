@@ -17,7 +17,8 @@ feeds the result back through `update()`. One rule: every request carries `steps
   batch size whose measured rows per second are within 10% of the best (`StepTimes.best_rows`): full
   throughput, and steps short enough that an interactive arrival does not wait long for the next one.
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
-  step time stays within `interactive_slowdown` times the leader's time alone. That one rule is the
+  step time (the model call, plus the decodes of previews and frames due in it) stays within
+  `interactive_slowdown` times the leader's time alone. That one rule is the
   pre-emption of batch jobs, and it adapts to the hardware: on a GPU, where eight rows cost little more
   than two, interactive requests batch together and batch rows fill the rest; on a CPU, where cost
   grows with rows, interactive requests run one after another (what minimises their latency) and
@@ -246,20 +247,24 @@ class StepScheduler:
             return plan
         head = ranked[0]
         bucket, limit = head.bucket, self.row_limit(head.bucket)
+        decode = self.step_times.decode_seconds(bucket)
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
-            budget = self.config.interactive_slowdown * self.step_times.predict(bucket, head.rows)
-        else:  # throughput-bound: no bigger than the batch with the best measured rows per second
+            alone = self.step_times.predict(bucket, head.rows) + decode * _decodes_next_step(head)
+            budget = self.config.interactive_slowdown * alone
+        else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput
             limit = max(head.rows, self.step_times.best_rows(bucket, limit))
         chosen: list[EngineRequest] = []
-        rows = 0
+        rows = decodes = 0
         for request in ranked:
             if request.bucket != bucket or rows + request.rows > limit:
                 continue
-            if chosen and self.step_times.predict(bucket, rows + request.rows) > budget:
+            with_it = decodes + _decodes_next_step(request)
+            if chosen and self.step_times.predict(bucket, rows + request.rows) + decode * with_it > budget:
                 continue
             chosen.append(request)
             rows += request.rows
+            decodes = with_it
         chosen_ids = {r.request_id for r in chosen}
         preempted = []
         for request in self._requests.values():
@@ -418,6 +423,12 @@ class StepScheduler:
     def has_pending(self) -> bool:
         """Whether schedule() has anything to do: requests to run or leavers to report."""
         return bool(self._requests) or bool(self._leaving)
+
+
+def _decodes_next_step(request: EngineRequest) -> int:
+    """1 when the request's next step ends with a preview or its frames, else 0."""
+    step, total = request.steps_done + 1 - request.start_step, request.num_steps - request.start_step
+    return int(step == total or (request.preview_every > 0 and step % request.preview_every == 0))
 
 
 def _remaining_decodes(request: EngineRequest) -> int:

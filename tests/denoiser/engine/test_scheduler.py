@@ -305,3 +305,12 @@ def test_estimates_count_the_decodes_of_previews_and_frames():
     request = make_request("a", steps=6, preview_every=2)  # previews after steps 2 and 4, then frames
     assert scheduler.alone_seconds(request) == pytest.approx(6 * 0.15 + 3 * 0.5)
     assert scheduler.estimate_seconds(request) == pytest.approx(6 * 0.15 + 3 * 0.5)
+
+
+def test_a_decode_due_in_the_step_counts_against_the_interactive_budget():
+    scheduler, _, _ = setup(interactive_slowdown=1.5)  # 0.2 s alone for a guided request: 0.3 s budget
+    scheduler.step_times.observe_decode(BUCKET, 0.2)
+    scheduler.add(make_request("previewing", priority=BATCH, steps=4, preview_every=1))
+    scheduler.add(make_request("quiet", priority=BATCH, steps=4))
+    scheduler.add(make_request("urgent", guidance=7.0, steps=4))
+    assert ids(scheduler.schedule()) == ["urgent", "quiet"]
