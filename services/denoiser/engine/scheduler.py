@@ -57,7 +57,7 @@ class SchedulerConfig:
     max_rows: int = 16  # batch rows per step, at most; the executor's memory budget may lower it per bucket
     max_queued: int = 64  # requests admitted but not yet started; one more is refused with QUEUE_FULL
     aging_seconds: float = 20.0  # a batch request displaced this long by interactive work is promoted
-    interactive_slowdown: float = 1.25  # batch rows may slow a step holding interactive work this much
+    interactive_slowdown: float = 1.1  # others may slow a step led by interactive work this much
     policy: str = "priority"  # "priority" or "fifo" (the queue order; see POLICIES)
 
     def __post_init__(self) -> None:
