@@ -116,8 +116,8 @@ class DenoiserSettings(_Section):
     max_queued: int = Field(64, ge=1)
     # A batch request kept waiting this long by interactive work is ranked with interactive requests.
     aging_seconds: float = Field(20.0, gt=0)
-    # Batch requests may slow a step that holds interactive work by at most this factor (1 = never).
-    interactive_slowdown: float = Field(1.25, ge=1.0)
+    # Other requests may slow a step led by an interactive request by at most this factor (1 = never).
+    interactive_slowdown: float = Field(1.1, ge=1.0)
     # Queue order: "priority" (classes, aging, tenant fairness) or "fifo".
     policy: Literal["priority", "fifo"] = "priority"
     # A preview every this many steps when the request does not say.
