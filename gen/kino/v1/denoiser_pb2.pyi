@@ -86,7 +86,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model", "text_dim", "frame_counts", "resolutions", "fps", "max_steps", "default_steps", "default_guidance_scale")
+    __slots__ = ("model", "text_dim", "frame_counts", "resolutions", "fps", "max_steps", "default_steps", "default_guidance_scale", "supports_subject_path", "supports_camera")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TEXT_DIM_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNTS_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,8 @@ class ModelInfo(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_STEPS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTS_SUBJECT_PATH_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTS_CAMERA_FIELD_NUMBER: _ClassVar[int]
     model: str
     text_dim: int
     frame_counts: _containers.RepeatedScalarFieldContainer[int]
@@ -103,7 +105,9 @@ class ModelInfo(_message.Message):
     max_steps: int
     default_steps: int
     default_guidance_scale: float
-    def __init__(self, model: _Optional[str] = ..., text_dim: _Optional[int] = ..., frame_counts: _Optional[_Iterable[int]] = ..., resolutions: _Optional[_Iterable[_Union[Resolution, _Mapping]]] = ..., fps: _Optional[float] = ..., max_steps: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ...) -> None: ...
+    supports_subject_path: bool
+    supports_camera: bool
+    def __init__(self, model: _Optional[str] = ..., text_dim: _Optional[int] = ..., frame_counts: _Optional[_Iterable[int]] = ..., resolutions: _Optional[_Iterable[_Union[Resolution, _Mapping]]] = ..., fps: _Optional[float] = ..., max_steps: _Optional[int] = ..., default_steps: _Optional[int] = ..., default_guidance_scale: _Optional[float] = ..., supports_subject_path: _Optional[bool] = ..., supports_camera: _Optional[bool] = ...) -> None: ...
 
 class Resolution(_message.Message):
     __slots__ = ("height", "width")
