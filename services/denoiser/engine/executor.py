@@ -190,12 +190,17 @@ class ModelExecutor:
                 v = v_uncond + item.guidance_scale * (v - v_uncond)
             step = self.sampler(item.num_steps).step(v[None], item.step_index, latents[i][None])
             result.latents[item.request_id] = step.prev_sample[0]
+            if not (item.final or item.preview):
+                continue
+            decode_start = time.perf_counter()
             if item.final:
                 result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[0])
-            elif item.preview:
+            else:
                 result.previews[item.request_id] = self.decode(
                     step.pred_original[0], downscale=PREVIEW_DOWNSCALE
                 )
+            result.decodes += 1
+            result.decode_seconds += time.perf_counter() - decode_start
         return result
 
     def _final_frames(self, sampler: SamplerState, latents: torch.Tensor) -> np.ndarray:

@@ -72,6 +72,7 @@ def test_a_request_gives_the_same_frames_alone_and_in_a_changing_batch(executor)
     frames_alone, frames_batched = result_of(alone["a"]), result_of(batched["a"])
     assert frames_alone.shape == (16, 64, 64, 3) and frames_alone.dtype == np.uint8
     assert np.array_equal(frames_alone, frames_batched)  # the stated tolerance is zero
+    assert sum(p.runs_model for p in plans) > 0
     previews = [e.frames for e in batched["a"] if e.kind == EventKind.PREVIEW]
     assert [p.shape for p in previews] == [(16, 16, 16, 3)]
 
@@ -128,3 +129,11 @@ def test_the_memory_budget_sets_the_row_limit():
 
 def executor_bucket_with_reference(executor):
     return executor.bucket(16, 64, 64, 7, reference=True)
+
+
+def test_decodes_are_timed_apart_from_the_model_call(executor):
+    r = request(executor, "a", seed=1, steps=2)
+    item = StepItem("a", 1, 2, 3.0, 2, r.sampler, preview=False, final=True)
+    plan = StepPlan(step_id=0, bucket=r.bucket, items=[item], num_rows=2, preempted_ids=[], finished_ids=[])
+    result = executor.run(plan)
+    assert result.decodes == 1 and 0 < result.decode_seconds < result.duration_seconds
