@@ -24,7 +24,7 @@ from services.gateway.pipeline import Pipeline
 from services.gateway.provenance import verify_file
 from services.gateway.runner import JobRunner
 from services.gateway.store import TERMINAL_STATES, Database, JobStore, NewJob, now
-from services.gateway.validation import SubmitLimits, check_deadline, validate_submit
+from services.gateway.validation import SubmitLimits, check_deadline, check_extension, validate_submit
 from services.gateway.videos import MP4_MIME_TYPE, VideoStore
 
 # A Watch with no news re-reads the store this often, so it also follows jobs that another gateway
@@ -72,7 +72,8 @@ class GenerationCore:
             return existing
         check_deadline(valid.deadline, now())
         if valid.source_video_id is not None:
-            await self.videos.require(valid.source_video_id)
+            source = await self.videos.get(normalized.spec.source_video, "spec.source_video")
+            check_extension(normalized.spec, source, self.limits)
         await self.cameos.check_use(valid.cameo_ids, normalized.requester)
         job = await self.jobs.create(
             NewJob(

@@ -245,12 +245,19 @@ def probe(data: bytes, *, count_frames: bool = True) -> MediaInfo:
 
 
 def decode_frames(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 (F, H, W, 3) RGB frames of a video file, optionally scaled to size (width, height)."""
+    """uint8 (F, H, W, 3) RGB frames of a video file, optionally scaled to size (width, height).
+
+    Shrinking averages each output pixel's area, so a video that was shown enlarged (Kino's files are
+    the model's frames scaled up by a whole factor) comes back close to the frames it was made from,
+    with the coding noise averaged down.
+    """
     info = probe(data, count_frames=False)
     if info.video is None:
         raise _bad_media("the file has no video stream")
     width, height = size or (info.video.width, info.video.height)
-    scale = f"scale={width}:{height}:in_color_matrix=bt709:in_range=tv:flags=accurate_rnd+full_chroma_int"
+    shrinking = width < info.video.width or height < info.video.height
+    flags = ("area+" if shrinking else "") + "accurate_rnd+full_chroma_int"
+    scale = f"scale={width}:{height}:in_color_matrix=bt709:in_range=tv:flags={flags}"
     with _as_file(data) as path:
         raw = _run(
             [FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
@@ -290,6 +297,21 @@ def decode_audio(data: bytes, sample_rate: int = 48000) -> np.ndarray:
             media=True, binary=True,
         )  # fmt: skip
     return (np.frombuffer(raw, "<i2").reshape(-1, info.audio.channels) / 32768.0).astype(np.float32)
+
+
+def decode_pcm(data: bytes, sample_rate: int, channels: int) -> np.ndarray | None:
+    """int16 (S, channels): the file's first audio stream resampled and remixed to this layout, or
+    None when the file has no sound."""
+    info = probe(data, count_frames=False)
+    if info.audio is None:
+        return None
+    with _as_file(data) as path:
+        raw = _run(
+            [FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
+             "-ar", str(sample_rate), "-ac", str(channels), "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"],
+            media=True, binary=True,
+        )  # fmt: skip
+    return np.frombuffer(raw, "<i2").reshape(-1, channels).copy()
 
 
 def transcode(data: bytes, *, crf: int = 23, scale: float = 1.0) -> bytes:

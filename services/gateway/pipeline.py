@@ -2,8 +2,23 @@
 
 The pipeline only orchestrates: the models run in the other services, reached through
 `ServiceClients`, packaging runs in `Packager`, and every failure is a KinoError that the runner
-records on the job. What is not built yet fails loudly instead of being imitated: decoding a source
-video (REMIX, EXTEND) answers BACKEND_UNAVAILABLE with backend "media".
+records on the job.
+
+The model makes short clips of a fixed length (ModelInfo.frame_counts); every mode is a plan of such
+clips and the conditioning each gets:
+
+* TEXT_TO_VIDEO, IMAGE_TO_VIDEO: one clip per job (the first frame as a known frame).
+* STORYBOARD: one clip per shot, cut together. When the storyboard's prompt names a shared subject,
+  the shots after the first take its look from a still of the first shot (the reference image).
+* REMIX: the source, decoded from its file, in windows of one clip each; every window is noised to
+  the remix strength and denoised under the new prompt, so the motion stays and the prompt's changes
+  are made (SDEdit).
+* EXTEND: clip after clip, each starting from the last frames made so far (known frames) and keeping
+  the source's look (its first frame as the reference image); the result is the source followed by
+  the continuation, with the source's own sound kept.
+
+What the loaded model cannot do fails loudly instead of being imitated: a subject path or a camera
+move on a model whose ModelInfo does not support it is BACKEND_UNAVAILABLE (backend "denoiser").
 
 A video is stored unpublished by PACKAGING, put into the feed by PUBLISHING, and removed again when
 the job does not end SUCCEEDED (failed or cancelled after packaging), so no stored video lacks a job
@@ -16,6 +31,8 @@ a defect in Kino, recorded as INTERNAL_ERROR, never blamed on the caller.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +41,7 @@ import numpy as np
 from kino.v1 import audio_pb2, common_pb2, denoiser_pb2, generation_pb2, ranker_pb2, text_encoder_pb2
 from services.common.errors import KinoError, internal, out_of_range, unavailable
 from services.common.tensors import from_proto, to_proto
+from services.gateway import media
 from services.gateway.cameos import CameoRegistry, UsableCameo
 from services.gateway.clients import AUDIO, DENOISER, TEXT_ENCODER, ServiceClients
 from services.gateway.images import decode_rgb
@@ -112,6 +130,80 @@ def choose_frame_count(duration_seconds: float, fps: float, supported: list[int]
     return min(supported, key=lambda count: (abs(count - wanted), count)) if supported else wanted
 
 
+# Frames of the video so far that each extension clip starts from: enough to carry position and
+# velocity (and a bounce's curvature) across the seam, while most of the clip is new.
+EXTEND_CONTEXT_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """A remix's or extension's source: its frames at the model's rate and size, and its sound."""
+
+    name: str
+    frames: np.ndarray  # uint8 (F, H, W, 3) at the model's fps and resolution
+    fps: float  # the file's own frame rate
+    data: bytes  # the file, for its sound
+
+
+@dataclass(frozen=True)
+class Frames:
+    """What the denoising stage made: frames at the model's rate, and the model that made them."""
+
+    frames: np.ndarray  # uint8 (F, H, W, 3)
+    fps: float
+    model: str
+
+
+def is_camera_move(camera: common_pb2.CameraMove) -> bool:
+    return camera.motion not in (common_pb2.CAMERA_MOTION_UNSPECIFIED, common_pb2.CAMERA_MOTION_STATIC)
+
+
+def check_capabilities(
+    spec: generation_pb2.GenerationSpec, clips: list[Clip], info: denoiser_pb2.ModelInfo
+) -> None:
+    """A path or a camera move the model cannot perform fails the job: it is never approximated."""
+    if spec.subject_path and not info.supports_subject_path:
+        raise unavailable(
+            "BACKEND_UNAVAILABLE",
+            f"the video model {info.model} cannot make a subject follow a path (it has no trajectory "
+            "conditioning); deploy a model with ModelInfo.supports_subject_path",
+            backend=DENOISER,
+            detail="subject_path",
+        )
+    if any(is_camera_move(clip.camera) for clip in clips) and not info.supports_camera:
+        raise unavailable(
+            "BACKEND_UNAVAILABLE",
+            f"the video model {info.model} cannot move the camera (it has no camera conditioning); "
+            "deploy a model with ModelInfo.supports_camera",
+            backend=DENOISER,
+            detail="camera",
+        )
+
+
+def clip_path(points, start_seconds: float, duration_seconds: float) -> list[common_pb2.TrajectoryPoint]:
+    """The part of a video's subject path that falls in one clip, in the clip's own time."""
+    end = start_seconds + duration_seconds
+    return [
+        common_pb2.TrajectoryPoint(time_seconds=p.time_seconds - start_seconds, x=p.x, y=p.y)
+        for p in points
+        if start_seconds <= p.time_seconds <= end
+    ]
+
+
+def remix_windows(num_frames: int, window: int) -> list[tuple[int, int]]:
+    """(start, keep_from) of the windows that cover num_frames source frames, window frames each:
+    back to back, the last one moved back to end at the last frame (keeping only its new frames).
+    A source shorter than one window is one window (padded by the caller)."""
+    if num_frames <= window:
+        return [(0, 0)]
+    starts = list(range(0, num_frames - window + 1, window))
+    windows = [(start, 0) for start in starts]
+    covered = starts[-1] + window
+    if covered < num_frames:
+        windows.append((num_frames - window, covered - (num_frames - window)))
+    return windows
+
+
 class Pipeline:
     def __init__(
         self, clients: ServiceClients, cameos: CameoRegistry, videos: VideoStore, packager: Packager
@@ -134,42 +226,36 @@ class Pipeline:
 
         await progress.stage(generation_pb2.JOB_STAGE_DENOISING)
         info = await self.clients.denoiser_model_info()
+        check_capabilities(spec, clips, info)
         geometry = choose_geometry(spec, info)
-        conditioning = await self._conditioning(spec, usable_cameos, geometry)
-        clip_frames, fps, model = [], geometry.model_fps, info.model
-        for index, (clip, tokens) in enumerate(zip(clips, clip_tokens, strict=True)):
-            request = denoiser_pb2.DenoiseRequest(
-                text_tokens=tokens,
-                num_frames=choose_frame_count(
-                    clip.duration_seconds, geometry.model_fps, list(info.frame_counts)
-                ),
-                height=geometry.height,
-                width=geometry.width,
-                num_steps=geometry.num_steps,
-                guidance_scale=geometry.guidance_scale,
-                seed=(spec.seed + index) % (1 << 63),
-                subject_path=spec.subject_path,
-                camera=clip.camera,
-                priority=job.priority,
-                tenant=job.requester,
-                **conditioning,
-            )
-            result = await self._denoise(request, index, len(clips), progress)
-            clip_frames.append(
-                _backend_tensor(result.frames, "DenoiseResult.frames", DENOISER, dtype=np.uint8, ndim=4)
-            )
-            fps, model = result.fps or fps, result.model or model
-        frames = retime(np.concatenate(clip_frames), fps, geometry.output_fps)
-        fps = geometry.output_fps
+        source = await self._source(spec, geometry) if spec.source_video else None
+        if source is not None and not spec.fps:
+            geometry = dataclasses.replace(geometry, output_fps=source.fps)
+        reference = await self._reference(usable_cameos, geometry)
+        plan = DenoisePlan(self.clients, job, info, geometry, progress)
+        if spec.mode == generation_pb2.GENERATION_MODE_REMIX:
+            made = await plan.remix(clips[0], clip_tokens[0], source, reference)
+        elif spec.mode == generation_pb2.GENERATION_MODE_EXTEND:
+            made = await plan.extend(clips[0], clip_tokens[0], source, reference)
+        else:
+            first = await self._first_frame(spec, geometry)
+            made = await plan.clips(clips, clip_tokens, first, reference)
+        frames = retime(made.frames, made.fps, geometry.output_fps)
+        fps, model = geometry.output_fps, made.model
         prompt = "\n".join(clip.prompt for clip in clips)
 
         await progress.stage(generation_pb2.JOB_STAGE_AUDIO)
+        kept = 0
+        if spec.mode == generation_pb2.GENERATION_MODE_EXTEND:
+            kept = len(retime(source.frames, made.fps, fps))
         audio = await self.clients.generate_audio(
             audio_pb2.GenerateRequest(
-                frames=to_proto(frames), fps=fps, prompt=prompt, dialogue=spec.dialogue, seed=spec.seed
+                frames=to_proto(frames[kept:]), fps=fps, prompt=prompt, dialogue=spec.dialogue, seed=spec.seed
             )
         )
         pcm = _backend_tensor(audio.pcm, "GenerateResponse.pcm", AUDIO, dtype=np.int16, ndim=2)
+        if kept:
+            pcm = await asyncio.to_thread(_source_sound_then, source.data, kept / fps, pcm, audio.sample_rate)
 
         await progress.stage(generation_pb2.JOB_STAGE_PACKAGING)
         video = await self.packager.package(job, prompt, frames, fps, pcm, audio.sample_rate, model)
@@ -245,47 +331,215 @@ class Pipeline:
         content = content / max(float(np.linalg.norm(content)), 1e-12)
         return [embedding.tokens for embedding in response.embeddings], to_proto(content.astype(np.float32))
 
-    async def _conditioning(
-        self, spec: generation_pb2.GenerationSpec, cameos: list[UsableCameo], geometry: Geometry
-    ) -> dict[str, common_pb2.Tensor]:
-        """The visual inputs of the denoise request: first frame, cameo reference."""
-        if spec.mode in (generation_pb2.GENERATION_MODE_REMIX, generation_pb2.GENERATION_MODE_EXTEND):
-            raise unavailable(
-                "BACKEND_UNAVAILABLE",
-                "decoding the source video (REMIX, EXTEND) needs the media part, which is not built yet",
-                backend="media",
-            )
-        conditioning = {}
-        if spec.mode == generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO:
-            first = await asyncio.to_thread(
-                decode_rgb, spec.first_frame.data, geometry.width, geometry.height
-            )
-            conditioning["first_frames"] = to_proto(first[None])
-        if cameos:
-            appearance = await asyncio.to_thread(cameos[0].appearance_path.read_bytes)
-            reference = await asyncio.to_thread(decode_rgb, appearance, geometry.width, geometry.height)
-            conditioning["reference_image"] = to_proto(reference)
-        return conditioning
+    async def _source(self, spec: generation_pb2.GenerationSpec, geometry: Geometry) -> SourceVideo:
+        """The source video decoded to the model's size and re-timed to its rate; a REMIX with a
+        duration keeps only that much of it."""
+        video, data = await self.videos.load(spec.source_video, "spec.source_video")
+        decoded = await asyncio.to_thread(media.decode_frames, data, (geometry.width, geometry.height))
+        frames = retime(decoded, video.fps, geometry.model_fps)
+        if spec.mode == generation_pb2.GENERATION_MODE_REMIX and spec.duration_seconds:
+            frames = frames[: max(1, round(spec.duration_seconds * geometry.model_fps))]
+        return SourceVideo(video.name, frames, video.fps, data)
 
-    async def _denoise(
-        self, request: denoiser_pb2.DenoiseRequest, clip: int, clips: int, progress: ProgressReporter
-    ) -> denoiser_pb2.DenoiseResult:
-        """Runs one clip's denoise stream, turning its steps into progress; returns its result."""
-        stream = self.clients.denoise(request)
-        try:
-            async for event in stream:
-                kind = event.WhichOneof("event")
-                if kind == "progress":
-                    total = max(event.progress.total_steps, 1)
-                    within = (clip + event.progress.step / total) / clips
-                    await progress.advance(within, event.progress.step, event.progress.total_steps)
-                elif kind == "preview":
-                    await progress.preview(event.preview.frames)
-                elif kind == "result":
-                    return event.result
-        finally:
-            await stream.aclose()
-        raise internal("INTERNAL_ERROR", "the denoiser stream ended without a result", backend=DENOISER)
+    async def _first_frame(
+        self, spec: generation_pb2.GenerationSpec, geometry: Geometry
+    ) -> np.ndarray | None:
+        if spec.mode != generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO:
+            return None
+        return await asyncio.to_thread(decode_rgb, spec.first_frame.data, geometry.width, geometry.height)
+
+    async def _reference(self, cameos: list[UsableCameo], geometry: Geometry) -> np.ndarray | None:
+        """The cameo's appearance at the model's size, the subject's reference image."""
+        if not cameos:
+            return None
+        appearance = await asyncio.to_thread(cameos[0].appearance_path.read_bytes)
+        return await asyncio.to_thread(decode_rgb, appearance, geometry.width, geometry.height)
+
+
+async def denoise_clip(
+    clients: ServiceClients,
+    request: denoiser_pb2.DenoiseRequest,
+    clip: int,
+    clips: int,
+    progress: ProgressReporter,
+) -> denoiser_pb2.DenoiseResult:
+    """Runs one clip's denoise stream, turning its steps into progress; returns its result."""
+    stream = clients.denoise(request)
+    try:
+        async for event in stream:
+            kind = event.WhichOneof("event")
+            if kind == "progress":
+                total = max(event.progress.total_steps, 1)
+                within = (clip + event.progress.step / total) / clips
+                await progress.advance(within, event.progress.step, event.progress.total_steps)
+            elif kind == "preview":
+                await progress.preview(event.preview.frames)
+            elif kind == "result":
+                return event.result
+    finally:
+        await stream.aclose()
+    raise internal("INTERNAL_ERROR", "the denoiser stream ended without a result", backend=DENOISER)
+
+
+class DenoisePlan:
+    """The clips one job's mode asks of the denoiser, run one after another with their conditioning."""
+
+    def __init__(
+        self,
+        clients: ServiceClients,
+        job: generation_pb2.Job,
+        info: denoiser_pb2.ModelInfo,
+        geometry: Geometry,
+        progress: ProgressReporter,
+    ) -> None:
+        self.clients = clients
+        self.job = job
+        self.info = info
+        self.geometry = geometry
+        self.progress = progress
+        self.model = info.model
+        self.fps = geometry.model_fps
+        # The model's clip length: the longest it makes (any length when it lists none).
+        self.clip_frames = max(info.frame_counts) if info.frame_counts else 0
+
+    async def clips(
+        self,
+        clips: list[Clip],
+        clip_tokens: list[common_pb2.Tensor],
+        first_frame: np.ndarray | None,
+        reference: np.ndarray | None,
+    ) -> Frames:
+        """Text-, image-to-video and storyboards: one clip each, cut together."""
+        spec = self.job.spec
+        carry_subject = spec.mode == generation_pb2.GENERATION_MODE_STORYBOARD and bool(spec.prompt.strip())
+        made, start = [], 0.0
+        for index, (clip, tokens) in enumerate(zip(clips, clip_tokens, strict=True)):
+            num_frames = choose_frame_count(clip.duration_seconds, self.fps, list(self.info.frame_counts))
+            frames = await self._run(
+                index,
+                len(clips),
+                tokens,
+                num_frames,
+                clip=clip,
+                path=clip_path(spec.subject_path, start, clip.duration_seconds),
+                first_frames=None if first_frame is None or index else first_frame[None],
+                reference=reference,
+            )
+            if carry_subject and reference is None:
+                reference = frames[len(frames) // 2]
+            made.append(frames)
+            start += clip.duration_seconds
+        return Frames(np.concatenate(made), self.fps, self.model)
+
+    async def remix(
+        self, clip: Clip, tokens: common_pb2.Tensor, source: SourceVideo, reference: np.ndarray | None
+    ) -> Frames:
+        """The source, window by window, noised to the remix strength and denoised under the new prompt."""
+        window = self.clip_frames or len(source.frames)
+        frames = source.frames
+        if len(frames) < window:
+            frames = np.concatenate([frames, np.repeat(frames[-1:], window - len(frames), axis=0)])
+        windows = remix_windows(len(frames), window)
+        made = []
+        for index, (start, keep_from) in enumerate(windows):
+            out = await self._run(
+                index,
+                len(windows),
+                tokens,
+                window,
+                clip=clip,
+                path=clip_path(self.job.spec.subject_path, start / self.fps, window / self.fps),
+                source_video=frames[start : start + window],
+                reference=reference,
+            )
+            made.append(out[keep_from:])
+        return Frames(np.concatenate(made)[: len(source.frames)], self.fps, self.model)
+
+    async def extend(
+        self, clip: Clip, tokens: common_pb2.Tensor, source: SourceVideo, reference: np.ndarray | None
+    ) -> Frames:
+        """The source followed by clips that each start from the last frames made so far. The source's
+        first frame is the subject's reference (a cameo's appearance takes its place), so a long chain
+        of clips keeps the look it started with."""
+        window = self.clip_frames or EXTEND_CONTEXT_FRAMES + round(clip.duration_seconds * self.fps)
+        context = max(1, min(EXTEND_CONTEXT_FRAMES, window - 1, len(source.frames)))
+        wanted = max(1, round(clip.duration_seconds * self.fps))
+        total = math.ceil(wanted / (window - context))
+        reference = source.frames[0] if reference is None else reference
+        frames, made = source.frames, 0
+        for index in range(total):
+            start_seconds = (len(frames) - context) / self.fps
+            out = await self._run(
+                index,
+                total,
+                tokens,
+                window,
+                clip=clip,
+                path=clip_path(self.job.spec.subject_path, start_seconds, window / self.fps),
+                first_frames=frames[-context:],
+                reference=reference,
+            )
+            new = out[context : context + wanted - made]
+            frames = np.concatenate([frames, new])
+            made += len(new)
+        return Frames(frames, self.fps, self.model)
+
+    async def _run(
+        self,
+        index: int,
+        count: int,
+        tokens: common_pb2.Tensor,
+        num_frames: int,
+        *,
+        clip: Clip,
+        path: list[common_pb2.TrajectoryPoint],
+        first_frames: np.ndarray | None = None,
+        reference: np.ndarray | None = None,
+        source_video: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One denoise call (the index-th of count in this job); returns its frames (F, H, W, 3)."""
+        job, geometry = self.job, self.geometry
+        request = denoiser_pb2.DenoiseRequest(
+            text_tokens=tokens,
+            num_frames=num_frames,
+            height=geometry.height,
+            width=geometry.width,
+            num_steps=geometry.num_steps,
+            guidance_scale=geometry.guidance_scale,
+            seed=(job.spec.seed + index) % (1 << 63),
+            subject_path=path,
+            priority=job.priority,
+            tenant=job.requester,
+        )
+        if is_camera_move(clip.camera):
+            request.camera.CopyFrom(clip.camera)
+        if first_frames is not None:
+            request.first_frames.CopyFrom(to_proto(np.ascontiguousarray(first_frames)))
+        if reference is not None:
+            request.reference_image.CopyFrom(to_proto(np.ascontiguousarray(reference)))
+        if source_video is not None:
+            request.source_video.CopyFrom(to_proto(np.ascontiguousarray(source_video)))
+            request.strength = job.spec.remix_strength
+        result = await denoise_clip(self.clients, request, index, count, self.progress)
+        frames = _backend_tensor(result.frames, "DenoiseResult.frames", DENOISER, dtype=np.uint8, ndim=4)
+        if frames.shape != (num_frames, geometry.height, geometry.width, 3):
+            raise internal(
+                "INTERNAL_ERROR",
+                f"the denoiser returned frames of shape {frames.shape} for a request of "
+                f"{(num_frames, geometry.height, geometry.width, 3)}",
+                backend=DENOISER,
+            )
+        self.fps, self.model = result.fps or self.fps, result.model or self.model
+        return frames
+
+
+def _source_sound_then(data: bytes, seconds: float, pcm: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The source file's own sound for its `seconds` (silence if it had none), then pcm int16 (S, C)."""
+    kept = round(seconds * sample_rate)
+    source = media.decode_pcm(data, sample_rate, pcm.shape[1])
+    if source is None:
+        source = np.zeros((0, pcm.shape[1]), np.int16)
+    return np.concatenate([media.fit_pcm(source, kept), pcm])
 
 
 def _backend_tensor(tensor: common_pb2.Tensor, field: str, backend: str, **expect) -> np.ndarray:

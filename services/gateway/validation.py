@@ -108,6 +108,10 @@ def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits)
         forbidden("spec.duration_seconds", spec.duration_seconds != 0)
         required("spec.shots", len(spec.shots) > 0)
         duration = _check_shots(spec.shots, limits)
+    elif spec.mode == generation_pb2.GENERATION_MODE_REMIX and spec.duration_seconds == 0:
+        # A remix lasts as long as its source, which only the store knows: the limit bounds it here.
+        forbidden("spec.shots", len(spec.shots) > 0)
+        duration = limits.max_duration_seconds
     else:
         forbidden("spec.shots", len(spec.shots) > 0)
         if spec.duration_seconds == 0:
@@ -156,6 +160,26 @@ def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits)
     if not spec.HasField("seed"):
         spec.seed = secrets.randbelow(_RANDOM_SEED_BOUND)
     return ValidSubmit(normalized, source_video_id, cameo_ids, first_frame, deadline)
+
+
+def check_extension(
+    spec: generation_pb2.GenerationSpec, source: generation_pb2.Video, limits: SubmitLimits
+) -> None:
+    """An extended video (the source plus its continuation) stays within the duration limit."""
+    if spec.mode != generation_pb2.GENERATION_MODE_EXTEND:
+        return
+    room = limits.max_duration_seconds - source.duration_seconds
+    # Half a frame of slack: a source's duration is a whole number of frames.
+    if spec.duration_seconds > room + 0.5 / max(source.fps, 1.0):
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"{source.name} lasts {source.duration_seconds:g} s; extending it by {spec.duration_seconds:g} s "
+            f"exceeds the {limits.max_duration_seconds:g} s limit (at most {max(room, 0):g} s more)",
+            field="spec.duration_seconds",
+            value=spec.duration_seconds,
+            min=MIN_DURATION_SECONDS,
+            max=round(max(room, 0), 3),
+        )
 
 
 def check_deadline(deadline: datetime | None, now: datetime) -> None:

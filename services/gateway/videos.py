@@ -124,6 +124,12 @@ class VideoStore:
     async def get(self, name: str, field: str = "name") -> generation_pb2.Video:
         return _video_from_row(await self._row(parse_name(name, "videos", field)))
 
+    async def load(self, name: str, field: str = "name") -> tuple[generation_pb2.Video, bytes]:
+        """A video's metadata and its whole file: the source of a remix or an extension."""
+        row = await self._row(parse_name(name, "videos", field))
+        data = await asyncio.to_thread((self.asset_dir / row.file_name).read_bytes)
+        return _video_from_row(row), data
+
     async def require(self, video_id: str) -> None:
         """NOT_FOUND/VIDEO_NOT_FOUND unless the video exists."""
         await self._row(video_id)

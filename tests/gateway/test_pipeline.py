@@ -18,7 +18,7 @@ from services.common.tensors import from_proto
 from services.gateway import media
 from services.gateway.packaging import viewing_size
 from services.gateway.pipeline import choose_frame_count, choose_geometry, plan_clips, retime
-from tests.gateway.helpers import encoded_image, job_error, mp4_shaped_bytes, put_video, wait_terminal
+from tests.gateway.helpers import encoded_image, job_error, wait_terminal
 from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
 from tests.gateway.test_jobs import submit_request
 
@@ -165,17 +165,33 @@ async def test_image_to_video_sends_the_first_frame_at_the_model_resolution(star
     assert first.shape == (1, 32, 48, 3) and first.std() > 0
 
 
-async def test_remix_needs_the_media_decoder_which_is_not_built(start_gateway, start_scaffold):
-    backends = await start_scaffold(encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser())
+async def test_remix_sends_the_decoded_source_window_by_window_with_its_strength(
+    start_gateway, start_scaffold
+):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
+        audio=SilentAudio(),
+    )
     gateway = await start_gateway(backends.address)
-    source = await put_video(gateway, mp4_shaped_bytes(4096))
-    request = submit_request(mode=generation_pb2.GENERATION_MODE_REMIX, source_video=source.name)
+    storyboard = submit_request(prompt="", mode=generation_pb2.GENERATION_MODE_STORYBOARD)
+    storyboard.spec.shots.extend(generation_pb2.Shot(prompt="a ball", duration_seconds=d) for d in (2, 1))
+    made = await gateway.stub.Submit(storyboard)
+    made = await wait_terminal(gateway.stub, made.name, timeout=60)
+    assert made.state == SUCCEEDED, made.error
+    request = submit_request(mode=generation_pb2.GENERATION_MODE_REMIX, source_video=made.result.video)
     job = await gateway.stub.Submit(request)
-    assert job.spec.remix_strength == np.float32(0.6)
-    job = await wait_terminal(gateway.stub, job.name)
-    error = job_error(job)
-    assert (error.reason, error.metadata["backend"]) == ("BACKEND_UNAVAILABLE", "media")
-    assert backends.denoiser.requests == []
+    assert job.spec.remix_strength == np.float32(0.6) and job.spec.duration_seconds == 0
+    job = await wait_terminal(gateway.stub, job.name, timeout=60)
+    assert job.state == SUCCEEDED, job.error
+    remixes = backends.denoiser.requests[2:]
+    # 24 source frames in windows of 16: frames 0-15, then 8-23 of which only the last 8 are new.
+    assert len(remixes) == 2 and all(r.strength == np.float32(0.6) for r in remixes)
+    windows = [from_proto(r.source_video, field="source_video", dtype=np.uint8, ndim=4) for r in remixes]
+    assert [w.shape for w in windows] == [(16, 32, 32, 3)] * 2
+    # The flat gray source comes back within the watermark's few levels.
+    assert np.abs(windows[0].astype(int) - 128).mean() < 2
+    assert (job.result.num_frames, job.result.provenance.parent_video) == (24, made.result.video)
 
 
 def test_plan_clips_and_geometry():
