@@ -64,7 +64,10 @@ async def _kino_channel(args: argparse.Namespace, quiet: bool = False) -> AsyncI
 
     settings = _settings(args)
     settings = settings.model_copy(
-        update={"server": settings.server.model_copy(update={"port": 0, "metrics_port": -1}), "log_level": "WARNING"}
+        update={
+            "server": settings.server.model_copy(update={"port": 0, "metrics_port": -1}),
+            "log_level": "WARNING",
+        }
     )
     if not quiet:
         print("starting an embedded Kino (no --target or KINO_TARGET given)...", file=sys.stderr)
@@ -85,7 +88,11 @@ def _describe_rpc_error(error: grpc.aio.AioRpcError) -> CliError:
     message = f"{detail}: {error.details()}"
     if error.code() in _BAD_INPUT_CODES:
         return CliError(message, EXIT_BAD_INPUT)
-    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if error.code() in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    ):
         return CliError(message, EXIT_UNAVAILABLE)
     return CliError(message, EXIT_INTERNAL)
 
@@ -106,7 +113,9 @@ async def cmd_up(args: argparse.Namespace) -> int:
     from services.app import LocalKino
 
     if args.port is not None:
-        settings = settings.model_copy(update={"server": settings.server.model_copy(update={"port": args.port})})
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update={"port": args.port})}
+        )
     configure_logging(settings.log_level)
     kino = LocalKino(settings)
     await kino.start()
@@ -131,15 +140,118 @@ async def cmd_encode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_CAMERA_MOTIONS = {
+    name.removeprefix("CAMERA_MOTION_").lower().replace("_", "-"): value
+    for name, value in common_pb2.CameraMotion.items()
+    if value != common_pb2.CAMERA_MOTION_UNSPECIFIED
+}
+
+
+def _resource(value: str, collection: str) -> str:
+    """The full name from an id or a name: ids as `kino generate` prints them are accepted bare."""
+    return value if value.startswith(f"{collection}/") else f"{collection}/{value}"
+
+
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise CliError(f"{what} {path}: {error.strerror or error}", EXIT_BAD_INPUT) from error
+
+
+def parse_camera(text: str) -> common_pb2.CameraMove:
+    """A camera move from MOVE[:AMOUNT], e.g. "pan-left" or "zoom-in:0.3" (how far, 0..1)."""
+    motion, _, amount = text.partition(":")
+    if motion not in _CAMERA_MOTIONS:
+        raise CliError(f"camera {text!r}: the move is one of {', '.join(_CAMERA_MOTIONS)}", EXIT_BAD_INPUT)
+    try:
+        return common_pb2.CameraMove(motion=_CAMERA_MOTIONS[motion], amount=float(amount) if amount else 0.0)
+    except ValueError as error:
+        raise CliError(f"camera {text!r}: the amount after ':' must be a number", EXIT_BAD_INPUT) from error
+
+
+def parse_path(text: str) -> list[common_pb2.TrajectoryPoint]:
+    """Path points from TIME:X,Y items (seconds; x, y as fractions of the frame) separated by spaces
+    or semicolons, e.g. "0:0.2,0.5 2:0.8,0.5". Bounds are the server's to check."""
+    points = []
+    for item in text.replace(";", " ").split():
+        try:
+            time, xy = item.split(":")
+            x, y = xy.split(",")
+            points.append(common_pb2.TrajectoryPoint(time_seconds=float(time), x=float(x), y=float(y)))
+        except ValueError as error:
+            raise CliError(
+                f"path point {item!r} is not TIME:X,Y (e.g. 1.5:0.25,0.75)", EXIT_BAD_INPUT
+            ) from error
+    if not points:
+        raise CliError("--path needs at least one TIME:X,Y point", EXIT_BAD_INPUT)
+    return points
+
+
+def parse_storyboard(path: str) -> tuple[str, list[generation_pb2.Shot]]:
+    """A storyboard file, JSON or YAML: {"prompt": shared subject (optional), "shots": [{"prompt": ...,
+    "seconds": ..., "camera": "pan-left:0.3" (optional)}, ...]}. Returns the prompt and the shots."""
+    import yaml
+
+    try:
+        board = yaml.safe_load(_read_file(path, "storyboard"))
+    except yaml.YAMLError as error:
+        raise CliError(f"storyboard {path}: not JSON or YAML ({error})", EXIT_BAD_INPUT) from error
+    if not isinstance(board, dict) or not isinstance(board.get("shots"), list):
+        raise CliError(
+            f'storyboard {path}: expected {{"shots": [{{"prompt": ..., "seconds": ...}}, ...]}}',
+            EXIT_BAD_INPUT,
+        )
+    shots = []
+    for index, shot in enumerate(board["shots"]):
+        if not isinstance(shot, dict) or not isinstance(shot.get("prompt"), str):
+            raise CliError(f"storyboard {path}: shot {index + 1} needs a prompt", EXIT_BAD_INPUT)
+        try:
+            seconds = float(shot.get("seconds", 0))
+        except (TypeError, ValueError) as error:
+            raise CliError(
+                f"storyboard {path}: shot {index + 1} seconds must be a number", EXIT_BAD_INPUT
+            ) from error
+        message = generation_pb2.Shot(prompt=shot["prompt"], duration_seconds=seconds)
+        if shot.get("camera"):
+            message.camera.CopyFrom(parse_camera(str(shot["camera"])))
+        shots.append(message)
+    return str(board.get("prompt") or ""), shots
+
+
 def _spec_from_args(args: argparse.Namespace) -> generation_pb2.GenerationSpec:
+    """The GenerationSpec the flags describe; the mode follows from --image, --remix-of, --extend or
+    --storyboard (text-to-video without any). Everything the server checks is left to it, so the
+    errors are the API's."""
     spec = generation_pb2.GenerationSpec(
         mode=generation_pb2.GENERATION_MODE_TEXT_TO_VIDEO,
         prompt=args.prompt,
-        duration_seconds=args.seconds,
+        duration_seconds=args.seconds or 0,
         num_steps=args.steps or 0,
+        cameos=[_resource(c, "cameos") for c in args.cameo],
     )
     if args.seed is not None:
         spec.seed = args.seed
+    if args.image:
+        spec.mode = generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO
+        spec.first_frame.data = _read_file(args.image, "image")
+    elif args.remix_of:
+        spec.mode = generation_pb2.GENERATION_MODE_REMIX
+        spec.source_video = _resource(args.remix_of, "videos")
+    elif args.extend:
+        spec.mode = generation_pb2.GENERATION_MODE_EXTEND
+        spec.source_video = _resource(args.extend, "videos")
+    elif args.storyboard:
+        spec.mode = generation_pb2.GENERATION_MODE_STORYBOARD
+        shared, shots = parse_storyboard(args.storyboard)
+        spec.prompt = args.prompt or shared
+        spec.shots.extend(shots)
+    if args.strength is not None:
+        spec.remix_strength = args.strength
+    if args.path:
+        spec.subject_path.extend(parse_path(args.path))
+    if args.camera:
+        spec.camera.CopyFrom(parse_camera(args.camera))
     return spec
 
 
@@ -155,10 +267,13 @@ async def cmd_generate(args: argparse.Namespace) -> int:
                 requester=args.user,
                 priority=common_pb2.PRIORITY_INTERACTIVE,
                 idempotency_key=args.idempotency_key or "",
+                publish_to_feed=args.publish,
             )
         )
         print(f"submitted {job.name}", file=sys.stderr)
-        with tqdm(total=100, unit="%", desc="queued", bar_format="{desc:<12} {percentage:3.0f}%|{bar}| {elapsed}") as bar:
+        with tqdm(
+            total=100, unit="%", desc="queued", bar_format="{desc:<12} {percentage:3.0f}%|{bar}| {elapsed}"
+        ) as bar:
 
             def show(update: generation_pb2.Job) -> None:
                 stage = generation_pb2.JobStage.Name(update.progress.stage).removeprefix("JOB_STAGE_").lower()
@@ -172,10 +287,51 @@ async def cmd_generate(args: argparse.Namespace) -> int:
             return _report_unsuccessful(job)
         size = await _download(stub, job.result.video, output)
     result = job.result
+    parent = f", from {result.provenance.parent_video}" if result.provenance.parent_video else ""
     print(
         f"wrote {output} ({size} bytes): {result.video}, {result.duration_seconds:.2f} s, "
-        f"{result.width}x{result.height} @ {result.fps:g} fps, seed {result.seed}"
+        f"{result.width}x{result.height} @ {result.fps:g} fps, seed {result.seed}{parent}"
     )
+    return EXIT_OK
+
+
+_POLICIES = {
+    "only-me": generation_pb2.CONSENT_POLICY_ONLY_ME,
+    "approved": generation_pb2.CONSENT_POLICY_APPROVED_USERS,
+    "everyone": generation_pb2.CONSENT_POLICY_EVERYONE,
+}
+
+
+async def cmd_cameo(args: argparse.Namespace) -> int:
+    async with _kino_channel(args, quiet=True) as channel:
+        stub = generation_pb2_grpc.GenerationStub(channel)
+        if args.cameo_command == "register":
+            cameo = await stub.RegisterCameo(
+                generation_pb2.RegisterCameoRequest(
+                    owner=args.user,
+                    display_name=args.name or "",
+                    appearance=common_pb2.Image(data=_read_file(args.image, "image")),
+                    policy=_POLICIES[args.policy],
+                    approved_users=args.approve,
+                )
+            )
+        elif args.cameo_command == "consent":
+            cameo = await stub.UpdateCameoConsent(
+                generation_pb2.UpdateCameoConsentRequest(
+                    name=_resource(args.cameo, "cameos"),
+                    requester=args.user,
+                    policy=_POLICIES[args.policy],
+                    approved_users=args.approve,
+                )
+            )
+        else:
+            cameo = await stub.RevokeCameo(
+                generation_pb2.RevokeCameoRequest(name=_resource(args.cameo, "cameos"), requester=args.user)
+            )
+    policy = generation_pb2.ConsentPolicy.Name(cameo.policy).removeprefix("CONSENT_POLICY_").lower()
+    state = generation_pb2.CameoState.Name(cameo.state).removeprefix("CAMEO_STATE_").lower()
+    approved = f" ({', '.join(cameo.approved_users)})" if cameo.approved_users else ""
+    print(f"{cameo.name}: owner {cameo.owner}, {state}, policy {policy}{approved}")
     return EXIT_OK
 
 
@@ -247,7 +403,10 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     if verdict.manifest_present:
         p = verdict.provenance
         print(f"  source:   {p.digital_source_type}   model: {p.model}   job: {p.job}")
-        print(f"  prompt:   sha256 {p.prompt_sha256}" + (f"   parent: {p.parent_video}" if p.parent_video else ""))
+        print(
+            f"  prompt:   sha256 {p.prompt_sha256}"
+            + (f"   parent: {p.parent_video}" if p.parent_video else "")
+        )
     if verdict.watermark_found:
         print(f"watermark:  {verdict.watermark_video} (confidence {verdict.watermark_confidence:.2f})")
     else:
@@ -265,9 +424,13 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kino", description="Kino: inference back end for AI-generated video.")
+    parser = argparse.ArgumentParser(
+        prog="kino", description="Kino: inference back end for AI-generated video."
+    )
     parser.add_argument("--config", help="YAML settings file (default: KINO_CONFIG)")
-    parser.add_argument("--data-dir", help="state of the embedded Kino: job database and videos (default ./var)")
+    parser.add_argument(
+        "--data-dir", help="state of the embedded Kino: job database and videos (default ./var)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -275,8 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--target", help="HOST:PORT of a running Kino (default: KINO_TARGET, else embedded)")
         return sub
 
-    up = commands.add_parser("up", help="run Kino's services (default: each a Ray Serve deployment on a local Ray)")
-    up.add_argument("--local", action="store_true", help="every service on one grpc.aio server, one process, no Ray")
+    up = commands.add_parser(
+        "up", help="run Kino's services (default: each a Ray Serve deployment on a local Ray)"
+    )
+    up.add_argument(
+        "--local", action="store_true", help="every service on one grpc.aio server, one process, no Ray"
+    )
     up.add_argument("--port", type=int, help="gRPC port (default 50051)")
     up.set_defaults(run=cmd_up)
 
@@ -284,15 +451,84 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("text")
     encode.set_defaults(run=cmd_encode)
 
-    generate = client("generate", "generate a video from a prompt")
-    generate.add_argument("prompt")
-    generate.add_argument("-o", "--output", default="out.mp4", help="where to write the MP4 (default out.mp4)")
-    generate.add_argument("--seconds", type=float, default=2.0, help="clip length (default 2)")
+    generate = client(
+        "generate", "generate a video: from a prompt, an image, a video to remix or extend, a storyboard"
+    )
+    generate.add_argument(
+        "prompt", nargs="?", default="", help="what happens (a storyboard may carry its own)"
+    )
+    generate.add_argument(
+        "-o", "--output", default="out.mp4", help="where to write the MP4 (default out.mp4)"
+    )
+    generate.add_argument(
+        "--seconds",
+        type=float,
+        help="clip length (default 2); --extend: how much to add; --remix-of: how much of the source (default all)",
+    )
+    source = generate.add_mutually_exclusive_group()
+    source.add_argument(
+        "--image", metavar="FILE", help="image-to-video: the clip starts from this PNG or JPEG"
+    )
+    source.add_argument(
+        "--remix-of", metavar="VIDEO", help="remix this video: its motion, the prompt's changes"
+    )
+    source.add_argument(
+        "--extend", metavar="VIDEO", help="continue this video by --seconds from its last frames"
+    )
+    source.add_argument(
+        "--storyboard",
+        metavar="FILE",
+        help='shots from a JSON/YAML file: {"prompt": ..., "shots": [{"prompt": ..., "seconds": ...}]}',
+    )
+    generate.add_argument("--strength", type=float, help="--remix-of: how much to change, 0..1 (default 0.6)")
+    generate.add_argument(
+        "--cameo",
+        action="append",
+        default=[],
+        metavar="CAMEO",
+        help="put this cameo's likeness in the video (needs its consent)",
+    )
+    generate.add_argument(
+        "--path",
+        metavar="POINTS",
+        help='subject path, TIME:X,Y points in seconds and fractions of the frame: "0:0.2,0.5 2:0.8,0.5"',
+    )
+    generate.add_argument(
+        "--camera",
+        metavar="MOVE[:AMOUNT]",
+        help=f"camera move: {', '.join(_CAMERA_MOTIONS)} (e.g. pan-left:0.3)",
+    )
+    generate.add_argument("--publish", action="store_true", help="put the finished video into the feed")
     generate.add_argument("--seed", type=int, help="seed (default: random, reported)")
     generate.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     generate.add_argument("--user", default=_default_user(), help="requester (default: $USER)")
     generate.add_argument("--idempotency-key", help="makes resubmitting safe")
     generate.set_defaults(run=cmd_generate)
+
+    cameo = client("cameo", "register a likeness with a consent policy, change who may use it, revoke it")
+    cameo_commands = cameo.add_subparsers(dest="cameo_command", required=True)
+    register = cameo_commands.add_parser("register", help="register an appearance image as a cameo")
+    register.add_argument("image", help="the appearance, PNG or JPEG")
+    register.add_argument("--name", help="display name")
+    for sub in (register, consent := cameo_commands.add_parser("consent", help="change who may use a cameo")):
+        sub.add_argument(
+            "--policy", choices=sorted(_POLICIES), default="only-me", help="who may use it (default only-me)"
+        )
+        sub.add_argument(
+            "--approve",
+            action="append",
+            default=[],
+            metavar="USER",
+            help="a user the approved policy lets in",
+        )
+    consent.add_argument("cameo")
+    revoke = cameo_commands.add_parser(
+        "revoke", help="revoke a cameo: its queued jobs are cancelled, its videos unpublished"
+    )
+    revoke.add_argument("cameo")
+    for sub in (register, consent, revoke):
+        sub.add_argument("--user", default=_default_user(), help="the owner (default: $USER)")
+    cameo.set_defaults(run=cmd_cameo)
 
     jobs = client("jobs", "list jobs, newest first")
     jobs.add_argument("--user", help="only this requester's jobs")
