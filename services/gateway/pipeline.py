@@ -124,12 +124,6 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
     return frames[np.minimum((np.arange(count) * fps / output_fps).astype(np.int64), len(frames) - 1)]
 
 
-def choose_frame_count(duration_seconds: float, fps: float, supported: list[int]) -> int:
-    """The supported frame count closest to duration x fps (any count when the model lists none)."""
-    wanted = max(1, round(duration_seconds * fps))
-    return min(supported, key=lambda count: (abs(count - wanted), count)) if supported else wanted
-
-
 # Frames of the video so far that each extension clip starts from: enough to carry position and
 # velocity (and a bounce's curvature) across the seam, while most of the clip is new.
 EXTEND_CONTEXT_FRAMES = 4
@@ -382,7 +376,13 @@ async def denoise_clip(
 
 
 class DenoisePlan:
-    """The clips one job's mode asks of the denoiser, run one after another with their conditioning."""
+    """The denoise calls one job's mode asks for, run one after another with their conditioning.
+
+    The model makes clips of a fixed length. A stretch longer than one clip (a long text-to-video
+    clip, a long shot, an extension) is continued clip after clip, each starting from the last
+    EXTEND_CONTEXT_FRAMES frames made so far; every stretch is cut to its exact length. Call i of a
+    job uses the seed spec.seed + i.
+    """
 
     def __init__(
         self,
@@ -399,8 +399,27 @@ class DenoisePlan:
         self.progress = progress
         self.model = info.model
         self.fps = geometry.model_fps
-        # The model's clip length: the longest it makes (any length when it lists none).
-        self.clip_frames = max(info.frame_counts) if info.frame_counts else 0
+        self.calls_done = 0
+        self.calls_total = 1
+
+    def _length(self, seconds: float) -> int:
+        return max(1, round(seconds * self.fps))
+
+    def _first_clip_frames(self, wanted: int) -> int:
+        """The clip length to start a stretch of `wanted` frames with: the shortest supported one that
+        holds it, else the longest (and the stretch is continued); any length when none is listed."""
+        counts = list(self.info.frame_counts)
+        return min((c for c in counts if c >= wanted), default=max(counts)) if counts else wanted
+
+    def _continuation(self, made: int) -> tuple[int, int]:
+        """(clip frames, context frames) of the calls that continue a stretch `made` frames long."""
+        counts = list(self.info.frame_counts)
+        window = max(counts) if counts else EXTEND_CONTEXT_FRAMES + 1
+        return window, max(1, min(EXTEND_CONTEXT_FRAMES, window - 1, made))
+
+    def _calls_to_continue(self, made: int, wanted: int) -> int:
+        window, context = self._continuation(made)
+        return math.ceil(max(0, wanted - made) / (window - context))
 
     async def clips(
         self,
@@ -409,22 +428,22 @@ class DenoisePlan:
         first_frame: np.ndarray | None,
         reference: np.ndarray | None,
     ) -> Frames:
-        """Text-, image-to-video and storyboards: one clip each, cut together."""
+        """Text-, image-to-video and storyboards: one stretch per clip, cut together."""
         spec = self.job.spec
         carry_subject = spec.mode == generation_pb2.GENERATION_MODE_STORYBOARD and bool(spec.prompt.strip())
+        wanted = [self._length(clip.duration_seconds) for clip in clips]
+        self.calls_total = sum(1 + self._calls_to_continue(self._first_clip_frames(n), n) for n in wanted)
         made, start = [], 0.0
-        for index, (clip, tokens) in enumerate(zip(clips, clip_tokens, strict=True)):
-            num_frames = choose_frame_count(clip.duration_seconds, self.fps, list(self.info.frame_counts))
+        for index, (clip, tokens, length) in enumerate(zip(clips, clip_tokens, wanted, strict=True)):
             frames = await self._run(
-                index,
-                len(clips),
                 tokens,
-                num_frames,
+                self._first_clip_frames(length),
                 clip=clip,
-                path=clip_path(spec.subject_path, start, clip.duration_seconds),
+                start_seconds=start,
                 first_frames=None if first_frame is None or index else first_frame[None],
                 reference=reference,
             )
+            frames = await self._continue(frames, length, tokens, clip, start, reference)
             if carry_subject and reference is None:
                 reference = frames[len(frames) // 2]
             made.append(frames)
@@ -435,20 +454,20 @@ class DenoisePlan:
         self, clip: Clip, tokens: common_pb2.Tensor, source: SourceVideo, reference: np.ndarray | None
     ) -> Frames:
         """The source, window by window, noised to the remix strength and denoised under the new prompt."""
-        window = self.clip_frames or len(source.frames)
+        counts = list(self.info.frame_counts)
+        window = max(counts) if counts else len(source.frames)
         frames = source.frames
         if len(frames) < window:
             frames = np.concatenate([frames, np.repeat(frames[-1:], window - len(frames), axis=0)])
         windows = remix_windows(len(frames), window)
+        self.calls_total = len(windows)
         made = []
-        for index, (start, keep_from) in enumerate(windows):
+        for start, keep_from in windows:
             out = await self._run(
-                index,
-                len(windows),
                 tokens,
                 window,
                 clip=clip,
-                path=clip_path(self.job.spec.subject_path, start / self.fps, window / self.fps),
+                start_seconds=start / self.fps,
                 source_video=frames[start : start + window],
                 reference=reference,
             )
@@ -458,47 +477,51 @@ class DenoisePlan:
     async def extend(
         self, clip: Clip, tokens: common_pb2.Tensor, source: SourceVideo, reference: np.ndarray | None
     ) -> Frames:
-        """The source followed by clips that each start from the last frames made so far. The source's
-        first frame is the subject's reference (a cameo's appearance takes its place), so a long chain
-        of clips keeps the look it started with."""
-        window = self.clip_frames or EXTEND_CONTEXT_FRAMES + round(clip.duration_seconds * self.fps)
-        context = max(1, min(EXTEND_CONTEXT_FRAMES, window - 1, len(source.frames)))
-        wanted = max(1, round(clip.duration_seconds * self.fps))
-        total = math.ceil(wanted / (window - context))
+        """The source followed by its continuation. The source's first frame is the subject's reference
+        (a cameo's appearance takes its place), so a long chain of clips keeps the look it started with."""
+        wanted = len(source.frames) + self._length(clip.duration_seconds)
+        self.calls_total = self._calls_to_continue(len(source.frames), wanted)
         reference = source.frames[0] if reference is None else reference
-        frames, made = source.frames, 0
-        for index in range(total):
-            start_seconds = (len(frames) - context) / self.fps
+        return Frames(
+            await self._continue(source.frames, wanted, tokens, clip, 0.0, reference), self.fps, self.model
+        )
+
+    async def _continue(
+        self,
+        frames: np.ndarray,
+        wanted: int,
+        tokens: common_pb2.Tensor,
+        clip: Clip,
+        start_seconds: float,
+        reference: np.ndarray | None,
+    ) -> np.ndarray:
+        """frames (F, H, W, 3) continued clip by clip from their last frames, cut to `wanted` frames."""
+        while len(frames) < wanted:
+            window, context = self._continuation(len(frames))
             out = await self._run(
-                index,
-                total,
                 tokens,
                 window,
                 clip=clip,
-                path=clip_path(self.job.spec.subject_path, start_seconds, window / self.fps),
+                start_seconds=start_seconds + (len(frames) - context) / self.fps,
                 first_frames=frames[-context:],
                 reference=reference,
             )
-            new = out[context : context + wanted - made]
-            frames = np.concatenate([frames, new])
-            made += len(new)
-        return Frames(frames, self.fps, self.model)
+            frames = np.concatenate([frames, out[context:]])
+        return frames[:wanted]
 
     async def _run(
         self,
-        index: int,
-        count: int,
         tokens: common_pb2.Tensor,
         num_frames: int,
         *,
         clip: Clip,
-        path: list[common_pb2.TrajectoryPoint],
+        start_seconds: float,
         first_frames: np.ndarray | None = None,
         reference: np.ndarray | None = None,
         source_video: np.ndarray | None = None,
     ) -> np.ndarray:
-        """One denoise call (the index-th of count in this job); returns its frames (F, H, W, 3)."""
-        job, geometry = self.job, self.geometry
+        """One denoise call, the next of this job's; returns its frames (F, H, W, 3)."""
+        job, geometry, index = self.job, self.geometry, self.calls_done
         request = denoiser_pb2.DenoiseRequest(
             text_tokens=tokens,
             num_frames=num_frames,
@@ -507,7 +530,7 @@ class DenoisePlan:
             num_steps=geometry.num_steps,
             guidance_scale=geometry.guidance_scale,
             seed=(job.spec.seed + index) % (1 << 63),
-            subject_path=path,
+            subject_path=clip_path(job.spec.subject_path, start_seconds, num_frames / self.fps),
             priority=job.priority,
             tenant=job.requester,
         )
@@ -520,7 +543,9 @@ class DenoisePlan:
         if source_video is not None:
             request.source_video.CopyFrom(to_proto(np.ascontiguousarray(source_video)))
             request.strength = job.spec.remix_strength
+        count = max(self.calls_total, index + 1)
         result = await denoise_clip(self.clients, request, index, count, self.progress)
+        self.calls_done += 1
         frames = _backend_tensor(result.frames, "DenoiseResult.frames", DENOISER, dtype=np.uint8, ndim=4)
         if frames.shape != (num_frames, geometry.height, geometry.width, 3):
             raise internal(

@@ -17,7 +17,7 @@ from services.common.errors import KinoError
 from services.common.tensors import from_proto
 from services.gateway import media
 from services.gateway.packaging import viewing_size
-from services.gateway.pipeline import choose_frame_count, choose_geometry, plan_clips, retime
+from services.gateway.pipeline import choose_geometry, plan_clips, remix_windows, retime
 from tests.gateway.helpers import encoded_image, job_error, wait_terminal
 from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
 from tests.gateway.test_jobs import submit_request
@@ -100,9 +100,13 @@ async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gatewa
     job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(request)).name, timeout=60)
     assert job.state == SUCCEEDED, job.error
     requests = backends.denoiser.requests
-    assert [r.seed for r in requests] == [100, 101, 102]
-    assert [r.num_frames for r in requests] == [8, 16, 16]
-    assert (job.result.num_frames, job.result.width, job.result.height) == (40, 64, 64)
+    # The 3-second shot is longer than a clip: a second call continues it from its last 4 frames.
+    assert [r.seed for r in requests] == [100, 101, 102, 103]
+    assert [r.num_frames for r in requests] == [8, 16, 16, 16]
+    assert [r.first_frames.shape for r in requests] == [[], [], [], [4, 32, 32, 3]]
+    # The shared prompt names the subject: later shots take its look from the first shot.
+    assert [r.HasField("reference_image") for r in requests] == [False, True, True, True]
+    assert (job.result.num_frames, job.result.width, job.result.height) == (48, 64, 64)
     assert not job.publish_to_feed
     assert job.progress.stage == generation_pb2.JOB_STAGE_PACKAGING
     video = await gateway.stub.GetVideo(generation_pb2.GetVideoRequest(name=job.result.video))
@@ -240,9 +244,9 @@ def test_plan_clips_and_geometry():
     assert [int(f[0, 0, 0]) for f in retime(frames, 8, 24)] == [i // 3 for i in range(24)]
     assert [int(f[0, 0, 0]) for f in retime(frames, 8, 4)] == [0, 2, 4, 6]
     assert retime(frames, 8, 8) is frames
-    assert choose_frame_count(2.0, 8, [8, 16, 24]) == 16
-    assert choose_frame_count(10.0, 8, [8, 16, 24]) == 24
-    assert choose_frame_count(0.5, 24, []) == 12
+    assert remix_windows(10, 16) == [(0, 0)]
+    assert remix_windows(32, 16) == [(0, 0), (16, 0)]
+    assert remix_windows(40, 16) == [(0, 0), (16, 0), (24, 8)]
     assert viewing_size(generation_pb2.GenerationSpec(), 32, 48) == (256, 384)
     assert viewing_size(generation_pb2.GenerationSpec(), 512, 512) == (512, 512)
     assert viewing_size(generation_pb2.GenerationSpec(width=100, height=60), 32, 32) == (100, 60)
