@@ -82,7 +82,13 @@ class Retriever:
         self.store = store
         self.config = config
         self._trending_cache: tuple[float, np.ndarray] = (0.0, _EMPTY)
-        self._explore_cache: tuple[float, np.ndarray] = (0.0, _EMPTY)
+        # (expires, rows, their embeddings): the pool's embeddings are gathered once per refresh, not
+        # once per request.
+        self._explore_cache: tuple[float, np.ndarray, np.ndarray] = (
+            0.0,
+            _EMPTY,
+            np.zeros((0, catalog.dim), np.float32),
+        )
 
     async def retrieve(
         self, user: str, profile: UserProfile, surface: str, limit: int, now: float
@@ -147,13 +153,13 @@ class Retriever:
         return rows[order][np.sort(first)][: self.config.similar]
 
     async def _explore(self, user: str, profile: UserProfile, now: float, limit: int) -> np.ndarray:
-        pool = await self._explore_rows(now)
+        pool, embeddings = await self._explore_rows(now)
         if not pool.size:
             return _EMPTY
         if profile.cold:
             rng = np.random.default_rng(zlib.crc32(user.encode()) ^ int(now))
             return rng.permutation(pool)[:limit]
-        similarity = self.catalog.embeddings[pool] @ profile.vector  # (P,)
+        similarity = embeddings @ profile.vector  # (P,)
         k = min(limit, pool.size)
         return pool[np.argsort(-similarity, kind="stable")[:k]]
 
@@ -177,16 +183,18 @@ class Retriever:
     async def _fresh(self, limit: int) -> np.ndarray:
         return self.catalog.newest(limit)
 
-    async def _explore_rows(self, now: float) -> np.ndarray:
-        expires, rows = self._explore_cache
+    async def _explore_rows(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Rows (P,) of the exploration pool and their embeddings (P, D)."""
+        expires, rows, embeddings = self._explore_cache
         if time.monotonic() >= expires:
             newest = self.catalog.newest(self.config.explore_pool)
             names = self.catalog.names_of(newest)
             impressions = (await self.store.counters(names))[:, COUNTER_INDEX["impressions"]]
             rows = newest[impressions < self.config.explore_max_impressions]
             rows = rows[~self.catalog.unsafe[rows]]
-            self._explore_cache = (time.monotonic() + self.config.cache_seconds, rows)
-        return rows
+            embeddings = self.catalog.embeddings[rows]
+            self._explore_cache = (time.monotonic() + self.config.cache_seconds, rows, embeddings)
+        return rows, embeddings
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import abc
 import base64
 import json
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,13 +191,32 @@ class _MemoryUser:
 
 
 class MemoryFeatureStore(FeatureStore):
+    """Per-video data lives in arrays indexed by a video slot (slot 0: a video without events), so a
+    read for a thousand candidates is one dict lookup per name and one fancy index, not a thousand
+    small arrays stacked."""
+
     def __init__(self) -> None:
         self._users: dict[str, _MemoryUser] = {}
-        self._counters: dict[str, np.ndarray] = {}
-        self._trending: dict[int, Counter] = {}
+        self._slots: dict[str, int] = {}  # video -> slot in the per-video arrays
+        self._slot_names: list[str] = [""]
+        self._counters = np.zeros((1024, len(COUNTERS)))  # (slots, C); row 0 stays zero
+        self._trending: dict[int, np.ndarray] = {}  # hourly bucket -> float64 (slots,) engagement
         self._sessions: dict[str, tuple[float, set[str]]] = {}
         self._items: dict[str, tuple[int, ItemRecord]] = {}
         self._item_seq = 0
+
+    def _slot(self, video: str) -> int:
+        slot = self._slots.get(video)
+        if slot is None:
+            slot = self._slots[video] = len(self._slot_names)
+            self._slot_names.append(video)
+            if slot >= len(self._counters):
+                self._counters = np.concatenate([self._counters, np.zeros_like(self._counters)])
+        return slot
+
+    def _slots_of(self, videos: list[str]) -> np.ndarray:
+        get = self._slots.get
+        return np.fromiter((get(v, 0) for v in videos), np.int64, len(videos))
 
     async def apply(self, events: list[StoredEvent]) -> None:
         for event in events:
@@ -205,12 +224,10 @@ class MemoryFeatureStore(FeatureStore):
             if user is None:
                 user = self._users[event.user] = _MemoryUser()
             deltas = _counter_deltas(event)
-            if deltas:
-                counters = self._counters.get(event.video)
-                if counters is None:
-                    counters = self._counters[event.video] = np.zeros(len(COUNTERS))
+            if deltas or event.trending_weight:
+                slot = self._slot(event.video)
                 for name, delta in deltas.items():
-                    counters[COUNTER_INDEX[name]] += delta
+                    self._counters[slot, COUNTER_INDEX[name]] += delta
             kind = event.kind
             user.seen[event.video] = None  # any event means the user has seen the video
             if len(user.seen) > MAX_SEEN:
@@ -232,10 +249,14 @@ class MemoryFeatureStore(FeatureStore):
             if event.negative:
                 user.negatives.appendleft(event.video)
             if event.trending_weight:
-                bucket = self._trending.get(trending_bucket(event.time))
-                if bucket is None:
-                    bucket = self._trending[trending_bucket(event.time)] = Counter()
-                bucket[event.video] += event.trending_weight
+                bucket = trending_bucket(event.time)
+                scores = self._trending.get(bucket)
+                if scores is None or scores.size <= slot:
+                    grown = np.zeros(len(self._counters))
+                    if scores is not None:
+                        grown[: scores.size] = scores
+                    scores = self._trending[bucket] = grown
+                scores[slot] += event.trending_weight
 
     async def user_state(self, user: str) -> UserState:
         state = self._users.get(user)
@@ -261,20 +282,22 @@ class MemoryFeatureStore(FeatureStore):
         return np.fromiter((v in seen for v in videos), bool, len(videos))
 
     async def counters(self, videos: list[str]) -> np.ndarray:
-        zeros = np.zeros(len(COUNTERS))
-        get = self._counters.get
-        if not videos:
-            return np.zeros((0, len(COUNTERS)))
-        return np.stack([get(v, zeros) for v in videos])
+        return self._counters[self._slots_of(videos)]
 
     async def trending(self, limit: int, now: float) -> list[str]:
-        total: Counter = Counter()
-        for bucket, weight in trending_bucket_weights(now).items():
-            for video, score in self._trending.get(bucket, {}).items():
-                total[video] += weight * score
-        for bucket in [b for b in self._trending if b < trending_bucket(now) - TRENDING_BUCKETS]:
+        current = trending_bucket(now)
+        for bucket in [b for b in self._trending if b < current - TRENDING_BUCKETS]:
             del self._trending[bucket]
-        return [video for video, _ in total.most_common(limit)]
+        total = np.zeros(len(self._slot_names))
+        for bucket, weight in trending_bucket_weights(now).items():
+            scores = self._trending.get(bucket)
+            if scores is not None:
+                total[: scores.size] += weight * scores[: total.size]
+        engaged = np.flatnonzero(total > 0)
+        if engaged.size > limit:
+            engaged = engaged[np.argpartition(-total[engaged], limit - 1)[:limit]]
+        best_first = engaged[np.lexsort((engaged, -total[engaged]))]
+        return [self._slot_names[s] for s in best_first.tolist()]
 
     async def session_videos(self, session: str) -> set[str]:
         entry = self._sessions.get(session)
