@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import time
@@ -75,10 +74,11 @@ class Scenario:
 class BenchConfig:
     load_factors: tuple[float, ...] = (0.5, 1.0, 1.5)  # mixed runs: total arrival rate / capacity
     interactive_share: float = 0.2  # of the mixed runs' arrivals
-    window_s: float = 40.0  # arrivals of one mixed run
+    window_s: float = 36.0  # arrivals of one mixed run, over all rounds
     saturated_interactive_load: float = 0.08  # the saturated run's light interactive stream
-    saturated_window_s: float = 90.0
+    saturated_window_s: float = 75.0
     capacity_seconds: float = 20.0  # closed-loop measurement of the machine's capacity
+    rounds: int = 3  # each scenario's window is split into this many interleaved rounds
     drain_factor: float = 0.5  # after the window, wait this fraction of it for the queue to empty
     num_steps: int = 10  # 0 means the model's default
     preview_every: int = 4
@@ -237,6 +237,27 @@ async def _drain(events: asyncio.Queue) -> AsyncIterator[DenoiseEvent]:
             return
 
 
+class TimedExecutor:
+    """The executor, recording the model-call time of every step: how fast the shared machine was
+    during each run (the 2-row steps are what one-at-a-time serving runs)."""
+
+    def __init__(self, executor: ModelExecutor) -> None:
+        self.executor = executor
+        self.steps: list[tuple[int, float]] = []  # (rows, seconds of the model call)
+
+    def __getattr__(self, name):
+        return getattr(self.executor, name)
+
+    def run(self, plan: StepPlan):
+        result = self.executor.run(plan)
+        self.steps.append((plan.num_rows, result.duration_seconds - result.decode_seconds))
+        return result
+
+    def two_row_step_ms(self) -> float | None:
+        times = [seconds for rows, seconds in self.steps if rows == 2]
+        return 1000 * float(np.median(times)) if times else None
+
+
 # ---- load ------------------------------------------------------------------------------------------
 
 
@@ -247,47 +268,49 @@ class Outcome:
     first_preview: float | None = None  # seconds after arrival
     latency: float | None = None  # seconds after arrival, None when refused or unfinished
     refused: str = ""  # the error reason when refused
+    unloaded: float = 0.0  # unloaded latency measured just before its round (the SLO's yardstick)
 
 
 @dataclass
 class RunStats:
+    """One server's outcomes in one scenario, over all rounds."""
+
     server: str
     scenario: Scenario
     capacity_per_s: float
     outcomes: list[Outcome] = field(default_factory=list)
-    load_average: float = 0.0  # the machine's 1-minute load average at the end of the run
+    steady_finishes: int = 0  # finishes in the last three quarters of each round's arrival window
+    steady_seconds: float = 0.0  # the length of those stretches, summed over rounds
+    load_averages: list[float] = field(default_factory=list)  # the machine's, after each round
+    two_row_step_ms: list[float] = field(default_factory=list)  # median model call of 2-row steps, per round
 
-    def summary(self, unloaded_latency: float) -> dict:
-        window = self.scenario.window_s
-        # Steady state: finishes in the last three quarters of the arrival window, so that a server
-        # that starts many requests at once is not penalised for the time its first batch takes.
-        finishes = [o.arrival + o.latency for o in self.outcomes if o.latency is not None]
-        steady = [t for t in finishes if window / 4 <= t <= window]
+    def summary(self) -> dict:
         out = {
             "server": self.server,
             "scenario": self.scenario.name,
             "load": self.scenario.load,
             "offered_per_min": 60 * self.scenario.load * self.capacity_per_s,
-            "throughput_per_min": 60 * len(steady) / (0.75 * window),
-            "load_average": self.load_average,
+            "throughput_per_min": 60 * self.steady_finishes / self.steady_seconds,
+            "load_average": self.load_averages,
+            "two_row_step_ms": self.two_row_step_ms,
         }
         for priority in ("interactive", "batch"):
             mine = [o for o in self.outcomes if o.priority == priority]
-            latencies = [o.latency for o in mine if o.latency is not None]
+            done = [o for o in mine if o.latency is not None]
+            latencies = [o.latency for o in done]
+            ratios = [o.latency / o.unloaded for o in done]
             previews = [o.first_preview for o in mine if o.first_preview is not None]
             out[priority] = {
                 "arrived": len(mine),
-                "finished": len(latencies),
+                "finished": len(done),
                 "refused": sum(1 for o in mine if o.refused),
                 "p50_s": _percentile(latencies, 50),
                 "p95_s": _percentile(latencies, 95),
+                "p50_over_unloaded": _percentile(ratios, 50),
+                "p95_over_unloaded": _percentile(ratios, 95),
                 "first_preview_p50_s": _percentile(previews, 50),
                 "first_preview_p95_s": _percentile(previews, 95),
-                "slo_attainment": (
-                    sum(1 for x in latencies if x <= SLO_FACTOR * unloaded_latency) / len(mine)
-                    if mine
-                    else None
-                ),
+                "slo_attainment": sum(1 for x in ratios if x <= SLO_FACTOR) / len(mine) if mine else None,
             }
         return out
 
@@ -343,20 +366,26 @@ def arrivals(scenario: Scenario, capacity: float, seed: int) -> list[tuple[float
     return sorted(out)
 
 
-async def run_load(
-    server, executor, bucket, config, prompts, scenario: Scenario, capacity: float
-) -> RunStats:
-    """Open loop: requests arrive on schedule whatever the server does; then a bounded drain."""
-    trace = arrivals(scenario, capacity, seed=config.seed * 1000 + round(scenario.load * 100))
-    stats = RunStats(server.name, scenario, capacity)
-    rng = random.Random(config.seed)
+async def run_round(
+    server, executor, bucket, config, prompts, stats: RunStats, window: float, round_: int, unloaded: float
+) -> None:
+    """One open-loop round: requests arrive on schedule whatever the server does; then a bounded drain."""
+    scenario = Scenario(
+        stats.scenario.name, stats.scenario.interactive_load, stats.scenario.batch_load, window
+    )
+    trace = arrivals(
+        scenario, stats.capacity_per_s, seed=config.seed * 1000 + round(scenario.load * 100) + round_
+    )
+    rng = random.Random(config.seed + round_)
+    executor.steps.clear()
     await server.start()
     start = time.monotonic()
+    outcomes: list[Outcome] = []
 
     async def one(index: int, at: float, priority: Priority) -> None:
         await asyncio.sleep(max(0.0, start + at - time.monotonic()))
-        outcome = Outcome(priority.name.lower(), time.monotonic() - start)
-        stats.outcomes.append(outcome)
+        outcome = Outcome(priority.name.lower(), time.monotonic() - start, unloaded=unloaded)
+        outcomes.append(outcome)
         try:
             events = server.submit(make_request(executor, bucket, config, prompts, index, priority, rng))
         except KinoError as error:
@@ -368,15 +397,22 @@ async def run_load(
             if event.kind == EventKind.RESULT:
                 outcome.latency = time.monotonic() - start - outcome.arrival
 
-    tasks = [asyncio.ensure_future(one(i, at, p)) for i, (at, p) in enumerate(trace)]
-    await asyncio.wait(tasks, timeout=scenario.window_s * (1 + config.drain_factor))
+    tasks = [asyncio.ensure_future(one(1000 * round_ + i, at, p)) for i, (at, p) in enumerate(trace)]
+    await asyncio.wait(tasks, timeout=window * (1 + config.drain_factor))
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await server.close()
     await asyncio.to_thread(_wait_idle, executor)
-    stats.load_average = os.getloadavg()[0]
-    return stats
+    # Steady state: finishes in the last three quarters of the arrival window, so that a server that
+    # starts many requests at once is not penalised for the time its first batch takes.
+    stats.steady_finishes += sum(
+        1 for o in outcomes if o.latency is not None and window / 4 <= o.arrival + o.latency <= window
+    )
+    stats.steady_seconds += 0.75 * window
+    stats.outcomes += outcomes
+    stats.load_averages.append(round(os.getloadavg()[0], 2))
+    stats.two_row_step_ms.append(executor.two_row_step_ms())
 
 
 async def measure_capacity(server, executor, bucket, config, prompts, seconds: float) -> float:
@@ -406,7 +442,7 @@ def _wait_idle(executor: ModelExecutor) -> None:
         pass
 
 
-async def unloaded_latency(server, executor, bucket, config, prompts, repeats: int = 5) -> float:
+async def unloaded_latency(server, executor, bucket, config, prompts, repeats: int = 3) -> float:
     """Median latency of an interactive request alone on the server."""
     await server.start()
     latencies = []
@@ -434,7 +470,7 @@ def run_bench(
     writes results.json and the plots to report_dir when given."""
     config = config or BenchConfig()
     settings = (settings or DenoiserSettings()).model_copy(update={"torch_threads": config.torch_threads})
-    executor = load_executor(settings)
+    executor = TimedExecutor(load_executor(settings))
     report = asyncio.run(_bench(executor, config, Prompts(seed=config.seed)))
     if report_dir is not None:
         write_results(report, Path(report_dir))
@@ -473,22 +509,30 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
     unloaded = {}
     for server in servers():
         unloaded[server.name] = await unloaded_latency(server, executor, bucket, config, prompts)
-    reference = float(np.median(list(unloaded.values())))
     print("unloaded latency (s): " + ", ".join(f"{k} {v:.3f}" for k, v in unloaded.items()), flush=True)
-    # Arrival rates are set against what the machine really does now (it is shared, and slower than
-    # the profile of a quiet moment): one request at a time with a backlog.
+    # Arrival rates are set against what the machine really does (it is shared, and slower than the
+    # profile of a quiet moment): one request at a time with a backlog.
     capacity = await measure_capacity(
         servers()[0], executor, bucket, config, prompts, config.capacity_seconds
     )
     print(f"measured capacity (fcfs, closed loop): {60 * capacity:.1f} videos/min", flush=True)
     results = []
-    for i, scenario in enumerate(config.scenarios()):
-        # Alternate the order, so that a machine that speeds up or slows down over the bench does not
-        # favour one server.
-        for server in servers()[:: 1 if i % 2 == 0 else -1]:
-            stats = await run_load(server, executor, bucket, config, prompts, scenario, capacity)
-            results.append(stats.summary(reference))
-            print(_row(results[-1], reference), flush=True)
+    for scenario in config.scenarios():
+        stats = {name: RunStats(name, scenario, capacity) for name in SERVER_STYLE}
+        window = scenario.window_s / config.rounds
+        for round_ in range(config.rounds):
+            # Interleaved rounds, each with its own yardstick: the machine is shared and its speed
+            # drifts, so every server sees every part of the drift, in a rotating order.
+            reference = await unloaded_latency(servers()[0], executor, bucket, config, prompts)
+            order = servers()
+            order = order[round_ % 3 :] + order[: round_ % 3]
+            for server in order:
+                await run_round(
+                    server, executor, bucket, config, prompts, stats[server.name], window, round_, reference
+                )
+        for name in SERVER_STYLE:
+            results.append(stats[name].summary())
+            print(_row(results[-1]), flush=True)
     report = {
         "config": asdict(config),
         "model": card.name,
@@ -501,7 +545,6 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
         "profiled_capacity_per_min": 60 * profiled_capacity,
         "capacity_per_min": 60 * capacity,
         "unloaded_latency_s": unloaded,
-        "reference_unloaded_s": reference,
         "runs": results,
     }
     report["targets"] = _targets(report)
@@ -513,18 +556,19 @@ def _fmt(x) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def _row(s: dict, reference: float) -> str:
+def _row(s: dict) -> str:
     i, b = s["interactive"], s["batch"]
+    steps = ", ".join(_fmt(x) for x in s["two_row_step_ms"])
     return (
         f"{s['scenario']:>11} {s['server']:>16}: {s['throughput_per_min']:5.1f}/min | interactive n={i['arrived']} "
-        f"p50 {_fmt(i['p50_s'])} p95 {_fmt(i['p95_s'])} s (p95 x{_fmt((i['p95_s'] or math.inf) / reference)}) "
-        f"SLO {_fmt(i['slo_attainment'])} preview p50 {_fmt(i['first_preview_p50_s'])} | batch n={b['arrived']} "
-        f"p50 {_fmt(b['p50_s'])} p95 {_fmt(b['p95_s'])} done {b['finished']} | refused {i['refused'] + b['refused']}"
+        f"p50 {_fmt(i['p50_s'])} p95 {_fmt(i['p95_s'])} s (x unloaded p50 {_fmt(i['p50_over_unloaded'])} "
+        f"p95 {_fmt(i['p95_over_unloaded'])}) SLO {_fmt(i['slo_attainment'])} preview p50 "
+        f"{_fmt(i['first_preview_p50_s'])} | batch n={b['arrived']} p50 {_fmt(b['p50_s'])} p95 {_fmt(b['p95_s'])} "
+        f"done {b['finished']} | refused {i['refused'] + b['refused']} | 2-row step ms by round {steps}"
     )
 
 
 def _targets(report: dict) -> dict:
-    reference = report["reference_unloaded_s"]
     top = max(r["load"] for r in report["runs"] if r["scenario"].startswith("mixed"))
     overload = {
         r["server"]: r for r in report["runs"] if r["load"] == top and r["scenario"].startswith("mixed")
@@ -536,7 +580,7 @@ def _targets(report: dict) -> dict:
             name: r["interactive"]["slo_attainment"] for name, r in overload.items()
         },
         "interactive_p95_over_unloaded_when_batch_saturates (target <= 1.5 for step-engine)": {
-            name: (r["interactive"]["p95_s"] or math.inf) / reference for name, r in saturated.items()
+            name: r["interactive"]["p95_over_unloaded"] for name, r in saturated.items()
         },
         "throughput_at_saturation_per_min": {name: r["throughput_per_min"] for name, r in saturated.items()},
         "throughput_ratio_step_engine_over_fcfs (target >= 1)": (
@@ -561,7 +605,6 @@ def write_results(report: dict, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    reference = report["reference_unloaded_s"]
     mixed = [r for r in report["runs"] if r["scenario"].startswith("mixed")]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     panels = [
@@ -578,8 +621,8 @@ def write_results(report: dict, out: Path) -> None:
             return [np.nan if r["interactive"][key] is None else r["interactive"][key] for r in runs]
 
         ax = panels[0][0]
-        ax.plot(loads, np.array(series("p95_s")) / reference, color=color, marker=marker, label=name)
-        ax.plot(loads, np.array(series("p50_s")) / reference, color=color, marker=marker, linestyle="--")
+        ax.plot(loads, series("p95_over_unloaded"), color=color, marker=marker, label=name)
+        ax.plot(loads, series("p50_over_unloaded"), color=color, marker=marker, linestyle="--")
         panels[1][0].plot(loads, series("slo_attainment"), color=color, marker=marker, label=name)
         panels[2][0].plot(
             loads, [r["throughput_per_min"] for r in runs], color=color, marker=marker, label=name
@@ -608,8 +651,8 @@ def write_results(report: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     names = list(SERVER_STYLE)
     colors = [SERVER_STYLE[n][0] for n in names]
-    p50 = [(saturated[n]["interactive"]["p50_s"] or np.nan) / reference for n in names]
-    p95 = [(saturated[n]["interactive"]["p95_s"] or np.nan) / reference for n in names]
+    p50 = [saturated[n]["interactive"]["p50_over_unloaded"] or np.nan for n in names]
+    p95 = [saturated[n]["interactive"]["p95_over_unloaded"] or np.nan for n in names]
     x = np.arange(len(names))
     axes[0].bar(x - 0.2, p50, 0.4, color=colors, alpha=0.5, label="p50")
     axes[0].bar(x + 0.2, p95, 0.4, color=colors, label="p95")
