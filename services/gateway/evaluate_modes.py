@@ -1,0 +1,915 @@
+"""Measures the creative modes end to end on the shapes world and writes docs/modes/REPORT.md.
+
+    nice .venv/bin/python -m services.gateway.evaluate_modes       # REPORT.md, REPORT.json, GIFs
+
+Every video is made through Generation.Submit on an in-process single-process Kino (the real text
+encoder, the shipped video model, audio, packaging), downloaded with DownloadVideo as a viewer gets
+it (H.264, watermarked, 256x256), decoded by ffmpeg and shrunk back to the model's 64x64 by area
+averaging. The frames are read by the shapes world's independent evaluator (`training/evaluator.py`:
+the background is the border's median colour, the object every pixel far from it, the colour the
+nearest palette entry, the shape the fill ratio of its box, the motion from its tracked centroid); it
+knows nothing of the model or of how the video was asked for.
+
+* Image-to-video: PSNR of the decoded frame 0 against the uploaded first frame; the evaluator's
+  motion, colour and shape against the scene the prompt describes, beside text-to-video with the same
+  prompts and seeds.
+* Cameo: prompts that name only the motion ("an object moving left"); the cameo's appearance is a
+  still of a random object. Similarity is 1 - (RGB distance between the subject's median colour and
+  the cameo object's colour) / (the largest RGB distance), and the rate at which the evaluator reads
+  the cameo's colour and shape, with the cameo against the same prompts and seeds without it.
+* Remix: sources made by text-to-video; each is remixed with the prompt's colour word changed.
+  Motion kept: the mean distance between the remix's and the source's tracked centroids, as a
+  fraction of the frame side, and whether the evaluator gives both the same motion. Change made: the
+  evaluator reads the new colour. Over several strengths.
+* Extend: a 2-second clip extended repeatedly to a minute. At every seam (where one denoise call's
+  new frames begin) the centroid's step and its change of velocity are compared with the median of
+  the same quantities inside clips. Identity: the evaluator's colour and shape of every 2-second
+  segment against the first segment's.
+* Storyboard: three 2-second shots; per-shot adherence (the evaluator's motion for the shot, colour
+  and shape of the subject) and cross-shot consistency (colour and shape of every shot equal to the
+  first shot's), with the subject named once in the storyboard's prompt (carried between shots)
+  against each shot spelling it out.
+* Subject path and camera: submitted as any client would; the job's outcome is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import io
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+from PIL import Image
+
+from kino.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from services.common.errors import KinoError
+from services.common.settings import load_settings
+from services.gateway import media
+from services.gateway import pipeline as gateway_pipeline
+from training.evaluator import OBJECT_THRESHOLD, analyze, score
+from training.shapes_world import (
+    COLORS,
+    FPS,
+    MOTION_PHRASES,
+    MOTIONS,
+    NUM_FRAMES,
+    PALETTE,
+    SIZE,
+    SceneSpec,
+    make_caption,
+    render,
+    render_reference,
+    sample_spec,
+)
+
+REPORT_DIR = Path("docs/modes")
+MAX_RGB_DISTANCE = float(np.linalg.norm([255.0, 255.0, 255.0]))
+MOVING = tuple(m for m in MOTIONS if m != "stays still")
+TARGETS = {
+    "i2v_psnr_db": 30.0,
+    "remix_change_rate": 0.9,
+    "seam_ratio": 2.0,
+    "path_error": 0.05,
+}
+SUCCEEDED = generation_pb2.JOB_STATE_SUCCEEDED
+TERMINAL = (SUCCEEDED, generation_pb2.JOB_STATE_FAILED, generation_pb2.JOB_STATE_CANCELLED)
+
+
+# ---------------------------------------------------------------------------------------------
+# Talking to Kino
+# ---------------------------------------------------------------------------------------------
+
+
+class Client:
+    """Jobs through the Generation API, at most `parallel` at a time (the denoiser batches them)."""
+
+    def __init__(self, channel: grpc.aio.Channel, parallel: int) -> None:
+        self.stub = generation_pb2_grpc.GenerationStub(channel)
+        self.slots = asyncio.Semaphore(parallel)
+        self.jobs = 0
+        self.job_seconds = 0.0
+
+    async def run(
+        self, spec: generation_pb2.GenerationSpec, requester: str = "eval", **request
+    ) -> generation_pb2.Job:
+        async with self.slots:
+            started = time.monotonic()
+            job = await self.stub.Submit(
+                generation_pb2.SubmitRequest(spec=spec, requester=requester, **request)
+            )
+            while job.state not in TERMINAL:
+                await asyncio.sleep(0.2)
+                job = await self.stub.Get(generation_pb2.GetRequest(name=job.name))
+            self.jobs += 1
+            self.job_seconds += time.monotonic() - started
+            return job
+
+    async def made(self, spec: generation_pb2.GenerationSpec, **request) -> generation_pb2.JobResult:
+        job = await self.run(spec, **request)
+        if job.state != SUCCEEDED:
+            error = KinoError.from_status(job.error)
+            raise RuntimeError(f"{job.name} ended {generation_pb2.JobState.Name(job.state)}: {error.message}")
+        return job.result
+
+    async def frames(self, video: str) -> np.ndarray:
+        """The video as a viewer gets it, shrunk back to the model's size: uint8 (F, 64, 64, 3)."""
+        data = b"".join(
+            [c.chunk async for c in self.stub.DownloadVideo(generation_pb2.DownloadVideoRequest(name=video))]
+        )
+        return await asyncio.to_thread(media.decode_frames, data, (SIZE, SIZE))
+
+
+def png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def subject_rgb(frames: np.ndarray) -> np.ndarray | None:
+    """Median colour of the object's pixels, found as the evaluator finds them; None without one."""
+    pixels = frames.astype(np.float32)
+    border = np.concatenate([pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
+    background = np.median(border, axis=1)  # (F, 3)
+    masks = np.linalg.norm(pixels - background[:, None, None, :], axis=-1) > OBJECT_THRESHOLD
+    return np.median(pixels[masks], axis=0) if masks.any() else None
+
+
+def centroid_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance between two tracks (F, 2), as a fraction of the frame side; inf if one is lost."""
+    n = min(len(a), len(b))
+    d = np.linalg.norm(a[:n] - b[:n], axis=1)
+    return float(d.mean() / SIZE) if np.isfinite(d).all() else math.inf
+
+
+def caption_with(spec: SceneSpec, rng: np.random.Generator) -> str:
+    return make_caption(spec, rng)
+
+
+def rate(values) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else math.nan
+
+
+def save_gif(path: Path, frames: np.ndarray, fps: float, scale: int = 3) -> None:
+    images = [
+        Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames
+    ]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+
+
+def side_by_side(*videos: np.ndarray) -> np.ndarray:
+    """Videos (F, H, W, 3) next to each other with a 2-pixel white gap; shorter ones hold their last frame."""
+    count = max(len(v) for v in videos)
+    padded = [np.concatenate([v, np.repeat(v[-1:], count - len(v), axis=0)]) for v in videos]
+    gap = np.full((count, SIZE, 2, 3), 255, np.uint8)
+    parts = []
+    for v in padded:
+        parts += [v, gap]
+    return np.concatenate(parts[:-1], axis=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The modes
+# ---------------------------------------------------------------------------------------------
+
+
+async def image_to_video(kino: Client, rng: np.random.Generator, count: int, out: Path) -> dict:
+    specs = [sample_spec(rng, held_out=None) for _ in range(count)]
+    captions = [caption_with(s, rng) for s in specs]
+    firsts = [render(s).frames[0] for s in specs]
+
+    async def one(i: int):
+        seed = 1000 + i
+        i2v = generation_pb2.GenerationSpec(
+            mode=generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO,
+            prompt=captions[i],
+            first_frame=common_pb2.Image(data=png(firsts[i])),
+            seed=seed,
+        )
+        t2v = generation_pb2.GenerationSpec(prompt=captions[i], seed=seed)
+        made_i2v, made_t2v = await asyncio.gather(kino.made(i2v), kino.made(t2v))
+        return await kino.frames(made_i2v.video), await kino.frames(made_t2v.video)
+
+    results = await asyncio.gather(*(one(i) for i in range(count)))
+    psnrs = [psnr(i2v[0], first) for (i2v, _), first in zip(results, firsts, strict=True)]
+    scores = {
+        name: [score(frames[k], spec) for frames, spec in zip(results, specs, strict=True)]
+        for k, name in enumerate(("i2v", "t2v"))
+    }
+    save_gif(out / "image_to_video.gif", side_by_side(*(r[0] for r in results[:4])), FPS)
+    return {
+        "count": count,
+        "psnr_db": {"mean": float(np.mean(psnrs)), "min": float(np.min(psnrs)), "all": psnrs},
+        **{
+            name: {attr: rate(getattr(s, attr) for s in group) for attr in ("motion", "color", "shape")}
+            for name, group in scores.items()
+        },
+        "captions": captions[:4],
+    }
+
+
+async def cameo(kino: Client, rng: np.random.Generator, count: int, out: Path) -> dict:
+    specs = [sample_spec(rng, held_out=None) for _ in range(count)]
+    appearances = [render_reference(s, rng) for s in specs]
+    prompts = [f"an object {MOTION_PHRASES[s.motion][0]}" for s in specs]
+    cameos = []
+    for appearance in appearances:
+        cameos.append(
+            await kino.stub.RegisterCameo(
+                generation_pb2.RegisterCameoRequest(
+                    owner="cameo-owner",
+                    appearance=common_pb2.Image(data=png(appearance)),
+                    policy=generation_pb2.CONSENT_POLICY_ONLY_ME,
+                )
+            )
+        )
+
+    async def one(i: int):
+        base = generation_pb2.GenerationSpec(prompt=prompts[i], seed=2000 + i)
+        with_cameo = generation_pb2.GenerationSpec(prompt=prompts[i], seed=2000 + i, cameos=[cameos[i].name])
+        made = await asyncio.gather(kino.made(with_cameo, requester="cameo-owner"), kino.made(base))
+        return [await kino.frames(m.video) for m in made]
+
+    results = await asyncio.gather(*(one(i) for i in range(count)))
+    rows = {"cameo": [], "baseline": []}
+    for (with_frames, base_frames), spec in zip(results, specs, strict=True):
+        target = np.array(PALETTE[spec.color], np.float32)
+        for name, frames in (("cameo", with_frames), ("baseline", base_frames)):
+            rgb = subject_rgb(frames)
+            seen = analyze(frames)
+            rows[name].append(
+                {
+                    "similarity": 0.0
+                    if rgb is None
+                    else 1 - float(np.linalg.norm(rgb - target)) / MAX_RGB_DISTANCE,
+                    "color": seen.color == spec.color,
+                    "shape": seen.shape == spec.shape,
+                    "look": seen.color == spec.color and seen.shape == spec.shape,
+                }
+            )
+
+    # Consent: someone else may not use an ONLY_ME cameo; revoking unpublishes what it made.
+    try:
+        await kino.stub.Submit(
+            generation_pb2.SubmitRequest(
+                requester="someone-else",
+                spec=generation_pb2.GenerationSpec(prompt=prompts[0], cameos=[cameos[0].name]),
+            )
+        )
+        refused = "accepted"
+    except grpc.aio.AioRpcError as error:
+        refused = f"{error.code().name} {KinoError.from_rpc_error(error).reason}"
+    published = await kino.made(
+        generation_pb2.GenerationSpec(prompt=prompts[0], seed=1, cameos=[cameos[0].name]),
+        requester="cameo-owner",
+        publish_to_feed=True,
+    )
+    await kino.stub.RevokeCameo(
+        generation_pb2.RevokeCameoRequest(name=cameos[0].name, requester="cameo-owner")
+    )
+    after = await kino.stub.GetVideo(generation_pb2.GetVideoRequest(name=published.video))
+
+    strip = [np.repeat(appearances[i][None], NUM_FRAMES, axis=0) for i in range(3)]
+    save_gif(
+        out / "cameo.gif",
+        side_by_side(*(v for i in range(3) for v in (strip[i], results[i][0], results[i][1]))),
+        FPS,
+        scale=2,
+    )
+    return {
+        "count": count,
+        **{
+            name: {key: rate(r[key] for r in group) for key in ("similarity", "color", "shape", "look")}
+            for name, group in rows.items()
+        },
+        "consent_refusal": refused,
+        "unpublished_after_revocation": not after.published,
+        "prompts": prompts[:3],
+    }
+
+
+async def remix(
+    kino: Client, rng: np.random.Generator, count: int, strengths: list[float], out: Path
+) -> dict:
+    specs = [
+        dataclasses.replace(sample_spec(rng, held_out=None), motion=MOVING[i % len(MOVING)])
+        for i in range(count)
+    ]
+    captions = [caption_with(s, rng) for s in specs]
+    new_colors = [str(rng.choice([c for c in COLORS if c != s.color])) for s in specs]
+
+    async def source(i: int):
+        made = await kino.made(generation_pb2.GenerationSpec(prompt=captions[i], seed=3000 + i))
+        return made, await kino.frames(made.video)
+
+    sources = await asyncio.gather(*(source(i) for i in range(count)))
+
+    async def one(i: int, strength: float):
+        spec = generation_pb2.GenerationSpec(
+            mode=generation_pb2.GENERATION_MODE_REMIX,
+            prompt=captions[i].replace(specs[i].color, new_colors[i]),
+            source_video=sources[i][0].video,
+            remix_strength=strength,
+            seed=4000 + i,
+        )
+        made = await kino.made(spec)
+        return made, await kino.frames(made.video)
+
+    by_strength = {}
+    examples = []
+    for strength in strengths:
+        remixes = await asyncio.gather(*(one(i, strength) for i in range(count)))
+        rows = []
+        for i, (made, frames) in enumerate(remixes):
+            before, after = analyze(sources[i][1]), analyze(frames)
+            rows.append(
+                {
+                    "distance": centroid_distance(after.centroids, before.centroids),
+                    "same_motion": after.motion is not None and after.motion == before.motion,
+                    "changed": after.color == new_colors[i],
+                    "shape_kept": after.shape == before.shape,
+                    "parent_recorded": made.provenance.parent_video == sources[i][0].video,
+                }
+            )
+        if strength == 0.6:
+            examples = [side_by_side(sources[i][1], remixes[i][1]) for i in range(3)]
+        distances = [r["distance"] for r in rows]
+        by_strength[f"{strength:g}"] = {
+            "track_distance_median": float(np.median(distances)),
+            "track_distance_mean_finite": rate(d for d in distances if math.isfinite(d)),
+            "lost_tracks": int(sum(not math.isfinite(d) for d in distances)),
+            **{
+                key: rate(r[key] for r in rows)
+                for key in ("same_motion", "changed", "shape_kept", "parent_recorded")
+            },
+        }
+    source_reads = [analyze(f) for _, f in sources]
+    if examples:
+        save_gif(out / "remix.gif", np.concatenate(examples, axis=1), FPS, scale=2)
+    return {
+        "count": count,
+        "source_motion_correct": rate(a.motion == s.motion for a, s in zip(source_reads, specs, strict=True)),
+        "source_color_correct": rate(a.color == s.color for a, s in zip(source_reads, specs, strict=True)),
+        "by_strength": by_strength,
+        "example": {"from": captions[0], "to": captions[0].replace(specs[0].color, new_colors[0])},
+    }
+
+
+def extension_seams(start_frames: int, job_lengths: list[int], window: int = NUM_FRAMES) -> list[int]:
+    """Frame indices where a denoise call's new frames begin, for a clip extended by jobs that each
+    bring the video to the given lengths (the plan of `DenoisePlan.extend`)."""
+    seams, made = [], start_frames
+    for length in job_lengths:
+        while made < length:
+            seams.append(made)
+            made += window - min(gateway_pipeline.EXTEND_CONTEXT_FRAMES, window - 1, made)
+        made = length
+    return seams
+
+
+async def extend(
+    kino: Client, rng: np.random.Generator, chains: int, step_seconds: float, total_seconds: float, out: Path
+) -> dict:
+    motions = ("bounces left and right", "bounces left and right", "moves right", "bounces on the floor")
+    specs = [
+        dataclasses.replace(sample_spec(rng, held_out=None), motion=motions[i % len(motions)])
+        for i in range(chains)
+    ]
+    captions = [caption_with(s, rng) for s in specs]
+
+    async def chain(i: int):
+        made = await kino.made(generation_pb2.GenerationSpec(prompt=captions[i], seed=5000 + i))
+        lengths, seconds = [], 2.0
+        while seconds < total_seconds - 1e-6:
+            more = min(step_seconds, total_seconds - seconds)
+            made = await kino.made(
+                generation_pb2.GenerationSpec(
+                    mode=generation_pb2.GENERATION_MODE_EXTEND,
+                    prompt=captions[i],
+                    source_video=made.video,
+                    duration_seconds=more,
+                    seed=6000 + 100 * i + len(lengths),
+                )
+            )
+            seconds += more
+            lengths.append(round(seconds * FPS))
+        return made, lengths, await kino.frames(made.video)
+
+    results = await asyncio.gather(*(chain(i) for i in range(chains)))
+    rows = []
+    for (made, lengths, frames), spec in zip(results, specs, strict=True):
+        seams = extension_seams(NUM_FRAMES, lengths)
+        centroids = analyze(frames).centroids  # (F, 2)
+        steps = np.linalg.norm(np.diff(centroids, axis=0), axis=1)  # step[t]: frame t -> t + 1
+        accel = np.linalg.norm(np.diff(centroids, n=2, axis=0), axis=1)  # accel[t]: around frame t + 1
+        seam_steps = np.array([steps[s - 1] for s in seams])
+        seam_accel = np.array([accel[s - 2] for s in seams])
+        inside = np.ones(len(steps), bool)
+        inside[np.array(seams) - 1] = False
+        inside_accel = np.ones(len(accel), bool)
+        inside_accel[np.array(seams) - 2] = False
+        normal_step = float(np.nanmedian(steps[inside]))
+        normal_accel = float(np.nanmedian(accel[inside_accel]))
+        segments = [
+            analyze(frames[k : k + NUM_FRAMES]) for k in range(0, len(frames) - NUM_FRAMES + 1, NUM_FRAMES)
+        ]
+        first = segments[0]
+        rows.append(
+            {
+                "caption": captions[len(rows)],
+                "seconds": made.duration_seconds,
+                "frames": len(frames),
+                "seams": len(seams),
+                "lost_frames": int(np.isnan(centroids).any(axis=1).sum()),
+                "normal_step_px": normal_step,
+                "seam_step_px_median": float(np.nanmedian(seam_steps)),
+                "seam_step_ratio_median": float(np.nanmedian(seam_steps) / max(normal_step, 1.0)),
+                "seam_step_within_2x": rate(
+                    s <= 2 * max(normal_step, 1.0) for s in seam_steps if np.isfinite(s)
+                ),
+                "normal_accel_px": normal_accel,
+                "seam_accel_px_median": float(np.nanmedian(seam_accel)),
+                "seam_accel_within_2x": rate(
+                    a <= 2 * max(normal_accel, 1.0) for a in seam_accel if np.isfinite(a)
+                ),
+                "segments": len(segments),
+                "first_color": first.color,
+                "first_shape": first.shape,
+                "asked_color": spec.color,
+                "asked_shape": spec.shape,
+                "same_color": rate(s.color == first.color for s in segments),
+                "same_shape": rate(s.shape == first.shape for s in segments),
+                "last_color": segments[-1].color,
+                "last_shape": segments[-1].shape,
+                "colors_seen": sorted({str(s.color) for s in segments}),
+                "shapes_seen": sorted({str(s.shape) for s in segments}),
+            }
+        )
+    frames = results[0][2]
+    save_gif(out / "extend_minute.gif", frames[::2], FPS / 2, scale=2)
+    seam = extension_seams(NUM_FRAMES, results[0][1])[0]
+    save_gif(out / "extend_seam.gif", frames[max(0, seam - 8) : seam + 8], FPS / 2, scale=3)
+    return {"chains": rows}
+
+
+async def storyboard(kino: Client, rng: np.random.Generator, count: int, out: Path) -> dict:
+    boards = []
+    for _ in range(count):
+        spec = sample_spec(rng, held_out=None)
+        motions = [str(m) for m in rng.choice(MOTIONS, size=3, replace=False)]
+        boards.append((spec, motions))
+
+    def shots(spec: SceneSpec, motions: list[str], spelled: bool) -> list[generation_pb2.Shot]:
+        subject = f"a {spec.color} {spec.shape} "
+        return [
+            generation_pb2.Shot(
+                prompt=(subject if spelled else "")
+                + f"{MOTION_PHRASES[m][0]} on a {spec.background} background",
+                duration_seconds=2,
+            )
+            for m in motions
+        ]
+
+    async def one(i: int, carried: bool):
+        spec, motions = boards[i]
+        made = await kino.made(
+            generation_pb2.GenerationSpec(
+                mode=generation_pb2.GENERATION_MODE_STORYBOARD,
+                prompt=f"a {spec.color} {spec.shape}" if carried else "",
+                shots=shots(spec, motions, spelled=not carried),
+                seed=7000 + i,
+            )
+        )
+        return await kino.frames(made.video)
+
+    summary = {}
+    for name, carried in (("subject_in_storyboard_prompt", True), ("subject_in_every_shot", False)):
+        videos = await asyncio.gather(*(one(i, carried) for i in range(count)))
+        adherence, consistency = [], []
+        for frames, (spec, motions) in zip(videos, boards, strict=True):
+            reads = [analyze(frames[k * NUM_FRAMES : (k + 1) * NUM_FRAMES]) for k in range(3)]
+            for read, motion in zip(reads, motions, strict=True):
+                adherence.append(
+                    {
+                        "motion": read.motion == motion,
+                        "color": read.color == spec.color,
+                        "shape": read.shape == spec.shape,
+                    }
+                )
+            consistency.append(
+                {
+                    "color": all(r.color == reads[0].color for r in reads),
+                    "shape": all(r.shape == reads[0].shape for r in reads),
+                    "rgb_spread": float(
+                        np.mean(
+                            [
+                                np.linalg.norm(a - b) / MAX_RGB_DISTANCE
+                                for a, b in zip(
+                                    [
+                                        subject_rgb(frames[k * NUM_FRAMES : (k + 1) * NUM_FRAMES])
+                                        for k in range(1, 3)
+                                    ],
+                                    [subject_rgb(frames[:NUM_FRAMES])] * 2,
+                                    strict=True,
+                                )
+                                if a is not None and b is not None
+                            ]
+                            or [math.nan]
+                        )
+                    ),
+                }
+            )
+        summary[name] = {
+            "adherence": {key: rate(a[key] for a in adherence) for key in ("motion", "color", "shape")},
+            "consistency": {
+                "color": rate(c["color"] for c in consistency),
+                "shape": rate(c["shape"] for c in consistency),
+                "look": rate(c["color"] and c["shape"] for c in consistency),
+                "rgb_distance_to_first_shot": rate(
+                    c["rgb_spread"] for c in consistency if math.isfinite(c["rgb_spread"])
+                ),
+            },
+        }
+        if carried:
+            save_gif(out / "storyboard.gif", np.concatenate(list(videos[:2]), axis=1), FPS, scale=2)
+    spec, motions = boards[0]
+    return {
+        "count": count,
+        **summary,
+        "example": {
+            "prompt": f"a {spec.color} {spec.shape}",
+            "shots": [s.prompt for s in shots(spec, motions, False)],
+        },
+    }
+
+
+async def trajectory(kino: Client) -> dict:
+    path = [common_pb2.TrajectoryPoint(time_seconds=t, x=0.2 + 0.3 * t, y=0.5) for t in (0.0, 1.0, 2.0)]
+    asks = {
+        "subject_path": generation_pb2.GenerationSpec(
+            prompt="a red circle moving right", subject_path=path, seed=1
+        ),
+        "camera": generation_pb2.GenerationSpec(
+            prompt="a red circle moving right",
+            camera=common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=0.3),
+            seed=1,
+        ),
+    }
+    outcome = {}
+    for name, spec in asks.items():
+        job = await kino.run(spec)
+        if job.state == SUCCEEDED:
+            outcome[name] = {"state": "SUCCEEDED", "video": job.result.video}
+        else:
+            error = KinoError.from_status(job.error)
+            outcome[name] = {
+                "state": generation_pb2.JobState.Name(job.state),
+                "code": error.code.name,
+                "reason": error.reason,
+                "message": error.message,
+            }
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# The run and the report
+# ---------------------------------------------------------------------------------------------
+
+
+async def evaluate(args: argparse.Namespace) -> dict:
+    from services.app import LocalKino
+
+    with tempfile.TemporaryDirectory(prefix="kino-modes-") as data_dir:
+        settings = load_settings(
+            env={},
+            data_dir=data_dir,
+            log_level="WARNING",
+            server={"port": 0, "metrics_port": -1},
+            gateway={"max_running_jobs": args.parallel},
+            denoiser={
+                "weights_dir": str(args.weights) if args.weights else None,
+                "torch_threads": args.threads,
+            },
+        )
+        kino_server = LocalKino(settings)
+        if "VideoDenoiser" in kino_server.missing:
+            raise SystemExit(f"the video model is missing: {kino_server.missing['VideoDenoiser']}")
+        await kino_server.start()
+        try:
+            async with grpc.aio.insecure_channel(kino_server.address) as channel:
+                kino = Client(channel, args.parallel)
+                info = await _model(channel)
+                out = args.out
+                out.mkdir(parents=True, exist_ok=True)
+                rng = np.random.default_rng(args.seed)
+                report: dict = {"model": info, "args": {k: str(v) for k, v in vars(args).items()}}
+                sections = [
+                    ("image_to_video", lambda: image_to_video(kino, rng, args.samples, out)),
+                    ("cameo", lambda: cameo(kino, rng, args.samples, out)),
+                    ("remix", lambda: remix(kino, rng, args.samples, args.strengths, out)),
+                    (
+                        "extend",
+                        lambda: extend(kino, rng, args.chains, args.extend_step, args.extend_total, out),
+                    ),
+                    ("storyboard", lambda: storyboard(kino, rng, args.boards, out)),
+                    ("trajectory", lambda: trajectory(kino)),
+                ]
+                for name, run in sections:
+                    if args.only and name not in args.only:
+                        continue
+                    started = time.monotonic()
+                    report[name] = await run()
+                    report[name]["seconds"] = round(time.monotonic() - started, 1)
+                    print(f"{name}: {report[name]['seconds']} s", flush=True)
+                report["jobs"] = kino.jobs
+        finally:
+            await kino_server.stop(grace=1.0)
+    return report
+
+
+async def _model(channel: grpc.aio.Channel) -> str:
+    from kino.v1 import denoiser_pb2, denoiser_pb2_grpc
+
+    info = await denoiser_pb2_grpc.VideoDenoiserStub(channel).GetModelInfo(denoiser_pb2.GetModelInfoRequest())
+    return info.model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, help="video model weights (default: the shipped ones)")
+    parser.add_argument("--out", type=Path, default=REPORT_DIR)
+    parser.add_argument("--samples", type=int, default=24, help="videos per condition (i2v, cameo, remix)")
+    parser.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6, 0.8, 1.0])
+    parser.add_argument("--chains", type=int, default=3, help="videos extended to --extend-total seconds")
+    parser.add_argument("--extend-step", type=float, default=10.0, help="seconds added per EXTEND job")
+    parser.add_argument("--extend-total", type=float, default=60.0)
+    parser.add_argument("--boards", type=int, default=12, help="storyboards per condition")
+    parser.add_argument("--parallel", type=int, default=8, help="jobs in flight (the denoiser batches them)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the video model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="*", help="run only these sections (the report is then partial)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    report = asyncio.run(evaluate(args))
+    report["minutes"] = round((time.monotonic() - started) / 60, 1)
+    (args.out / "REPORT.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    (args.out / "REPORT.md").write_text(render_report(report, args))
+    print(f"wrote {args.out / 'REPORT.md'} in {report['minutes']} minutes")
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def _yes(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def render_report(report: dict, args: argparse.Namespace) -> str:
+    """REPORT.md from the measurements: the command first, a summary against the targets, then each
+    mode with its numbers, a GIF and what would close a missed target."""
+    command = "nice .venv/bin/python -m services.gateway.evaluate_modes"
+    defaults = ["--weights", "--out", "--only"]
+    extra = " ".join(
+        f"--{k.replace('_', '-')} {' '.join(v.strip('[]').split(', '))}"
+        for k, v in report["args"].items()
+        if v not in ("None", "") and f"--{k.replace('_', '-')}" not in defaults
+    )
+    lines = [
+        "# Creative modes, measured on the shapes world",
+        "",
+        f"Reproduce (about {report['minutes']:.0f} minutes on 2 shared CPU cores, {report['jobs']} jobs):",
+        "",
+        f"    {command} {extra}",
+        "",
+        f"Model: `{report['model']}` (the shipped weights in `services/denoiser/weights/`). Every video is made "
+        "through `Generation.Submit` on an in-process `kino up --local` and read back as a viewer gets it: "
+        "downloaded, decoded by ffmpeg, shrunk to 64x64 by area averaging, then read by the shapes world's "
+        "independent evaluator (`training/evaluator.py`). How each measure is computed is in the docstring "
+        "of `services/gateway/evaluate_modes.py`; the raw numbers are in `REPORT.json`.",
+        "",
+    ]
+    summary = ["## Summary", "", "| mode | measure | target | result | |", "|---|---|---|---|---|"]
+    body: list[str] = []
+
+    if "image_to_video" in report:
+        r = report["image_to_video"]
+        ok = r["psnr_db"]["min"] >= TARGETS["i2v_psnr_db"]
+        summary.append(
+            f"| image-to-video | PSNR of frame 0 against the input (mean / worst of {r['count']}) | >= 30 dB | "
+            f"{r['psnr_db']['mean']:.1f} / {r['psnr_db']['min']:.1f} dB | {_yes(ok)} |"
+        )
+        summary.append(
+            f"| image-to-video | motion accuracy (text-to-video, same prompts and seeds) | as text-to-video | "
+            f"{_pct(r['i2v']['motion'])} ({_pct(r['t2v']['motion'])}) | |"
+        )
+        body += [
+            "## Image-to-video",
+            "",
+            f"{r['count']} scenes of the shapes world; the uploaded first frame is the scene's frame 0 and the prompt "
+            "its caption. The same prompts and seeds without the image give the text-to-video column.",
+            "",
+            "| | image-to-video | text-to-video |",
+            "|---|---|---|",
+            *(
+                f"| {attr} correct | {_pct(r['i2v'][attr])} | {_pct(r['t2v'][attr])} |"
+                for attr in ("motion", "color", "shape")
+            ),
+            "",
+            f"First-frame PSNR: mean {r['psnr_db']['mean']:.1f} dB, worst {r['psnr_db']['min']:.1f} dB (the model "
+            "keeps known frames exactly; what is lost is the H.264 round trip and the watermark).",
+            "",
+            "![image-to-video](image_to_video.gif)",
+            "",
+        ]
+
+    if "cameo" in report:
+        r = report["cameo"]
+        lift = r["cameo"]["similarity"] - r["baseline"]["similarity"]
+        summary.append(
+            f"| cameo | similarity of the subject to the cameo (no-cameo baseline) | clearly above baseline | "
+            f"{r['cameo']['similarity']:.3f} ({r['baseline']['similarity']:.3f}); look {_pct(r['cameo']['look'])} "
+            f"({_pct(r['baseline']['look'])}) | {_yes(lift > 0.05 and r['cameo']['look'] > r['baseline']['look'])} |"
+        )
+        body += [
+            "## Cameo",
+            "",
+            f"{r['count']} cameos, each a still of a random object registered with `RegisterCameo` (policy ONLY_ME). "
+            f'The prompts name only the motion (e.g. "{r["prompts"][0]}"), so the look can only come from the cameo. '
+            "Baseline: the same prompts and seeds without a cameo.",
+            "",
+            "| | with the cameo | without |",
+            "|---|---|---|",
+            f"| colour similarity to the cameo (1 = same RGB) | {r['cameo']['similarity']:.3f} | {r['baseline']['similarity']:.3f} |",
+            f"| evaluator reads the cameo's colour | {_pct(r['cameo']['color'])} | {_pct(r['baseline']['color'])} |",
+            f"| evaluator reads the cameo's shape | {_pct(r['cameo']['shape'])} | {_pct(r['baseline']['shape'])} |",
+            f"| both (the likeness) | {_pct(r['cameo']['look'])} | {_pct(r['baseline']['look'])} |",
+            "",
+            f"Consent: another user naming an ONLY_ME cameo is refused `{r['consent_refusal']}`; after `RevokeCameo` "
+            f"a published video made with it is {'unpublished' if r['unpublished_after_revocation'] else 'STILL PUBLISHED'}.",
+            "",
+            "![cameo: reference, with cameo, without](cameo.gif)",
+            "",
+            "Each triple: the cameo's appearance, the video with the cameo, the same prompt and seed without it.",
+            "",
+        ]
+
+    if "remix" in report:
+        r = report["remix"]
+        default = r["by_strength"].get("0.6")
+        if default:
+            summary.append(
+                f"| remix | asked colour change made at the default strength 0.6 | >= 90% | "
+                f"{_pct(default['changed'])} | {_yes(default['changed'] >= TARGETS['remix_change_rate'])} |"
+            )
+            summary.append(
+                f"| remix | motion kept at 0.6: track distance to the source (same motion class) | kept | "
+                f"{_pct(default['track_distance_median'])} of the frame ({_pct(default['same_motion'])}) | |"
+            )
+        body += [
+            "## Remix",
+            "",
+            f"{r['count']} sources made by text-to-video (the evaluator reads the asked motion in "
+            f"{_pct(r['source_motion_correct'])} of them, the colour in {_pct(r['source_color_correct'])}); each remixed "
+            f'with the colour word changed (e.g. "{r["example"]["from"]}" -> "{r["example"]["to"]}").',
+            "",
+            "| strength | colour changed | track distance to the source, median | same motion class | shape kept | lost tracks | parent recorded |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {k} | {_pct(v['changed'])} | {_pct(v['track_distance_median'])} of the frame | {_pct(v['same_motion'])} | "
+                f"{_pct(v['shape_kept'])} | {v['lost_tracks']} | {_pct(v['parent_recorded'])} |"
+                for k, v in r["by_strength"].items()
+            ),
+            "",
+            "Lineage: the parent is `JobResult.provenance.parent_video`, the C2PA manifest's parent and the feed item's "
+            "`remix_parent` (checked in `tests/modes`).",
+            "",
+            "![remix: source, remix at 0.6](remix.gif)",
+            "",
+        ]
+
+    if "extend" in report:
+        chains = report["extend"]["chains"]
+        worst_seam = min(c["seam_step_within_2x"] for c in chains)
+        identity = all(c["same_color"] == 1.0 and c["same_shape"] == 1.0 for c in chains)
+        summary.append(
+            f"| extend | seam steps within 2x the normal step (worst chain) | all seams | {_pct(worst_seam)} | "
+            f"{_yes(worst_seam == 1.0)} |"
+        )
+        summary.append(
+            f"| extend | identity over {chains[0]['seconds']:.0f} s: colour and shape of every 2 s segment = the first's | "
+            f"no drift | {'no drift' if identity else 'drift'} | {_yes(identity)} |"
+        )
+        body += [
+            "## Extend to a minute",
+            "",
+            f"Each chain is a 2-second text-to-video clip extended by `EXTEND` jobs of {args.extend_step:g} s to "
+            f"{args.extend_total:g} s; inside a job every denoise call starts from the last "
+            f"{gateway_pipeline.EXTEND_CONTEXT_FRAMES} frames made so far, so seams come every "
+            f"{NUM_FRAMES - gateway_pipeline.EXTEND_CONTEXT_FRAMES} frames.",
+            "",
+            "| prompt | length | seams | normal step | seam step (median) | seams within 2x | normal velocity change | at seams (median) | within 2x | colour / shape of every segment = first | first -> last segment |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+            *(
+                f"| {c['caption']} | {c['seconds']:.0f} s | {c['seams']} | {c['normal_step_px']:.1f} px | "
+                f"{c['seam_step_px_median']:.1f} px | {_pct(c['seam_step_within_2x'])} | {c['normal_accel_px']:.1f} px | "
+                f"{c['seam_accel_px_median']:.1f} px | {_pct(c['seam_accel_within_2x'])} | "
+                f"{_pct(c['same_color'])} / {_pct(c['same_shape'])} | {c['first_color']} {c['first_shape']} -> "
+                f"{c['last_color']} {c['last_shape']} |"
+                for c in chains
+            ),
+            "",
+            "A step is the centroid's move from one frame to the next; a velocity change is the difference of two "
+            'consecutive steps. "Normal" is the median inside clips; a seam is the first new frame of a call.',
+            "",
+            "![a minute, every other frame](extend_minute.gif) ![around the first seam, half speed](extend_seam.gif)",
+            "",
+        ]
+
+    if "storyboard" in report:
+        r = report["storyboard"]
+        carried, spelled = r["subject_in_storyboard_prompt"], r["subject_in_every_shot"]
+        summary.append(
+            f"| storyboard | per-shot motion adherence; look consistent across shots | | "
+            f"{_pct(carried['adherence']['motion'])}; {_pct(carried['consistency']['look'])} | |"
+        )
+        body += [
+            "## Storyboard",
+            "",
+            f"{r['count']} storyboards of three 2-second shots with different motions (e.g. prompt "
+            f'"{r["example"]["prompt"]}", shots {", ".join(repr(s) for s in r["example"]["shots"])}). With the subject in '
+            "the storyboard's prompt, the shots after the first take its look from a still of the first shot; the "
+            "other column spells the subject out in every shot instead.",
+            "",
+            "| | subject in the storyboard's prompt | subject in every shot |",
+            "|---|---|---|",
+            *(
+                f"| shot adherence: {k} | {_pct(carried['adherence'][k])} | {_pct(spelled['adherence'][k])} |"
+                for k in ("motion", "color", "shape")
+            ),
+            *(
+                f"| consistency across shots: {k} | {_pct(carried['consistency'][k])} | {_pct(spelled['consistency'][k])} |"
+                for k in ("color", "shape", "look")
+            ),
+            f"| subject colour distance to the first shot | {carried['consistency']['rgb_distance_to_first_shot']:.3f} | "
+            f"{spelled['consistency']['rgb_distance_to_first_shot']:.3f} |",
+            "",
+            "![storyboards](storyboard.gif)",
+            "",
+        ]
+
+    if "trajectory" in report:
+        r = report["trajectory"]
+        path = r["subject_path"]
+        summary.append(
+            "| subject path and camera | mean distance of the tracked centroid to the path | <= 5% of the frame | "
+            f"not measurable: the job {path['state']} ({path.get('code', '')} {path.get('reason', '')}) | **missed** |"
+        )
+        body += [
+            "## Subject path and camera",
+            "",
+            *(
+                f"* `{name}`: job {v['state']}"
+                + (f", `{v['code']} {v['reason']}`: {v['message']}" if "code" in v else "")
+                for name, v in r.items()
+                if isinstance(v, dict)
+            ),
+            "",
+            "The shipped model has no input for a path or a camera move (its conditioning is the prompt, known first "
+            "frames, a reference image and a source video), so the gateway fails these jobs before any compute rather "
+            "than return a video that ignores the request or one with the object pasted along the path.",
+            "",
+        ]
+
+    return "\n".join(lines + summary + [""] + body + NOTES)
+
+
+# What would close each missed target; kept with the code that measures it.
+NOTES = [
+    "## What would close the gaps",
+    "",
+    "* **Subject path and camera (path error <= 5%)**: train the DiT with a trajectory input, as it was trained with "
+    "known frames: one more input channel holding a Gaussian heat map of the requested position in each latent "
+    "frame (the shapes world renders the true centroid of every frame, so the training data is free), dropped at "
+    "random for guidance; the camera as a per-frame 2D offset and scale of the same map, with shapes-world clips "
+    "rendered under pans and zooms. The denoiser then reports `ModelInfo.supports_subject_path` / "
+    "`supports_camera` and takes `DenoiseRequest.subject_path` / `camera`; the gateway already slices the path "
+    "per denoise call and sends it, and `evaluate_modes` measures it as soon as jobs succeed.",
+    "",
+]
+
+
+if __name__ == "__main__":
+    main()
