@@ -148,7 +148,7 @@ class RankerCore:
     async def upsert_items(self, request: ranker_pb2.UpsertItemsRequest) -> ranker_pb2.UpsertItemsResponse:
         records = records_from_request(request, self.catalog.dim, self.clock())
         await self.store.put_items(records)
-        self.catalog.upsert(records)
+        self._add_to_catalog(records)
         metrics.CATALOG.set(len(self.catalog))
         self._maybe_train_index()
         return ranker_pb2.UpsertItemsResponse(upserted=len(records))
@@ -160,9 +160,14 @@ class RankerCore:
         self._next_item_sync = now + ITEM_SYNC_SECONDS
         records, self._item_cursor = await self.store.items_since(self._item_cursor)
         if records:
-            self.catalog.upsert(records)
+            self._add_to_catalog(records)
             metrics.CATALOG.set(len(self.catalog))
             self._maybe_train_index()
+
+    def _add_to_catalog(self, records: list[ItemRecord]) -> None:
+        self.catalog.upsert(records)
+        rows = self.catalog.indices_of([r.name for r in records])
+        self.scorer.add_items(rows, self.catalog.row_stamps[rows], self.catalog.embeddings[rows])
 
     def _maybe_train_index(self) -> None:
         """Trains the retrieval index in a worker thread when the catalog has outgrown it."""
@@ -311,6 +316,8 @@ class RankerCore:
             next_page_token=next_token,
             profile=profile,
             features=CandidateFeatures(
+                rows=features.rows[order],
+                row_stamps=features.row_stamps[order],
                 item_vectors=features.item_vectors[order],
                 dense=features.dense[order],
                 nearest_positive=features.nearest_positive[order],

@@ -56,6 +56,7 @@ FEATURE_NAMES = (
     "mean_cos_recent",  # mean similarity to them
 )
 NUM_FEATURES = len(FEATURE_NAMES)
+_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
 @dataclass
@@ -67,7 +68,8 @@ class UserProfile:
     liked_rows: np.ndarray  # int64 (L,): positives with weight >= LIKED_WEIGHT
     follows: np.ndarray  # int32 (F,): creator codes
     blocked: np.ndarray  # int32 (B,): creator codes
-    creator_affinity: dict[int, float]
+    affinity_creators: np.ndarray  # int32 (K,), sorted: creators of the recent positives
+    affinity_shares: np.ndarray  # float32 (K,): share of the recent positives from each
     num_positives: int
     num_impressions: int
 
@@ -85,13 +87,11 @@ def build_profile(state: UserState, catalog: ItemCatalog) -> UserProfile:
     rows = np.fromiter(best, np.int64, len(best))
     weights = np.fromiter(best.values(), np.float32, len(best))
     vector = np.zeros(catalog.dim, np.float32)
-    affinity: dict[int, float] = {}
+    codes, counts = np.unique(catalog.creator_codes[rows], return_counts=True)
     if rows.size:
         decay = RECENCY_DECAY ** np.arange(rows.size, dtype=np.float32)
         vector = (weights * decay) @ catalog.embeddings[rows]  # (D,)
         vector /= max(float(np.linalg.norm(vector)), 1e-6)
-        codes, counts = np.unique(catalog.creator_codes[rows], return_counts=True)
-        affinity = {int(c): float(n) / rows.size for c, n in zip(codes, counts, strict=True)}
     creator_codes = [catalog.creator_code(c) for c in state.follows]
     blocked_codes = [catalog.creator_code(c) for c in state.blocked]
     return UserProfile(
@@ -102,7 +102,8 @@ def build_profile(state: UserState, catalog: ItemCatalog) -> UserProfile:
         liked_rows=rows[weights >= LIKED_WEIGHT],
         follows=np.array([c for c in creator_codes if c is not None], np.int32),
         blocked=np.array([c for c in blocked_codes if c is not None], np.int32),
-        creator_affinity=affinity,
+        affinity_creators=codes.astype(np.int32),
+        affinity_shares=(counts / max(rows.size, 1)).astype(np.float32),
         num_positives=state.positive_events,
         num_impressions=state.impressions,
     )
@@ -110,6 +111,8 @@ def build_profile(state: UserState, catalog: ItemCatalog) -> UserProfile:
 
 @dataclass
 class CandidateFeatures:
+    rows: np.ndarray  # int64 (N,): catalog rows
+    row_stamps: np.ndarray  # int64 (N,): catalog.row_stamps of those rows (for caches keyed by row)
     item_vectors: np.ndarray  # float32 (N, D)
     dense: np.ndarray  # float32 (N, NUM_FEATURES)
     nearest_positive: np.ndarray  # int64 (N,): catalog row of the most similar positive, -1 if none
@@ -145,15 +148,22 @@ def candidate_features(
     items = catalog.embeddings[rows]  # (N, D)
     dense = np.zeros((n, NUM_FEATURES), np.float32)
     nearest = np.full(n, -1, np.int64)
-    f = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    f = _FEATURE_INDEX
+    # One matmul against the recent positives, negatives and impressions together: (N, P + M + R).
+    recent = profile.recent_rows[:FATIGUE_WINDOW]
+    positives, negatives = profile.positive_rows, profile.negative_rows
+    sims = items @ catalog.embeddings[np.concatenate([positives, negatives, recent])].T
+    p, m = positives.size, positives.size + negatives.size
     if not profile.cold:
         dense[:, f["cos_taste"]] = items @ profile.vector
-        sims = items @ catalog.embeddings[profile.positive_rows].T  # (N, P)
-        best = sims.argmax(axis=1)
+        best = sims[:, :p].argmax(axis=1)
         dense[:, f["max_cos_positive"]] = sims[np.arange(n), best]
-        nearest = profile.positive_rows[best]
-    if profile.negative_rows.size:
-        dense[:, f["max_cos_negative"]] = (items @ catalog.embeddings[profile.negative_rows].T).max(axis=1)
+        nearest = positives[best]
+    if negatives.size:
+        dense[:, f["max_cos_negative"]] = sims[:, p:m].max(axis=1)
+    if recent.size:
+        dense[:, f["max_cos_recent"]] = sims[:, m:].max(axis=1)
+        dense[:, f["mean_cos_recent"]] = sims[:, m:].mean(axis=1)
     dense[:, f["log_impressions"]] = np.log1p(counters[:, COUNTER_INDEX["impressions"]])
     for name, values in smoothed_rates(counters).items():
         dense[:, f[name]] = values
@@ -162,8 +172,12 @@ def candidate_features(
     creators = catalog.creator_codes[rows]
     if profile.follows.size:
         dense[:, f["follows_creator"]] = np.isin(creators, profile.follows)
-    if profile.creator_affinity:
-        dense[:, f["creator_affinity"]] = [profile.creator_affinity.get(int(c), 0.0) for c in creators]
+    if profile.affinity_creators.size:
+        at = np.minimum(
+            np.searchsorted(profile.affinity_creators, creators), profile.affinity_creators.size - 1
+        )
+        match = profile.affinity_creators[at] == creators
+        dense[:, f["creator_affinity"]] = np.where(match, profile.affinity_shares[at], 0.0)
     dense[:, f["log_user_positives"]] = np.log1p(profile.num_positives)
     dense[:, f["log_user_impressions"]] = np.log1p(profile.num_impressions)
     dense[:, f["is_remix"]] = catalog.is_remix[rows]
@@ -172,9 +186,10 @@ def candidate_features(
             row for liked in profile.liked_rows for row in catalog.remixes_of.get(catalog.name(liked), ())
         ]
         dense[:, f["remix_of_liked"]] = np.isin(rows, remixes)
-    recent = profile.recent_rows[:FATIGUE_WINDOW]
-    if recent.size:
-        sims = catalog.embeddings[recent] @ items.T  # (R, N)
-        dense[:, f["max_cos_recent"]] = sims.max(axis=0)
-        dense[:, f["mean_cos_recent"]] = sims.mean(axis=0)
-    return CandidateFeatures(item_vectors=items, dense=dense, nearest_positive=nearest)
+    return CandidateFeatures(
+        rows=rows,
+        row_stamps=catalog.row_stamps[rows],
+        item_vectors=items,
+        dense=dense,
+        nearest_positive=nearest,
+    )

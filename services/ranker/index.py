@@ -59,22 +59,26 @@ class IvfIndex:
             self._packed[cell] = None
 
     def search(self, queries: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of every video in the `nprobe` nearest cells of any query.
+        """Scores of every video in each query's `nprobe` nearest cells.
 
-        queries float32 (Q, D). Returns rows (M,) and scores float32 (Q, M).
+        queries float32 (Q, D). Returns rows (M,) and scores float32 (M,), query after query; a video
+        probed by several queries appears once per query. Each query reads only its own cells: scoring
+        the union of all probed cells against every query reads the same memory Q times over.
         """
         nprobe = min(nprobe, len(self.centroids))
-        nearest = np.argpartition(-(self.centroids @ queries.T).T, nprobe - 1, axis=1)[
+        nearest = np.argpartition(-(queries @ self.centroids.T), nprobe - 1, axis=1)[
             :, :nprobe
         ]  # (Q, nprobe)
-        packed = [self._pack(cell) for cell in np.unique(nearest).tolist()]
-        packed = [(rows, vectors) for rows, vectors in packed if rows.size]
-        if not packed:
-            return np.zeros(0, np.int64), np.zeros((len(queries), 0), np.float32)
-        rows = np.concatenate([rows for rows, _ in packed])  # (M,)
-        # (M_cell, D) @ (D, Q) per cell: the BLAS-friendly orientation (Q is small).
-        scores = np.concatenate([vectors @ queries.T for _, vectors in packed]).T  # (Q, M)
-        return rows, scores
+        rows, scores = [], []
+        for query, cells in zip(queries, nearest.tolist(), strict=True):
+            for cell in cells:
+                cell_rows, vectors = self._pack(cell)
+                if cell_rows.size:
+                    rows.append(cell_rows)
+                    scores.append(vectors @ query)  # (m,)
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(rows), np.concatenate(scores)
 
     def _pack(self, cell: int) -> tuple[np.ndarray, np.ndarray]:
         packed = self._packed[cell]

@@ -10,6 +10,7 @@ Rows are never deleted: an upsert of an existing video replaces its row in place
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -27,8 +28,13 @@ AI_GENERATED_LABEL = "ai-generated"
 SAFETY_LABEL_PREFIX = "safety:"
 # Below this many videos exact search is as fast as the index.
 INDEX_MIN_VIDEOS = 4096
-# Cells probed per query: with about sqrt(N) cells, a query reads about nprobe * sqrt(N) videos.
-NPROBE = 6
+# Cells probed per query: with about sqrt(N) cells, a query reads about nprobe * sqrt(N) videos. On the
+# benchmark catalog (20,000 videos) 4 cells find 99% of the exact top 600 of the similar source (6: 100%,
+# 3: 97%) for a third less memory read than 6.
+NPROBE = 4
+# Stamps of row writes, unique across every catalog of the process: a cache keyed by (row, stamp)
+# knows when a row's embedding changed, whichever catalog the row belongs to.
+_ROW_STAMPS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class ItemCatalog:
         self._creator_codes = np.zeros(capacity, np.int32)  # (capacity,)
         self._unsafe = np.zeros(capacity, bool)  # (capacity,)
         self._is_remix = np.zeros(capacity, bool)  # (capacity,)
+        self._row_stamps = np.zeros(capacity, np.int64)  # (capacity,): changes whenever the row is written
         self.records: list[ItemRecord] = []
         self.names: list[str] = []
         self._index: dict[str, int] = {}
@@ -94,6 +101,10 @@ class ItemCatalog:
     @property
     def is_remix(self) -> np.ndarray:
         return self._is_remix[: len(self.records)]  # (N,)
+
+    @property
+    def row_stamps(self) -> np.ndarray:
+        return self._row_stamps[: len(self.records)]  # (N,)
 
     def index_of(self, name: str) -> int | None:
         return self._index.get(name)
@@ -138,6 +149,7 @@ class ItemCatalog:
             self._creator_codes[row] = code
             self._unsafe[row] = record.unsafe
             self._is_remix[row] = bool(record.remix_parent)
+            self._row_stamps[row] = next(_ROW_STAMPS)
             self.by_creator[code].append(row)
             if record.remix_parent:
                 self.remixes_of[record.remix_parent].append(row)
@@ -167,7 +179,7 @@ class ItemCatalog:
         if size <= capacity:
             return
         new_capacity = max(size, 2 * capacity)
-        for attr in ("_embeddings", "_create_times", "_creator_codes", "_unsafe", "_is_remix"):
+        for attr in ("_embeddings", "_create_times", "_creator_codes", "_unsafe", "_is_remix", "_row_stamps"):
             old = getattr(self, attr)
             grown = np.zeros((new_capacity, *old.shape[1:]), old.dtype)
             grown[:capacity] = old
@@ -184,27 +196,25 @@ class ItemCatalog:
         return order[:limit]
 
     def search(self, queries: np.ndarray, per_query: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`per_query` rows by inner product for each query (exact, or over the probed IVF cells).
+        """Candidates by inner product for each query: its top `per_query` rows (exact search), or
+        every video of its probed IVF cells.
 
-        queries: float32 (Q, D), unit norm. Returns (rows, scores), each (Q, K) with K = min(per_query, N),
-        best first within each query.
+        queries: float32 (Q, D), unit norm. Returns (rows, scores), each (M,), query after query; a row
+        may appear once per query.
         """
-        if self.index is None:
-            rows = np.arange(len(self.records))
-            scores = (self.embeddings @ queries.T).T  # (Q, N)
-        else:
-            rows, scores = self.index.search(queries, NPROBE)  # (M,), (Q, M)
-        n = rows.size
+        if self.index is not None:
+            return self.index.search(queries, NPROBE)
+        scores = (self.embeddings @ queries.T).T  # (Q, N)
+        n = scores.shape[1]
         k = min(per_query, n)
         if k == 0:
-            return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
-        if k < n:
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (Q, K), unordered
-        else:
-            top = np.broadcast_to(np.arange(n), (len(queries), n))
-        top_scores = np.take_along_axis(scores, top, axis=1)  # (Q, K)
-        order = np.argsort(-top_scores, axis=1)
-        return rows[np.take_along_axis(top, order, axis=1)], np.take_along_axis(top_scores, order, axis=1)
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top = (
+            np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            if k < n
+            else np.tile(np.arange(n), (len(queries), 1))
+        )
+        return top.ravel(), np.take_along_axis(scores, top, axis=1).ravel()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -146,8 +146,7 @@ class Retriever:
             return _EMPTY
         recent = self.catalog.embeddings[profile.positive_rows[: self.config.similar_queries - 1]]
         queries = np.vstack([profile.vector[None], recent])  # (Q, D)
-        rows, scores = self.catalog.search(queries, self.config.similar)  # (Q, K) each
-        rows, scores = rows.ravel(), scores.ravel()
+        rows, scores = self.catalog.search(queries, self.config.similar)  # (M,) each
         order = np.argsort(-scores, kind="stable")
         _, first = np.unique(rows[order], return_index=True)
         return rows[order][np.sort(first)][: self.config.similar]

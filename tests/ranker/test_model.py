@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from services.ranker.core import RankerCore, scorer_from_weights
-from services.ranker.features import NUM_FEATURES
+from services.ranker.features import NUM_FEATURES, UserProfile, build_profile, candidate_features
+from services.ranker.items import ItemCatalog, ItemRecord
 from services.ranker.model import (
     DEFAULT_WEIGHTS_DIR,
     FeedRankerModel,
@@ -17,7 +18,7 @@ from services.ranker.model import (
     save_ranker,
 )
 from services.ranker.scoring import ContentScorer, ModelScorer
-from services.ranker.store import MemoryFeatureStore
+from services.ranker.store import COUNTERS, MemoryFeatureStore, UserState
 
 
 def test_forward_shapes_and_score():
@@ -32,6 +33,48 @@ def test_forward_shapes_and_score():
     torch.testing.assert_close(model.score(heads), expected)
     loss, per_head = multitask_loss(logits, torch.rand(7, 3).round())
     assert loss.ndim == 0 and set(per_head) == {"watch", "like", "remix"}
+
+
+def test_cached_item_features_give_the_same_heads_as_forward():
+    torch.manual_seed(2)
+    model = FeedRankerModel(RankerConfig(embedding_dim=32)).eval()
+    model.set_feature_stats(torch.randn(NUM_FEATURES), torch.rand(NUM_FEATURES) + 0.5)
+    taste, items, dense = torch.randn(1, 32), torch.randn(9, 32), torch.randn(9, NUM_FEATURES)
+    with torch.inference_mode():
+        direct = model.predict(taste, items, dense)
+        cached = model.predict_cached(taste, model.item_features(items), dense)
+    for head in ("watch", "like", "remix"):
+        torch.testing.assert_close(getattr(cached, head), getattr(direct, head), rtol=1e-5, atol=1e-6)
+
+
+def _record(name: str, embedding: np.ndarray) -> ItemRecord:
+    return ItemRecord(name, "c", embedding, 0.0, ("ai-generated",), "", 10.0, "")
+
+
+def test_model_scorer_recomputes_a_cached_video_after_its_embedding_changes():
+    torch.manual_seed(3)
+    rng = np.random.default_rng(3)
+    model = FeedRankerModel(RankerConfig(embedding_dim=16)).eval()
+    unit = lambda: (v := rng.normal(size=16).astype(np.float32)) / np.linalg.norm(v)  # noqa: E731
+    catalog = ItemCatalog(16)
+    catalog.upsert([_record(f"videos/{i}", unit()) for i in range(5)])
+    scorer = ModelScorer(model)
+    profile = build_profile(UserState(positives=[("videos/0", 1.0)]), catalog)
+    rows = np.array([3, 1, 4, 1])
+
+    def scores(profile: UserProfile) -> tuple[np.ndarray, np.ndarray]:
+        features = candidate_features(profile, catalog, rows, np.zeros((rows.size, len(COUNTERS))), 0.0)
+        with torch.inference_mode():
+            heads = model.predict(
+                torch.from_numpy(profile.vector[None]),
+                torch.from_numpy(features.item_vectors),
+                torch.from_numpy(features.dense),
+            )
+        return scorer.score(profile, features), model.score(heads).numpy()
+
+    np.testing.assert_allclose(*scores(profile), rtol=1e-5)
+    catalog.upsert([_record("videos/1", unit())])  # same row, new embedding
+    np.testing.assert_allclose(*scores(profile), rtol=1e-5)
 
 
 def test_save_and_load_round_trip(tmp_path):
