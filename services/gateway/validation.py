@@ -180,6 +180,18 @@ def check_extension(
             min=MIN_DURATION_SECONDS,
             max=round(max(room, 0), 3),
         )
+    fps = spec.fps or source.fps
+    frames = math.ceil((source.duration_seconds + spec.duration_seconds) * fps)
+    if frames > MAX_FRAMES:
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"{source.name} extended by {spec.duration_seconds:g} s at {fps:g} fps is {frames} frames; "
+            f"the limit is {MAX_FRAMES}",
+            field="num_frames",
+            value=frames,
+            min=1,
+            max=MAX_FRAMES,
+        )
 
 
 def check_deadline(deadline: datetime | None, now: datetime) -> None:
