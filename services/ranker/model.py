@@ -48,7 +48,7 @@ class RankerConfig:
     embedding_dim: int = 384
     num_features: int = NUM_FEATURES
     tower_dim: int = 64  # H
-    trunk_dim: int = 128
+    trunk_dim: int = 64  # T: the first trunk layer runs per candidate, its width sets most of the cost
     dropout: float = 0.1  # training only: the logs are small and noisy
     # (watch ratio, like, remix) -> score = sum of weight * head probability.
     head_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
