@@ -379,71 +379,81 @@ def extension_seams(start_frames: int, job_lengths: list[int], window: int = NUM
     return seams
 
 
+EXTEND_MOTIONS = ("bounces left and right", "bounces left and right", "moves right", "bounces on the floor")
+
+
+async def extended_chain(
+    kino: Client, caption: str, seed: int, step_seconds: float, total_seconds: float
+) -> tuple[generation_pb2.JobResult, list[int], np.ndarray]:
+    """A 2-second clip extended by EXTEND jobs of step_seconds to total_seconds: the last result, the
+    length in frames after each job, and the decoded frames."""
+    made = await kino.made(generation_pb2.GenerationSpec(prompt=caption, seed=seed))
+    lengths, seconds = [], 2.0
+    while seconds < total_seconds - 1e-6:
+        more = min(step_seconds, total_seconds - seconds)
+        made = await kino.made(
+            generation_pb2.GenerationSpec(
+                mode=generation_pb2.GENERATION_MODE_EXTEND,
+                prompt=caption,
+                source_video=made.video,
+                duration_seconds=more,
+                seed=seed + 1 + len(lengths),
+            )
+        )
+        seconds += more
+        lengths.append(round(seconds * FPS))
+    return made, lengths, await kino.frames(made.video)
+
+
+def seam_stats(frames: np.ndarray, seams: list[int]) -> dict:
+    """The centroid's step and velocity change at the seams against their medians inside clips; the
+    normal values are floored at 1 pixel so that a still object does not make every seam a jump."""
+    centroids = analyze(frames).centroids  # (F, 2)
+    steps = np.linalg.norm(np.diff(centroids, axis=0), axis=1)  # steps[t]: frame t -> t + 1
+    accel = np.linalg.norm(np.diff(centroids, n=2, axis=0), axis=1)  # accel[t]: at frame t + 1
+    at = np.array(seams)
+    seam_steps, seam_accel = steps[at - 1], accel[at - 2]
+    normal_step = float(np.nanmedian(np.delete(steps, at - 1)))
+    normal_accel = float(np.nanmedian(np.delete(accel, at - 2)))
+    return {
+        "seams": len(seams),
+        "lost_frames": int(np.isnan(centroids).any(axis=1).sum()),
+        "normal_step_px": normal_step,
+        "seam_step_px_median": float(np.nanmedian(seam_steps)),
+        "seam_step_ratio_median": float(np.nanmedian(seam_steps) / max(normal_step, 1.0)),
+        "seam_step_within_2x": rate(s <= 2 * max(normal_step, 1.0) for s in seam_steps if np.isfinite(s)),
+        "normal_accel_px": normal_accel,
+        "seam_accel_px_median": float(np.nanmedian(seam_accel)),
+        "seam_accel_within_2x": rate(a <= 2 * max(normal_accel, 1.0) for a in seam_accel if np.isfinite(a)),
+    }
+
+
 async def extend(
     kino: Client, rng: np.random.Generator, chains: int, step_seconds: float, total_seconds: float, out: Path
 ) -> dict:
-    motions = ("bounces left and right", "bounces left and right", "moves right", "bounces on the floor")
     specs = [
-        dataclasses.replace(sample_spec(rng, held_out=None), motion=motions[i % len(motions)])
+        dataclasses.replace(sample_spec(rng, held_out=None), motion=EXTEND_MOTIONS[i % len(EXTEND_MOTIONS)])
         for i in range(chains)
     ]
     captions = [caption_with(s, rng) for s in specs]
-
-    async def chain(i: int):
-        made = await kino.made(generation_pb2.GenerationSpec(prompt=captions[i], seed=5000 + i))
-        lengths, seconds = [], 2.0
-        while seconds < total_seconds - 1e-6:
-            more = min(step_seconds, total_seconds - seconds)
-            made = await kino.made(
-                generation_pb2.GenerationSpec(
-                    mode=generation_pb2.GENERATION_MODE_EXTEND,
-                    prompt=captions[i],
-                    source_video=made.video,
-                    duration_seconds=more,
-                    seed=6000 + 100 * i + len(lengths),
-                )
-            )
-            seconds += more
-            lengths.append(round(seconds * FPS))
-        return made, lengths, await kino.frames(made.video)
-
-    results = await asyncio.gather(*(chain(i) for i in range(chains)))
+    results = await asyncio.gather(
+        *(
+            extended_chain(kino, captions[i], 5000 + 100 * i, step_seconds, total_seconds)
+            for i in range(chains)
+        )
+    )
     rows = []
-    for (made, lengths, frames), spec in zip(results, specs, strict=True):
-        seams = extension_seams(NUM_FRAMES, lengths)
-        centroids = analyze(frames).centroids  # (F, 2)
-        steps = np.linalg.norm(np.diff(centroids, axis=0), axis=1)  # step[t]: frame t -> t + 1
-        accel = np.linalg.norm(np.diff(centroids, n=2, axis=0), axis=1)  # accel[t]: around frame t + 1
-        seam_steps = np.array([steps[s - 1] for s in seams])
-        seam_accel = np.array([accel[s - 2] for s in seams])
-        inside = np.ones(len(steps), bool)
-        inside[np.array(seams) - 1] = False
-        inside_accel = np.ones(len(accel), bool)
-        inside_accel[np.array(seams) - 2] = False
-        normal_step = float(np.nanmedian(steps[inside]))
-        normal_accel = float(np.nanmedian(accel[inside_accel]))
+    for (made, lengths, frames), spec, caption in zip(results, specs, captions, strict=True):
         segments = [
             analyze(frames[k : k + NUM_FRAMES]) for k in range(0, len(frames) - NUM_FRAMES + 1, NUM_FRAMES)
         ]
         first = segments[0]
         rows.append(
             {
-                "caption": captions[len(rows)],
+                "caption": caption,
                 "seconds": made.duration_seconds,
                 "frames": len(frames),
-                "seams": len(seams),
-                "lost_frames": int(np.isnan(centroids).any(axis=1).sum()),
-                "normal_step_px": normal_step,
-                "seam_step_px_median": float(np.nanmedian(seam_steps)),
-                "seam_step_ratio_median": float(np.nanmedian(seam_steps) / max(normal_step, 1.0)),
-                "seam_step_within_2x": rate(
-                    s <= 2 * max(normal_step, 1.0) for s in seam_steps if np.isfinite(s)
-                ),
-                "normal_accel_px": normal_accel,
-                "seam_accel_px_median": float(np.nanmedian(seam_accel)),
-                "seam_accel_within_2x": rate(
-                    a <= 2 * max(normal_accel, 1.0) for a in seam_accel if np.isfinite(a)
-                ),
+                **seam_stats(frames, extension_seams(NUM_FRAMES, lengths)),
                 "segments": len(segments),
                 "first_color": first.color,
                 "first_shape": first.shape,
@@ -462,6 +472,36 @@ async def extend(
     seam = extension_seams(NUM_FRAMES, results[0][1])[0]
     save_gif(out / "extend_seam.gif", frames[max(0, seam - 8) : seam + 8], FPS / 2, scale=3)
     return {"chains": rows}
+
+
+async def context_sweep(kino: Client, rng: np.random.Generator, contexts: list[int], chains: int) -> dict:
+    """Seam continuity for other numbers of context frames (EXTEND_CONTEXT_FRAMES), on 18-second chains.
+
+    The in-process gateway reads the module constant at every call, so it is set here for the sweep
+    and restored after: this is how its value was chosen."""
+    specs = [
+        dataclasses.replace(sample_spec(rng, held_out=None), motion=EXTEND_MOTIONS[i % len(EXTEND_MOTIONS)])
+        for i in range(chains)
+    ]
+    captions = [caption_with(s, rng) for s in specs]
+    chosen = gateway_pipeline.EXTEND_CONTEXT_FRAMES
+    sweep = {}
+    try:
+        for context in contexts:
+            gateway_pipeline.EXTEND_CONTEXT_FRAMES = context
+            results = await asyncio.gather(
+                *(extended_chain(kino, captions[i], 8000 + 100 * i, 8.0, 18.0) for i in range(chains))
+            )
+            rows = [
+                seam_stats(frames, extension_seams(NUM_FRAMES, lengths)) for _, lengths, frames in results
+            ]
+            sweep[str(context)] = {
+                key: rate(r[key] for r in rows)
+                for key in ("seam_step_ratio_median", "seam_step_within_2x", "seam_accel_within_2x")
+            }
+    finally:
+        gateway_pipeline.EXTEND_CONTEXT_FRAMES = chosen
+    return {"chosen": chosen, "chains": chains, "by_context": sweep}
 
 
 async def storyboard(kino: Client, rng: np.random.Generator, count: int, out: Path) -> dict:
@@ -623,6 +663,7 @@ async def evaluate(args: argparse.Namespace) -> dict:
                         "extend",
                         lambda: extend(kino, rng, args.chains, args.extend_step, args.extend_total, out),
                     ),
+                    ("context_sweep", lambda: context_sweep(kino, rng, args.context_sweep, 2)),
                     ("storyboard", lambda: storyboard(kino, rng, args.boards, out)),
                     ("trajectory", lambda: trajectory(kino)),
                 ]
@@ -655,6 +696,13 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=3, help="videos extended to --extend-total seconds")
     parser.add_argument("--extend-step", type=float, default=10.0, help="seconds added per EXTEND job")
     parser.add_argument("--extend-total", type=float, default=60.0)
+    parser.add_argument(
+        "--context-sweep",
+        type=int,
+        nargs="*",
+        default=[2, 4, 8],
+        help="context frames to compare for extension",
+    )
     parser.add_argument("--boards", type=int, default=12, help="storyboards per condition")
     parser.add_argument("--parallel", type=int, default=8, help="jobs in flight (the denoiser batches them)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the video model")
@@ -835,6 +883,20 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
             'consecutive steps. "Normal" is the median inside clips; a seam is the first new frame of a call.',
             "",
             "![a minute, every other frame](extend_minute.gif) ![around the first seam, half speed](extend_seam.gif)",
+            "",
+        ]
+    if report.get("context_sweep", {}).get("by_context"):
+        r = report["context_sweep"]
+        body += [
+            f"How many frames each extension call starts from (`EXTEND_CONTEXT_FRAMES`, {r['chosen']} in the runs "
+            f"above), on {r['chains']} chains of 18 s:",
+            "",
+            "| context frames | seam step / normal step (median) | seam steps within 2x | velocity changes within 2x |",
+            "|---|---|---|---|",
+            *(
+                f"| {k} | {v['seam_step_ratio_median']:.2f} | {_pct(v['seam_step_within_2x'])} | {_pct(v['seam_accel_within_2x'])} |"
+                for k, v in r["by_context"].items()
+            ),
             "",
         ]
 
