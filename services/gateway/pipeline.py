@@ -133,7 +133,6 @@ EXTEND_CONTEXT_FRAMES = 4
 class SourceVideo:
     """A remix's or extension's source: its frames at the model's rate and size, and its sound."""
 
-    name: str
     frames: np.ndarray  # uint8 (F, H, W, 3) at the model's fps and resolution
     fps: float  # the file's own frame rate
     data: bytes  # the file, for its sound
@@ -333,7 +332,7 @@ class Pipeline:
         frames = retime(decoded, video.fps, geometry.model_fps)
         if spec.mode == generation_pb2.GENERATION_MODE_REMIX and spec.duration_seconds:
             frames = frames[: max(1, round(spec.duration_seconds * geometry.model_fps))]
-        return SourceVideo(video.name, frames, video.fps, data)
+        return SourceVideo(frames, video.fps, data)
 
     async def _first_frame(
         self, spec: generation_pb2.GenerationSpec, geometry: Geometry
