@@ -28,7 +28,8 @@ import grpc
 
 from services.cluster.catalog import ServiceSpec
 from services.common import metrics
-from services.common.errors import KinoError, internal, invalid_argument
+from services.common.errors import KinoError
+from services.common.interceptors import as_kino_error, check_request_size
 from services.common.logs import REQUEST_ID_HEADER, new_request_id, request_id_var
 
 log = logging.getLogger(__name__)
@@ -145,24 +146,10 @@ class _Call:
         metrics.RPC_IN_FLIGHT.labels(self.method).inc()
 
     def check_size(self) -> None:
-        size = self.request.ByteSize()
-        if size > self.adapter.max_request_bytes:
-            limit = self.adapter.max_request_bytes
-            raise invalid_argument(
-                "MESSAGE_TOO_LARGE", f"request is {size} bytes; the limit is {limit}", size=size, max=limit
-            )
+        check_request_size(self.request, self.adapter.max_request_bytes)
 
     def fail(self, exc: Exception) -> KinoError:
-        if isinstance(exc, KinoError):
-            log.info("%s -> %s %s: %s", self.method, exc.code.name, exc.reason, exc.message)
-            error = exc
-        else:
-            log.exception("%s failed with an unexpected error", self.method)
-            error = internal(
-                "INTERNAL_ERROR",
-                f"internal error ({type(exc).__name__}); request id {self.request_id}",
-                request_id=self.request_id,
-            )
+        error = as_kino_error(exc, self.method, self.request_id)
         self.record(error.code)
         return error
 

@@ -22,6 +22,30 @@ from services.common.logs import REQUEST_ID_HEADER, new_request_id, request_id_v
 log = logging.getLogger(__name__)
 
 
+def check_request_size(request, limit: int) -> None:
+    """The transport cap (twice the limit) stops huge messages in gRPC core with RESOURCE_EXHAUSTED;
+    below it, an oversized request is the caller's mistake and gets INVALID_ARGUMENT."""
+    size = request.ByteSize()
+    if size > limit:
+        raise invalid_argument(
+            "MESSAGE_TOO_LARGE", f"request is {size} bytes; the limit is {limit}", size=size, max=limit
+        )
+
+
+def as_kino_error(exc: BaseException, method: str, request_id: str) -> KinoError:
+    """The error a failed call answers with, logged: a KinoError as it is, anything else as a defect
+    (traceback in the log, INTERNAL/INTERNAL_ERROR with the request id to the caller)."""
+    if isinstance(exc, KinoError):
+        log.info("%s -> %s %s: %s", method, exc.code.name, exc.reason, exc.message)
+        return exc
+    log.error("%s failed with an unexpected error", method, exc_info=exc)
+    return internal(
+        "INTERNAL_ERROR",
+        f"internal error ({type(exc).__name__}); request id {request_id}",
+        request_id=request_id,
+    )
+
+
 class KinoServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, max_request_bytes: int) -> None:
         self._max_request_bytes = max_request_bytes
@@ -83,14 +107,7 @@ class _Call:
         return self
 
     def check_size(self) -> None:
-        """The transport cap (twice this) stops huge messages in gRPC core with RESOURCE_EXHAUSTED;
-        below it, an oversized request is the caller's mistake and gets INVALID_ARGUMENT."""
-        size = self.request.ByteSize()
-        limit = self.owner._max_request_bytes
-        if size > limit:
-            raise invalid_argument(
-                "MESSAGE_TOO_LARGE", f"request is {size} bytes; the limit is {limit}", size=size, max=limit
-            )
+        check_request_size(self.request, self.owner._max_request_bytes)
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         try:
@@ -103,16 +120,7 @@ class _Call:
             if isinstance(exc, grpc.aio.AbortError):
                 self._record(self.context.code() or grpc.StatusCode.UNKNOWN)
                 return False
-            if isinstance(exc, KinoError):
-                error = exc
-                log.info("%s -> %s %s: %s", self.method, error.code.name, error.reason, error.message)
-            else:
-                log.exception("%s failed with an unexpected error", self.method)
-                error = internal(
-                    "INTERNAL_ERROR",
-                    f"internal error ({type(exc).__name__}); request id {self.request_id}",
-                    request_id=self.request_id,
-                )
+            error = as_kino_error(exc, self.method, self.request_id)
             self._record(error.code)
             await self.context.abort_with_status(error.to_grpc_status())
         finally:
