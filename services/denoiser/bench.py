@@ -281,6 +281,8 @@ class RunStats:
     outcomes: list[Outcome] = field(default_factory=list)
     steady_finishes: int = 0  # finishes in the last three quarters of each round's arrival window
     steady_seconds: float = 0.0  # the length of those stretches, summed over rounds
+    steady_steps: int = 0  # denoising steps done in those stretches, for all requests
+    steps_per_video: int = 1
     load_averages: list[float] = field(default_factory=list)  # the machine's, after each round
     two_row_step_ms: list[float] = field(default_factory=list)  # median model call of 2-row steps, per round
 
@@ -291,6 +293,9 @@ class RunStats:
             "load": self.scenario.load,
             "offered_per_min": 60 * self.scenario.load * self.capacity_per_s,
             "throughput_per_min": 60 * self.steady_finishes / self.steady_seconds,
+            # Steps done in the steady stretches, in videos: the work rate, which does not depend on
+            # how many requests share the machine at once (finishes lag behind it when many do).
+            "work_rate_videos_per_min": 60 * self.steady_steps / self.steps_per_video / self.steady_seconds,
             "load_average": self.load_averages,
             "two_row_step_ms": self.two_row_step_ms,
         }
@@ -381,6 +386,7 @@ async def run_round(
     await server.start()
     start = time.monotonic()
     outcomes: list[Outcome] = []
+    step_times: list[float] = []
 
     async def one(index: int, at: float, priority: Priority) -> None:
         await asyncio.sleep(max(0.0, start + at - time.monotonic()))
@@ -392,6 +398,8 @@ async def run_round(
             outcome.refused = error.reason
             return
         async for event in events:
+            if event.kind == EventKind.PROGRESS:
+                step_times.append(time.monotonic() - start)
             if event.kind == EventKind.PREVIEW and outcome.first_preview is None:
                 outcome.first_preview = time.monotonic() - start - outcome.arrival
             if event.kind == EventKind.RESULT:
@@ -410,6 +418,8 @@ async def run_round(
         1 for o in outcomes if o.latency is not None and window / 4 <= o.arrival + o.latency <= window
     )
     stats.steady_seconds += 0.75 * window
+    stats.steady_steps += sum(1 for t in step_times if window / 4 <= t <= window)
+    stats.steps_per_video = config.num_steps or executor.card.default_steps
     stats.outcomes += outcomes
     stats.load_averages.append(round(os.getloadavg()[0], 2))
     stats.two_row_step_ms.append(executor.two_row_step_ms())
@@ -560,7 +570,8 @@ def _row(s: dict) -> str:
     i, b = s["interactive"], s["batch"]
     steps = ", ".join(_fmt(x) for x in s["two_row_step_ms"])
     return (
-        f"{s['scenario']:>11} {s['server']:>16}: {s['throughput_per_min']:5.1f}/min | interactive n={i['arrived']} "
+        f"{s['scenario']:>11} {s['server']:>16}: {s['throughput_per_min']:5.1f}/min "
+        f"(work {s['work_rate_videos_per_min']:5.1f}/min) | interactive n={i['arrived']} "
         f"p50 {_fmt(i['p50_s'])} p95 {_fmt(i['p95_s'])} s (x unloaded p50 {_fmt(i['p50_over_unloaded'])} "
         f"p95 {_fmt(i['p95_over_unloaded'])}) SLO {_fmt(i['slo_attainment'])} preview p50 "
         f"{_fmt(i['first_preview_p50_s'])} | batch n={b['arrived']} p50 {_fmt(b['p50_s'])} p95 {_fmt(b['p95_s'])} "
@@ -585,6 +596,13 @@ def _targets(report: dict) -> dict:
         "throughput_at_saturation_per_min": {name: r["throughput_per_min"] for name, r in saturated.items()},
         "throughput_ratio_step_engine_over_fcfs (target >= 1)": (
             saturated["step-engine"]["throughput_per_min"] / saturated["fcfs"]["throughput_per_min"]
+        ),
+        "work_rate_at_saturation_videos_per_min": {
+            name: r["work_rate_videos_per_min"] for name, r in saturated.items()
+        },
+        "work_rate_ratio_step_engine_over_fcfs": (
+            saturated["step-engine"]["work_rate_videos_per_min"]
+            / saturated["fcfs"]["work_rate_videos_per_min"]
         ),
     }
 
