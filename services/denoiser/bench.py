@@ -607,6 +607,24 @@ def _targets(report: dict) -> dict:
     }
 
 
+def results_table(report: dict) -> str:
+    """The runs as a Markdown table (what REPORT.md quotes)."""
+    lines = [
+        "| scenario | server | videos/min finished | work rate (videos/min) | interactive p50 / p95 (x unloaded) "
+        "| interactive SLO | interactive first preview p50 (s) | batch p50 / p95 (s) | refused |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["runs"]:
+        i, b = r["interactive"], r["batch"]
+        lines.append(
+            f"| {r['scenario']} | {r['server']} | {r['throughput_per_min']:.1f} | {r['work_rate_videos_per_min']:.1f} "
+            f"| {_fmt(i['p50_over_unloaded'])} / {_fmt(i['p95_over_unloaded'])} (n={i['arrived']}) "
+            f"| {_fmt(i['slo_attainment'])} | {_fmt(i['first_preview_p50_s'])} "
+            f"| {_fmt(b['p50_s'])} / {_fmt(b['p95_s'])} (n={b['arrived']}) | {i['refused'] + b['refused']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 SERVER_STYLE = {
     "fcfs": ("tab:gray", "s"),
     "request-batching": ("tab:orange", "^"),
@@ -623,6 +641,7 @@ def write_results(report: dict, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "results.md").write_text(results_table(report))
     mixed = [r for r in report["runs"] if r["scenario"].startswith("mixed")]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     panels = [
