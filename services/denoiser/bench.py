@@ -76,7 +76,7 @@ class BenchConfig:
     interactive_share: float = 0.2  # of the mixed runs' arrivals
     window_s: float = 36.0  # arrivals of one mixed run, over all rounds
     saturated_interactive_load: float = 0.08  # the saturated run's light interactive stream
-    saturated_window_s: float = 75.0
+    saturated_window_s: float = 105.0
     capacity_seconds: float = 20.0  # closed-loop measurement of the machine's capacity
     rounds: int = 3  # each scenario's window is split into this many interleaved rounds
     drain_factor: float = 0.5  # after the window, wait this fraction of it for the queue to empty

@@ -14,8 +14,10 @@ feeds the result back through `update()`. One rule: every request carries `steps
   their rows fit the bucket's row limit (min of `max_rows` and the executor's memory budget).
   Classifier-free guidance costs two rows in the same call, never a second call.
 * A step led by batch work is throughput-bound: requests join while rows fit, up to the smallest
-  batch size whose measured rows per second are within 10% of the best (`StepTimes.best_rows`): full
-  throughput, and steps short enough that an interactive arrival does not wait long for the next one.
+  batch size whose measured rows per second are within 10% of the best (`StepTimes.best_rows`), and
+  no longer than that batch's model call plus one decode (requests whose preview or frames are due
+  beyond that wait a step): full throughput, and steps short enough that an interactive arrival
+  does not wait long for the next one.
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
   step time (the model call, plus the decodes of previews and frames due in it) stays within
   `interactive_slowdown` times the leader's time alone. That one rule is the
@@ -252,8 +254,10 @@ class StepScheduler:
         if self.policy.is_urgent(head):
             alone = self.step_times.predict(bucket, head.rows) + decode * _decodes_next_step(head)
             budget = self.config.interactive_slowdown * alone
-        else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput
+        else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
+            # no longer than its model call plus one decode: an interactive arrival never waits long
             limit = max(head.rows, self.step_times.best_rows(bucket, limit))
+            budget = self.step_times.predict(bucket, limit) + decode
         chosen: list[EngineRequest] = []
         rows = decodes = 0
         for request in ranked:

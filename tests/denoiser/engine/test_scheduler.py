@@ -314,3 +314,13 @@ def test_a_decode_due_in_the_step_counts_against_the_interactive_budget():
     scheduler.add(make_request("quiet", priority=BATCH, steps=4))
     scheduler.add(make_request("urgent", guidance=7.0, steps=4))
     assert ids(scheduler.schedule()) == ["urgent", "quiet"]
+
+
+def test_a_batch_step_lasts_at_most_its_best_batch_plus_one_decode():
+    scheduler, _, _ = setup()  # best batch: 8 rows, 0.5 s; with one decode, 0.7 s
+    scheduler.step_times.observe_decode(BUCKET, 0.2)
+    for name in "abc":
+        scheduler.add(make_request(name, priority=BATCH, steps=4, preview_every=1))
+    scheduler.add(make_request("quiet", priority=BATCH, steps=4))
+    # a: 0.15 + 0.2; with b: 0.2 + 0.4; c would make it 0.25 + 0.6; quiet instead: 0.25 + 0.4.
+    assert ids(scheduler.schedule()) == ["a", "b", "quiet"]
