@@ -118,7 +118,10 @@ async def test_engine_metrics_are_exported(served):
     assert REGISTRY.get_sample_value("kino_denoiser_batch_size_rows_count") - before >= 4
     assert REGISTRY.get_sample_value("kino_denoiser_step_duration_seconds_count") > 0
     assert REGISTRY.get_sample_value("kino_denoiser_latency_seconds_count", {"priority": "batch"}) >= 3
-    assert REGISTRY.get_sample_value("kino_denoiser_time_to_first_preview_seconds_count", {"priority": "batch"}) >= 3
+    assert (
+        REGISTRY.get_sample_value("kino_denoiser_time_to_first_preview_seconds_count", {"priority": "batch"})
+        >= 3
+    )
     assert REGISTRY.get_sample_value("kino_denoiser_queue_depth_requests", {"priority": "batch"}) == 0
 
 
