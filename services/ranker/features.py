@@ -60,6 +60,19 @@ NUM_FEATURES = len(FEATURE_NAMES)
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` highest `scores`, best first (ties in index order), without sorting the rest."""
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    if k < scores.size:
+        kth = -np.partition(-scores, k - 1)[k - 1]  # the k-th highest score
+        above = np.flatnonzero(scores > kth)
+        top = np.concatenate([above, np.flatnonzero(scores == kth)[: k - above.size]])
+        top.sort()  # index order, so ties break as in a full stable argsort
+        return top[np.argsort(-scores[top], kind="stable")]
+    return np.argsort(-scores, kind="stable")
+
+
 @dataclass
 class UserProfile:
     vector: np.ndarray  # float32 (D,): unit taste vector, zeros for a cold user

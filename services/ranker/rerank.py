@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.ranker.features import top_k
+
 
 @dataclass(frozen=True)
 class RerankConfig:
@@ -63,7 +65,7 @@ def rerank(x: RerankInput, page_size: int, config: RerankConfig) -> RerankOutput
     n = x.scores.size
     if n == 0 or page_size <= 0:
         return RerankOutput([], [], [])
-    pool = np.argsort(-x.scores, kind="stable")[: max(config.pool, page_size)]  # (P,)
+    pool = top_k(x.scores, max(config.pool, page_size))  # (P,)
     scores = x.scores[pool].astype(np.float64)
     z = (scores - scores.mean()) / (scores.std() + 1e-6)
     emb = x.embeddings[pool]  # (P, D)

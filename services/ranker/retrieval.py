@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kino.v1 import ranker_pb2
-from services.ranker.features import UserProfile
+from services.ranker.features import UserProfile, top_k
 from services.ranker.items import ItemCatalog
 from services.ranker.store import COUNTER_INDEX, FeatureStore
 
@@ -160,7 +160,7 @@ class Retriever:
             return rng.permutation(pool)[:limit]
         similarity = embeddings @ profile.vector  # (P,)
         k = min(limit, pool.size)
-        return pool[np.argsort(-similarity, kind="stable")[:k]]
+        return pool[top_k(similarity, k)]
 
     async def _trending(self, now: float, limit: int) -> np.ndarray:
         return (await self._trending_rows(now))[:limit]

@@ -216,7 +216,7 @@ class MemoryFeatureStore(FeatureStore):
 
     def _slots_of(self, videos: list[str]) -> np.ndarray:
         get = self._slots.get
-        return np.fromiter((get(v, 0) for v in videos), np.int64, len(videos))
+        return np.array([get(v, 0) for v in videos], np.int64)
 
     async def apply(self, events: list[StoredEvent]) -> None:
         for event in events:

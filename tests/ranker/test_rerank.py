@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from services.ranker.features import top_k
 from services.ranker.rerank import RerankConfig, RerankInput, rerank
 
 
@@ -56,3 +57,11 @@ def test_one_slot_in_five_goes_to_a_cold_start_video():
     assert out.explored == [False, False, True, False, False, False, False, True, False, False]
     assert [out.order[2], out.order[7]] == [15, 18]
     assert not any(rerank(inputs(impressions=impressions), 10, RerankConfig(explore_every=0)).explored)
+
+
+def test_top_k_matches_a_full_stable_sort_ties_included():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        scores = rng.integers(0, 20, size=int(rng.integers(1, 300))).astype(np.float32)
+        k = int(rng.integers(0, 320))
+        np.testing.assert_array_equal(top_k(scores, k), np.argsort(-scores, kind="stable")[:k])
