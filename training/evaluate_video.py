@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -384,7 +385,8 @@ def main() -> None:
         "evaluation_minutes": round((time.monotonic() - started) / 60, 1),
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_report(args.out, results, "python -m training.evaluate_video")
+    command = " ".join(["python -m training.evaluate_video", *sys.argv[1:]])
+    write_report(args.out, results, command)
     print(json.dumps({k: results[k] for k in ("held_out", "seen", "conditioning", "speed")}, indent=2))
 
 

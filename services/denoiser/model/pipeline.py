@@ -186,7 +186,9 @@ class VideoPipeline:
             )
 
         # 2. Conditioning.
-        tokens = torch.from_numpy(np.ascontiguousarray(text_tokens, dtype=np.float32))[None]  # (1, L, 384)
+        tokens = torch.tensor(np.asarray(text_tokens, dtype=np.float32))[
+            None
+        ]  # (1, L, 384); copies read-only arrays
         token_mask = torch.ones(tokens.shape[:2], dtype=torch.bool)  # (1, L)
         conditioning: dict[str, torch.Tensor | None] = {}
         if first_frames is not None:
