@@ -199,6 +199,8 @@ def write_report(out: Path, results: dict, command: str) -> None:
         f"{r['training'].get('total_minutes', '?')} minutes in all on the 2-core CPU.",
         f"Sampling here: {r['steps']} Euler steps, guidance {r['guidance']:g}, one clip per seed.",
         "",
+        "Status, causes and next steps: [NOTES.md](NOTES.md).",
+        "",
         "Every number below comes from `training/evaluator.py`, which reads the pixels only: colour by palette",
         "distance, shape by the fill ratio of the object's bounding box, size by the box side, motion from the",
         "tracked centroid (reversals for bounces), flicker as the coefficient of variation of the object's area",
