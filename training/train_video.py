@@ -436,7 +436,11 @@ def main() -> None:
     budget_s = config.minutes * 60
 
     ae_config = AUTOENCODER_PRESETS[config.autoencoder_preset]
-    ae, ae_seconds = train_autoencoder(config, ae_config, work_dir, budget_s * config.autoencoder_fraction)
+    # Once the latents are cached the encoder is frozen: training it further on a resumed run with a
+    # larger budget would leave the cached latents encoded by a different encoder.
+    latents_cached = (work_dir / f"dataset_{config.dataset_clips}.pt").exists()
+    ae_budget = 0.0 if latents_cached else budget_s * config.autoencoder_fraction
+    ae, ae_seconds = train_autoencoder(config, ae_config, work_dir, ae_budget)
     dataset, latent_scale, dataset_seconds = build_dataset(config, ae, work_dir)
     ae_config = dataclasses.replace(ae_config, latent_scale=latent_scale)
     ae.config = ae_config
