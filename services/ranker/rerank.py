@@ -80,26 +80,36 @@ def rerank(x: RerankInput, page_size: int, config: RerankConfig) -> RerankOutput
         base -= config.fatigue_penalty * same_topic
     cold = x.impressions[pool] < config.explore_max_impressions
 
-    available = np.ones(pool.size, bool)
-    window: list[np.ndarray] = []  # similarities of the pool to each of the last picks, (P,) each
+    # The loop keeps each penalty up to date as picks are made (a few vector operations per position
+    # over the pool), instead of recomputing it from the page so far.
+    creator_penalty = config.creator_penalty * recent_count[creator_of]  # (P,)
+    picked = np.zeros(pool.size, bool)
+    capped = np.zeros(pool.size, bool)  # its creator is at the cap
+    picked_sims = np.full((config.topic_window, pool.size), -np.inf)  # similarity to the last picks
+    topic_penalty = np.zeros(pool.size)  # (P,)
     out = RerankOutput([], [], [])
     for position in range(min(page_size, pool.size)):
-        adjusted = base - config.creator_penalty * (page_count + recent_count)[creator_of]
-        if window:
-            closeness = np.max(window, axis=0) - config.topic_similarity  # (P,)
-            adjusted -= config.topic_penalty * np.clip(closeness / (1.0 - config.topic_similarity), 0.0, 1.0)
-        capped = page_count[creator_of] >= config.creator_cap
-        allowed = available & ~capped
-        if not allowed.any():
-            allowed = available
+        adjusted = base - creator_penalty - topic_penalty
+        allowed = ~(picked | capped)
+        if not allowed.any():  # only capped creators left: the cap gives way
+            allowed = ~picked
         explore_slot = config.explore_every > 0 and position % config.explore_every == config.explore_offset
         explored = explore_slot and bool((allowed & cold).any())
         if explored:
-            allowed = allowed & cold
-        pick = int(np.argmax(np.where(allowed, adjusted, -np.inf)))
-        available[pick] = False
-        page_count[creator_of[pick]] += 1
-        window = [*window, emb @ emb[pick]][-config.topic_window :]
+            allowed &= cold
+        adjusted[~allowed] = -np.inf
+        pick = int(np.argmax(adjusted))
+        creator = creator_of[pick]
+        page_count[creator] += 1
+        same_creator = creator_of == creator
+        creator_penalty[same_creator] += config.creator_penalty
+        picked[pick] = True
+        if page_count[creator] >= config.creator_cap:
+            capped |= same_creator
+        if config.topic_window:
+            picked_sims[position % config.topic_window] = emb @ emb[pick]
+            closeness = (picked_sims.max(axis=0) - config.topic_similarity) / (1.0 - config.topic_similarity)
+            topic_penalty = config.topic_penalty * np.minimum(np.maximum(closeness, 0.0), 1.0)
         out.order.append(int(pool[pick]))
         out.scores.append(float(adjusted[pick]))
         out.explored.append(explored)
