@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -654,7 +655,11 @@ async def evaluate(args: argparse.Namespace) -> dict:
                 out = args.out
                 out.mkdir(parents=True, exist_ok=True)
                 rng = np.random.default_rng(args.seed)
-                report: dict = {"model": info, "args": {k: str(v) for k, v in vars(args).items()}}
+                report: dict = {
+                    "model": info,
+                    "weights_sha256": weights_digest(args.weights),
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                }
                 sections = [
                     ("image_to_video", lambda: image_to_video(kino, rng, args.samples, out)),
                     ("cameo", lambda: cameo(kino, rng, args.samples, out)),
@@ -678,6 +683,13 @@ async def evaluate(args: argparse.Namespace) -> dict:
         finally:
             await kino_server.stop(grace=1.0)
     return report
+
+
+def weights_digest(weights: Path | None) -> str:
+    """SHA-256 of the DiT weights the run used, so the report names the exact model."""
+    from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR
+
+    return hashlib.sha256(((weights or DEFAULT_WEIGHTS_DIR) / "dit.safetensors").read_bytes()).hexdigest()
 
 
 async def _model(channel: grpc.aio.Channel) -> str:
@@ -742,7 +754,8 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
         "",
         f"    {command} {extra}",
         "",
-        f"Model: `{report['model']}` (the shipped weights in `services/denoiser/weights/`). Every video is made "
+        f"Model: `{report['model']}`, `dit.safetensors` SHA-256 `{report.get('weights_sha256', '?')[:16]}`. "
+        "Every video is made "
         "through `Generation.Submit` on an in-process `kino up --local` and read back as a viewer gets it: "
         "downloaded, decoded by ffmpeg, shrunk to 64x64 by area averaging, then read by the shapes world's "
         "independent evaluator (`training/evaluator.py`). How each measure is computed is in the docstring "
@@ -955,22 +968,55 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
             "",
         ]
 
-    return "\n".join(lines + summary + [""] + body + NOTES)
+    return "\n".join(lines + summary + [""] + body + gap_notes(report))
 
 
-# What would close each missed target; kept with the code that measures it.
-NOTES = [
-    "## What would close the gaps",
-    "",
-    "* **Subject path and camera (path error <= 5%)**: train the DiT with a trajectory input, as it was trained with "
-    "known frames: one more input channel holding a Gaussian heat map of the requested position in each latent "
-    "frame (the shapes world renders the true centroid of every frame, so the training data is free), dropped at "
-    "random for guidance; the camera as a per-frame 2D offset and scale of the same map, with shapes-world clips "
-    "rendered under pans and zooms. The denoiser then reports `ModelInfo.supports_subject_path` / "
-    "`supports_camera` and takes `DenoiseRequest.subject_path` / `camera`; the gateway already slices the path "
-    "per denoise call and sends it, and `evaluate_modes` measures it as soon as jobs succeed.",
-    "",
-]
+def gap_notes(report: dict) -> list[str]:
+    """What would close each missed target, for the targets the numbers say were missed."""
+    notes = ["## What would close the gaps", ""]
+    cameo_report = report.get("cameo")
+    if cameo_report and cameo_report["cameo"]["look"] <= cameo_report["baseline"]["look"]:
+        notes.append(
+            "* **Cameo**: the gateway sends the cameo's appearance as `DenoiseRequest.reference_image` (checked in "
+            "`tests/modes`), but the shipped model barely uses it: it was trained with a reference in 20% of rows "
+            "whose captions always name the colour and shape too, so the text alone explains the look and the "
+            "reference tokens are ignored. Training should drop the appearance words from the caption (or the "
+            "caption) in rows that get a reference, so the look can only come from it, and give more rows a "
+            "reference; the denoiser could then add a separate guidance term for the reference "
+            "(v += (s_ref - 1) * (v(text, ref) - v(text, no ref)))."
+        )
+    chains = report.get("extend", {}).get("chains", [])
+    if chains and min(c["seam_step_within_2x"] for c in chains) < 1.0:
+        notes.append(
+            "* **Extension seams**: the known frames fix where the clip starts, but the model does not carry the "
+            "velocity through them reliably (known first frames were in 25% of its training rows, 2,065 steps in "
+            "all), so the first new frame often jumps. Longer training with known frames in more rows (and with "
+            "context lengths of 2 to 8 at the end of a clip, as extension uses them) is the fix; the sweep above "
+            "shows what the number of context frames alone does."
+        )
+    if chains and not all(c["same_color"] == 1.0 and c["same_shape"] == 1.0 for c in chains):
+        notes.append(
+            "* **Identity over a minute**: every extension call is anchored to the source's first frame as its "
+            "reference image, but the model ignores references (see Cameo), so small colour errors accumulate from "
+            "clip to clip. A model that uses its reference closes this too."
+        )
+    remix_report = report.get("remix", {}).get("by_strength", {}).get("0.6")
+    if remix_report and remix_report["changed"] < TARGETS["remix_change_rate"]:
+        notes.append(
+            "* **Remix change at 0.6**: the table shows the strength at which the asked change is made; a higher "
+            "default strength trades motion kept for the change."
+        )
+    notes.append(
+        "* **Subject path and camera (path error <= 5%)**: train the DiT with a trajectory input, as it was trained "
+        "with known frames: one more input channel holding a Gaussian heat map of the requested position in each "
+        "latent frame (the shapes world renders the true centroid of every frame, so the training data is free), "
+        "dropped at random for guidance; the camera as a per-frame 2D offset and scale of the same map, with "
+        "shapes-world clips rendered under pans and zooms. The denoiser then reports "
+        "`ModelInfo.supports_subject_path` / `supports_camera` and takes `DenoiseRequest.subject_path` / `camera`; "
+        "the gateway already slices the path per denoise call and sends it, and this script measures the path "
+        "error as soon as those jobs succeed."
+    )
+    return [*notes, ""]
 
 
 if __name__ == "__main__":
