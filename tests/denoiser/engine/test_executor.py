@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from services.denoiser.engine.executor import ModelExecutor
 from services.denoiser.engine.plan import EventKind, StepItem, StepPlan
 from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
-from tests.denoiser.engine.helpers import prompt, tiny_executor
+from tests.denoiser.engine.helpers import prompt, tiny_executor, tiny_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +138,13 @@ def test_decodes_are_timed_apart_from_the_model_call(executor):
     plan = StepPlan(step_id=0, bucket=r.bucket, items=[item], num_rows=2, preempted_ids=[], finished_ids=[])
     result = executor.run(plan)
     assert result.decodes == 1 and 0 < result.decode_seconds < result.duration_seconds
+
+
+def test_the_engine_makes_the_frames_the_models_own_pipeline_makes():
+    pipeline = tiny_pipeline()
+    executor = ModelExecutor.from_pipeline(tiny_pipeline())
+    text = prompt(3, 9)
+    expected = pipeline.generate(text, seed=3, num_steps=4, guidance_scale=3.0).frames
+    events, _ = serve(executor, {0: [request(executor, "a", seed=3, text_len=9)]})
+    difference = np.abs(result_of(events["a"]).astype(int) - expected.astype(int))
+    assert difference.max() <= 1  # float rounding (padded prompt, one row at a time) at most one level
