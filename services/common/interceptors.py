@@ -100,7 +100,9 @@ class _Call:
         self.request_id = caller_id or new_request_id()
 
     async def __aenter__(self):
-        self.token = request_id_var.set(self.request_id)
+        # grpc.aio runs every call in its own task, so the id needs no reset afterwards (a reset from a
+        # cancelled stream's finalizer would run in another context and fail).
+        request_id_var.set(self.request_id)
         self.start = time.perf_counter()
         metrics.RPC_IN_FLIGHT.labels(self.method).inc()
         await self.context.send_initial_metadata(((REQUEST_ID_HEADER, self.request_id),))
@@ -125,7 +127,6 @@ class _Call:
             await self.context.abort_with_status(error.to_grpc_status())
         finally:
             metrics.RPC_IN_FLIGHT.labels(self.method).dec()
-            request_id_var.reset(self.token)
 
     def _record(self, code: grpc.StatusCode) -> None:
         metrics.RPC_REQUESTS.labels(self.method, code.name).inc()
