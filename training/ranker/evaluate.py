@@ -445,7 +445,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", choices=["minilm", "synthetic"], default="minilm")
     parser.add_argument("--users", type=int, default=600)
-    parser.add_argument("--log-steps", type=int, default=600)
+    parser.add_argument("--log-steps", type=int, default=1200)
     parser.add_argument("--cold-steps", type=int, default=300)
     parser.add_argument("--sessions-per-step", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=10)
