@@ -3,7 +3,9 @@
     python -m training.speed [--steps 20] [--guidance 4] [--threads 1]
 
 Prints one JSON object: the median and minimum wall seconds per clip over --runs runs (after a warm-up)
-and the median CPU seconds (the honest figure when other jobs share the machine),
+and the median CPU seconds (the honest figure when other jobs share the machine), the FLOPs of one
+clip (counted by torch's FlopCounterMode) and the achieved FLOP/s as a fraction of this machine's
+float32 matmul peak measured in the same run (model FLOP utilization),
 counting the whole `VideoPipeline.generate` call: every DiT step with classifier-free guidance (one
 batched call of two rows per step) and the autoencoder's decode.
 """
@@ -24,9 +26,33 @@ from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
 TARGET_S = 0.5
 
 
+def matmul_peak_flops(size: int = 1024, repeats: int = 20) -> float:
+    """The best float32 FLOP/s of a square matmul with the current thread setting: the machine's
+    practical peak, against which the model's achieved FLOP/s is put."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def clip_flops(pipeline: VideoPipeline, tokens: np.ndarray, *, steps: int, guidance: float) -> int:
+    """FLOPs of one whole generate call (every DiT step and the decode), counted, not estimated."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        pipeline.generate(tokens, seed=0, num_steps=steps, guidance_scale=guidance)
+    return counter.get_total_flops()
+
+
 def measure_speed(pipeline: VideoPipeline, *, steps: int, guidance: float, runs: int) -> dict:
     tokens = np.random.default_rng(0).standard_normal((12, pipeline.config.dit.text_dim)).astype(np.float32)
     pipeline.generate(tokens, seed=0, num_steps=steps, guidance_scale=guidance)  # warm-up
+    flops = clip_flops(pipeline, tokens, steps=steps, guidance=guidance)
+    peak = matmul_peak_flops()
     times, cpu_times = [], []
     for seed in range(runs):
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -45,6 +71,10 @@ def measure_speed(pipeline: VideoPipeline, *, steps: int, guidance: float, runs:
         # CPU seconds this process used per clip, all threads together. With one thread on a machine
         # other jobs share, it is what the wall time would be if the core were ours alone.
         "median_cpu_s": round(float(np.median(cpu_times)), 4),
+        "gflop_per_clip": round(flops / 1e9, 2),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        # Achieved FLOP/s over CPU time (what this process got), as a fraction of the matmul peak.
+        "mfu": round(flops / float(np.median(cpu_times)) / peak, 4),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "target_s": TARGET_S,
         "meets_target": bool(np.median(times) <= TARGET_S),
