@@ -46,7 +46,7 @@ lint: install
 	$(VENV)/bin/ruff format --check services training tests
 
 bench: install
-	$(PY) -m services.bench
+	$(PY) -m services.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
