@@ -71,10 +71,42 @@ def test_encode_prints_the_embedding(running_kino):
     assert "dim: 384" in result.stdout and "|pooled| = 1.0000" in result.stdout
 
 
-def test_generate_without_a_video_model_fails_clearly(running_kino, tmp_path):
+def test_generate_writes_an_mp4_that_ffprobe_accepts_and_verify_traces(running_kino, tmp_path):
+    import json
+
     address, _, _ = running_kino
     output = tmp_path / "clip.mp4"
     result = _kino("generate", "a blue square moves left", "-o", str(output), "--seed", "1", target=address)
+    assert result.returncode == 0, result.stderr
+    assert output.stat().st_size > 0 and "videos/" in result.stdout
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,pix_fmt", "-of", "json", str(output)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    codecs = {stream["codec_name"] for stream in json.loads(probe.stdout)["streams"]}
+    assert codecs == {"h264", "aac"}
+    verified = _kino("verify", str(output), target=address)
+    assert verified.returncode == 0 and "C2PA:       valid" in verified.stdout, verified.stdout
+
+
+def test_generate_without_weights_fails_clearly(tmp_path):
+    """With no video model, the job fails with BACKEND_UNAVAILABLE and no file is written."""
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    output = tmp_path / "clip.mp4"
+    env_dir = tmp_path / "var"
+    result = subprocess.run(
+        [*KINO, "--data-dir", str(env_dir), "generate", "a red circle", "-o", str(output)],
+        env={
+            **{k: v for k, v in os.environ.items() if k != "KINO_TARGET"},
+            "KINO_DENOISER__WEIGHTS_DIR": str(empty),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 1, result.stderr
     assert "BACKEND_UNAVAILABLE" in result.stderr
     assert not output.exists()
@@ -87,12 +119,20 @@ def test_generate_with_bad_input_exits_2_with_the_reason(running_kino):
     assert "INVALID_ARGUMENT" in result.stderr and "FIELD_REQUIRED" in result.stderr
 
 
-def test_jobs_lists_what_was_submitted(running_kino):
+def test_jobs_lists_what_was_submitted(running_kino, tmp_path):
     address, _, _ = running_kino
-    _kino("generate", "a green triangle stays still", "--user", "lister", target=address)
+    _kino(
+        "generate",
+        "a green triangle stays still",
+        "--user",
+        "lister",
+        "-o",
+        str(tmp_path / "t.mp4"),
+        target=address,
+    )
     result = _kino("jobs", "--user", "lister", target=address)
     assert result.returncode == 0, result.stderr
-    assert "a green triangle stays still" in result.stdout and "FAILED" in result.stdout
+    assert "a green triangle stays still" in result.stdout and "SUCCEEDED" in result.stdout
 
 
 def test_verify_reports_manifest_and_watermark_of_a_kino_file(running_kino, tmp_path):
@@ -102,7 +142,9 @@ def test_verify_reports_manifest_and_watermark_of_a_kino_file(running_kino, tmp_
 
     address, _, data_dir = running_kino
     clip = render(SceneSpec("circle", "large", "red", "bounces left and right", "rubber", "black", seed=3))
-    claims = ProvenanceClaims("kino-test", prompt_digest("a red circle"), "jobs/j1", "videos/0123456789abcdef0123")
+    claims = ProvenanceClaims(
+        "kino-test", prompt_digest("a red circle"), "jobs/j1", "videos/0123456789abcdef0123"
+    )
     credentials = load_credentials(load_settings(env={"KINO_DATA_DIR": str(data_dir)}))
     path = tmp_path / "signed.mp4"
     path.write_bytes(package_video(clip.frames, 8.0, None, 48000, claims, credentials))
@@ -147,8 +189,8 @@ def test_sigterm_stops_the_server_gracefully(running_kino):
     assert "stopped" in output
 
 
-def test_demo_runs_on_the_embedded_default_and_says_what_is_not_built(tmp_path):
-    result = _kino("--data-dir", str(tmp_path / "var"), "demo", cwd=Path(__file__).resolve().parents[1])
+def test_demo_runs_the_main_job_on_the_embedded_default(tmp_path):
+    result = _kino("--data-dir", str(tmp_path / "var"), "demo", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "text encoder" in result.stdout and "all-MiniLM-L6-v2" in result.stdout
-    assert "Not built yet" in result.stdout
+    assert (tmp_path / "out" / "demo.mp4").stat().st_size > 0
