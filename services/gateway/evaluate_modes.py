@@ -987,18 +987,35 @@ def gap_notes(report: dict) -> list[str]:
         )
     chains = report.get("extend", {}).get("chains", [])
     if chains and min(c["seam_step_within_2x"] for c in chains) < 1.0:
+        sweep = report.get("context_sweep", {}).get("by_context", {})
+        best = max(sweep.items(), key=lambda kv: kv[1]["seam_step_within_2x"], default=None)
+        chosen = str(report.get("context_sweep", {}).get("chosen", gateway_pipeline.EXTEND_CONTEXT_FRAMES))
+        sweep_note = ""
+        if best is not None and best[0] != chosen and chosen in sweep:
+            sweep_note = (
+                f" In the sweep, {best[0]} context frames kept {_pct(best[1]['seam_step_within_2x'])} of seam steps "
+                f"within 2x against {_pct(sweep[chosen]['seam_step_within_2x'])} with {chosen}, on two short chains "
+                "and at the cost of more denoise calls per second of video: worth confirming on the minute-long "
+                "chains before changing `EXTEND_CONTEXT_FRAMES`."
+            )
         notes.append(
             "* **Extension seams**: the known frames fix where the clip starts, but the model does not carry the "
             "velocity through them reliably (known first frames were in 25% of its training rows, 2,065 steps in "
             "all), so the first new frame often jumps. Longer training with known frames in more rows (and with "
-            "context lengths of 2 to 8 at the end of a clip, as extension uses them) is the fix; the sweep above "
-            "shows what the number of context frames alone does."
+            "context lengths of 2 to 8, as extension uses them) is the fix." + sweep_note
         )
-    if chains and not all(c["same_color"] == 1.0 and c["same_shape"] == 1.0 for c in chains):
+    drifted = [c for c in chains if not (c["same_color"] == 1.0 and c["same_shape"] == 1.0)]
+    if drifted:
         notes.append(
-            "* **Identity over a minute**: every extension call is anchored to the source's first frame as its "
-            "reference image, but the model ignores references (see Cameo), so small colour errors accumulate from "
-            "clip to clip. A model that uses its reference closes this too."
+            f"* **Identity over a minute**: in {len(drifted)} of {len(chains)} chains what the evaluator reads changes "
+            "over the minute ("
+            + "; ".join(
+                f"{c['first_color']} {c['first_shape']} -> {c['last_color']} {c['last_shape']}"
+                for c in drifted
+            )
+            + "); the others keep colour and shape throughout. Every extension call is anchored to the source's "
+            "first frame as its reference image, but the shipped model makes little use of references (see Cameo), "
+            "so nothing holds the look once a clip drifts; a model that uses its reference would."
         )
     remix_report = report.get("remix", {}).get("by_strength", {}).get("0.6")
     if remix_report and remix_report["changed"] < TARGETS["remix_change_rate"]:
