@@ -2,59 +2,19 @@
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-KINO = [sys.executable, "-m", "services.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_serving(address: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise TimeoutError(f"kino up did not become SERVING on {address}")
+from tests.local_kino import KINO, free_port, kino_up_local
 
 
 @pytest.fixture(scope="module")
 def running_kino(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("kino-data")
-    port = _free_port()
-    env = {**os.environ, "KINO_SERVER__METRICS_PORT": "-1", "KINO_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [*KINO, "up", "--local", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    address = f"127.0.0.1:{port}"
-    _wait_serving(address, process)
-    yield address, process, data_dir
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    with kino_up_local(data_dir) as (address, process):
+        yield address, process, data_dir
 
 
 def _kino(*args, target: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -170,7 +130,7 @@ def test_verify_of_a_file_that_is_not_media_exits_2(running_kino, tmp_path):
 
 
 def test_unreachable_target_exits_3():
-    result = _kino("jobs", target=f"127.0.0.1:{_free_port()}")
+    result = _kino("jobs", target=f"127.0.0.1:{free_port()}")
     assert result.returncode == 3
     assert "UNAVAILABLE" in result.stderr
 
