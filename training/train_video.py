@@ -122,6 +122,18 @@ def object_crops(rng: np.random.Generator, count: int, crop: int = 32) -> tuple[
     return x, 1 + 4 * near_object
 
 
+def reconstruction_loss(
+    ae: FrameAutoencoder, x: torch.Tensor, weight: torch.Tensor, *, train_encoder: bool
+) -> torch.Tensor:
+    """Weighted L2 + L1 of a round trip through latents with noise added: the decoder must forgive the
+    denoiser's small errors. Stage 4 refines the decoder alone (train_encoder=False), so the latents the
+    DiT learned stay valid."""
+    with torch.set_grad_enabled(train_encoder):
+        z = ae.encoder(x)
+    error = ae.decoder(z + 0.1 * torch.randn_like(z)) - x
+    return (weight * (error.square() + 0.5 * error.abs())).mean()
+
+
 def train_autoencoder(
     config: TrainConfig, ae_config: FrameAutoencoderConfig, work_dir: Path, budget_s: float
 ) -> tuple[FrameAutoencoder, float]:
@@ -148,10 +160,7 @@ def train_autoencoder(
         for group in opt.param_groups:
             group["lr"] = lr
         x, weight = object_crops(rng, config.autoencoder_batch)
-        z = ae.encoder(x)
-        z = z + 0.1 * torch.randn_like(z)  # the decoder must forgive the denoiser's small errors
-        error = ae.decoder(z) - x
-        loss = (weight * (error.square() + 0.5 * error.abs())).mean()
+        loss = reconstruction_loss(ae, x, weight, train_encoder=True)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -402,10 +411,7 @@ def refine_decoder(
         for group in opt.param_groups:
             group["lr"] = lr
         x, weight = object_crops(rng, config.autoencoder_batch)
-        with torch.no_grad():
-            z = ae.encoder(x)
-        error = ae.decoder(z + 0.1 * torch.randn_like(z)) - x
-        loss = (weight * (error.square() + 0.5 * error.abs())).mean()
+        loss = reconstruction_loss(ae, x, weight, train_encoder=False)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
