@@ -249,6 +249,32 @@ def shape_mask(shape: str, cx: float, cy: float, r: float) -> np.ndarray:
 def render(spec: SceneSpec, caption_rng: np.random.Generator | None = None) -> Clip:
     """Frames, masks, centroids and impacts for one spec; the caption is drawn with caption_rng."""
     centres, impacts = _trajectory(spec)
+    caption = make_caption(spec, caption_rng or np.random.default_rng(spec.seed))
+    return _draw(spec, centres, tuple(impacts), caption)
+
+
+PATH_PHRASES = ("following a path", "moving along a path", "taking a winding route", "wandering around")
+
+
+def random_path(rng: np.random.Generator, half_extent: float) -> np.ndarray:
+    """Bounding-box centres (F, 2) in pixels along 2 to 4 random waypoints, straight between them, with
+    the object sometimes waiting at the first: paths no physical motion of the world makes."""
+    low, high = half_extent + 1, SIZE - half_extent - 1
+    waypoints = rng.uniform(low, high, size=(rng.integers(2, 5), 2))
+    times = np.sort(rng.uniform(0, 1, size=len(waypoints)))
+    times[0], times[-1] = (rng.uniform(0, 0.4) if rng.random() < 0.3 else 0.0), 1.0
+    frame_times = np.linspace(0, 1, NUM_FRAMES)
+    return np.stack([np.interp(frame_times, times, waypoints[:, i]) for i in range(2)], axis=1)
+
+
+def render_along_path(spec: SceneSpec, rng: np.random.Generator) -> Clip:
+    """A clip of the spec's object on a random path (`random_path`), captioned as following a path; its
+    spec's motion is not what happens. For teaching a model to follow a requested path."""
+    centres = random_path(rng, HALF_EXTENT[spec.size])
+    return _draw(spec, centres, (), make_caption(spec, rng, motion_phrase=PATH_PHRASES[rng.integers(4)]))
+
+
+def _draw(spec: SceneSpec, centres: np.ndarray, impacts: tuple[Impact, ...], caption: str) -> Clip:
     r = HALF_EXTENT[spec.size]
     masks = np.stack([shape_mask(spec.shape, cx, cy, r) for cx, cy in centres])  # (F, H, W)
     frames = np.empty((NUM_FRAMES, SIZE, SIZE, 3), np.uint8)
@@ -257,8 +283,7 @@ def render(spec: SceneSpec, caption_rng: np.random.Generator | None = None) -> C
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
     area = masks.sum(axis=(1, 2))
     centroids = np.stack([(masks * xs).sum(axis=(1, 2)) / area, (masks * ys).sum(axis=(1, 2)) / area], axis=1)
-    caption = make_caption(spec, caption_rng or np.random.default_rng(spec.seed))
-    return Clip(frames, masks, centroids.astype(np.float32), tuple(impacts), spec, caption)
+    return Clip(frames, masks, centroids.astype(np.float32), impacts, spec, caption)
 
 
 def render_reference(spec: SceneSpec, rng: np.random.Generator) -> np.ndarray:
@@ -318,8 +343,9 @@ BACKGROUND_TEMPLATES = ("on a {} background", "over a {} backdrop", "against {}"
 SENTENCE_TEMPLATES = ("{article} {noun} {motion}{bg}", "{article} {noun} {motion}{bg}", "{noun} {motion}{bg}")
 
 
-def make_caption(spec: SceneSpec, rng: np.random.Generator) -> str:
-    """One of many paraphrases; size, material and background are each mentioned or not at random."""
+def make_caption(spec: SceneSpec, rng: np.random.Generator, motion_phrase: str | None = None) -> str:
+    """One of many paraphrases; size, material and background are each mentioned or not at random.
+    motion_phrase replaces the spec's motion (clips rendered along a path)."""
 
     def pick(options):
         return options[rng.integers(len(options))]
@@ -335,7 +361,27 @@ def make_caption(spec: SceneSpec, rng: np.random.Generator) -> str:
     bg = " " + pick(BACKGROUND_TEMPLATES).format(spec.background) if rng.random() < 0.6 else ""
     template = pick(SENTENCE_TEMPLATES)
     article = "an" if noun[0] in "aeiou" else "a"
-    return template.format(article=article, noun=noun, motion=pick(MOTION_PHRASES[spec.motion]), bg=bg)
+    motion = motion_phrase or pick(MOTION_PHRASES[spec.motion])
+    return template.format(article=article, noun=noun, motion=motion, bg=bg)
+
+
+GENERIC_NOUNS = ("object", "thing", "shape", "subject", "character")
+
+
+def make_generic_caption(spec: SceneSpec, rng: np.random.Generator, motion_phrase: str | None = None) -> str:
+    """A caption that says how the subject moves but not what it looks like ("an object moving left"):
+    with a reference image beside it, the model must take colour and shape from the image (cameo)."""
+
+    def pick(options):
+        return options[rng.integers(len(options))]
+
+    noun = pick(GENERIC_NOUNS)
+    if rng.random() < 0.3:
+        noun = f"{pick(SIZE_WORDS[spec.size])} {noun}"
+    bg = " " + pick(BACKGROUND_TEMPLATES).format(spec.background) if rng.random() < 0.4 else ""
+    article = "an" if noun[0] in "aeiou" else "a"
+    motion = motion_phrase or pick(MOTION_PHRASES[spec.motion])
+    return pick(SENTENCE_TEMPLATES).format(article=article, noun=noun, motion=motion, bg=bg)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ Stages, each checkpointed under --work-dir so that a second run with the same ar
 1. the frame autoencoder, on crops around the object (flat backgrounds teach little);
 2. the dataset: rendered clips of the training combos, encoded once to latents, with their captions
    encoded once by the text encoder backend the service uses (the vocabulary is finite);
+   (a share of the clips follow random paths, so that the model learns to follow any path it is given);
 3. the video DiT, flow matching with caption dropout (for guidance) and random conditioning masks
-   (known first frames, a reference image), with an EMA of the weights;
+   (known first frames, a reference image with a caption that leaves the look out, the subject's
+   path), with an EMA of the weights;
 4. the decoder again, with the encoder frozen, so the DiT's latent space does not move.
 
 The budget is wall-clock time. Stages 1 and 4 get fixed fractions, the DiT gets what is left after the
@@ -38,8 +40,18 @@ from services.denoiser.model.autoencoder import (
     video_to_tensor,
 )
 from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT, VideoDiTConfig
+from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import PipelineConfig, save_pipeline
-from training.shapes_world import NUM_FRAMES, SIZE, render, render_reference, sample_spec
+from training.shapes_world import (
+    NUM_FRAMES,
+    PATH_PHRASES,
+    SIZE,
+    make_generic_caption,
+    render,
+    render_along_path,
+    render_reference,
+    sample_spec,
+)
 
 logger = logging.getLogger("training.train_video")
 
@@ -49,11 +61,11 @@ EXPORT_MARGIN_S = 30.0  # writing the weights at the end
 @dataclass(frozen=True)
 class TrainConfig:
     minutes: float = 50.0
-    autoencoder_fraction: float = 0.12  # of the budget, for stage 1
-    decoder_fraction: float = 0.15  # of the budget, for stage 4
+    autoencoder_fraction: float = 0.10  # of the budget, for stage 1
+    decoder_fraction: float = 0.08  # of the budget, for stage 4
     dataset_clips: int = 6000
     dit_preset: str = "shapes-s"
-    autoencoder_preset: str = "base"
+    autoencoder_preset: str = "f4"
     batch_size: int = 32
     autoencoder_batch: int = 64  # 32x32 crops
     lr: float = 6e-4
@@ -62,7 +74,10 @@ class TrainConfig:
     ema_decay: float = 0.998
     caption_dropout: float = 0.1
     known_frames_prob: float = 0.25  # rows that get 1..8 known first frames
-    reference_prob: float = 0.2  # rows that get a reference image
+    reference_prob: float = 0.3  # rows that get a reference image
+    generic_caption_prob: float = 0.6  # of those, rows whose caption leaves colour and shape out
+    path_prob: float = 0.3  # rows that get their subject's path
+    path_clip_fraction: float = 0.15  # clips rendered along random paths rather than the world's motions
     checkpoint_every_s: float = 120.0
     seed: int = 0
 
@@ -130,7 +145,8 @@ def reconstruction_loss(
     DiT learned stay valid."""
     with torch.set_grad_enabled(train_encoder):
         z = ae.encoder(x)
-    error = ae.decoder(z + 0.1 * torch.randn_like(z)) - x
+    noise = 0.15 * z.detach().std() * torch.randn_like(z)  # relative: the latents' scale is free
+    error = ae.decoder(z + noise) - x
     return (weight * (error.square() + 0.5 * error.abs())).mean()
 
 
@@ -190,6 +206,9 @@ class LatentDataset:
     references: torch.Tensor  # float16 (N, C, h, w): another still of the same object
     tokens: torch.Tensor  # float16 (N, L, 384), zero padded
     token_mask: torch.Tensor  # bool (N, L)
+    generic_tokens: torch.Tensor  # float16 (N, L, 384): captions without colour and shape
+    generic_mask: torch.Tensor  # bool (N, L)
+    paths: torch.Tensor  # float32 (N, F, 2): the object's centroid per frame, fractions of the frame
     captions: list[str]
 
 
@@ -209,11 +228,14 @@ def build_dataset(
 
     rng = np.random.default_rng([config.seed, 2])
     ae.eval()
-    latents, references, captions = [], [], []
+    latents, references, captions, generic, paths = [], [], [], [], []
     chunk = 32
     for start in tqdm(range(0, config.dataset_clips, chunk), desc="render + encode clips"):
         specs = [sample_spec(rng, held_out=False) for _ in range(min(chunk, config.dataset_clips - start))]
-        clips = [render(spec, rng) for spec in specs]
+        along_path = rng.random(len(specs)) < config.path_clip_fraction
+        clips = [
+            render_along_path(s, rng) if a else render(s, rng) for s, a in zip(specs, along_path, strict=True)
+        ]
         video = video_to_tensor(np.stack([c.frames for c in clips]))  # (b, 3, F, H, W)
         latents.append(ae.encode(video).half())  # (b, C, F, h, w)
         stills = video_to_tensor(
@@ -221,22 +243,45 @@ def build_dataset(
         )  # (b, 3, 1, H, W)
         references.append(ae.encode(stills)[:, :, 0].half())  # (b, C, h, w)
         captions += [c.caption for c in clips]
+        generic += [
+            make_generic_caption(c.spec, rng, PATH_PHRASES[rng.integers(len(PATH_PHRASES))] if a else None)
+            for c, a in zip(clips, along_path, strict=True)
+        ]
+        paths += [torch.from_numpy(c.centroids / SIZE) for c in clips]
     latents_t = torch.cat(latents)
     latent_scale = float(1.0 / latents_t.float().std())
     latents_t = (latents_t.float() * latent_scale).half()
     references_t = (torch.cat(references).float() * latent_scale).half()
 
     encoder = load_default_backend()
-    encoded = []
-    for start in tqdm(range(0, len(captions), 256), desc="encode captions"):
-        encoded += encoder.encode(captions[start : start + 256])
-    length = max(e.num_tokens for e in encoded)
-    tokens = torch.zeros(len(encoded), length, encoder.dim, dtype=torch.float16)
-    token_mask = torch.zeros(len(encoded), length, dtype=torch.bool)
-    for i, e in enumerate(encoded):
-        tokens[i, : e.num_tokens] = torch.from_numpy(e.tokens.copy()).half()
-        token_mask[i, : e.num_tokens] = True
-    dataset = LatentDataset(latents_t, references_t, tokens, token_mask, captions)
+
+    def encode_all(texts: list[str], desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = []
+        for start in tqdm(range(0, len(texts), 256), desc=desc):
+            encoded += encoder.encode(texts[start : start + 256])
+        length = max(e.num_tokens for e in encoded)
+        tokens = torch.zeros(len(encoded), length, encoder.dim, dtype=torch.float16)
+        token_mask = torch.zeros(len(encoded), length, dtype=torch.bool)
+        for i, e in enumerate(encoded):
+            tokens[i, : e.num_tokens] = torch.from_numpy(e.tokens.copy()).half()
+            token_mask[i, : e.num_tokens] = True
+        return tokens, token_mask
+
+    tokens, token_mask = encode_all(captions, "encode captions")
+    generic_tokens, generic_mask = encode_all(generic, "encode generic captions")
+    length = max(tokens.shape[1], generic_tokens.shape[1])  # one width, so rows can swap captions
+    tokens, generic_tokens = (F.pad(t, (0, 0, 0, length - t.shape[1])) for t in (tokens, generic_tokens))
+    token_mask, generic_mask = (F.pad(m, (0, length - m.shape[1])) for m in (token_mask, generic_mask))
+    dataset = LatentDataset(
+        latents_t,
+        references_t,
+        tokens,
+        token_mask,
+        generic_tokens,
+        generic_mask,
+        torch.stack(paths),
+        captions,
+    )
     build_seconds = time.monotonic() - started
     torch.save(
         {
@@ -266,7 +311,10 @@ def flow_matching_loss(
     xt = (1 - tb) * x0 + tb * noise  # (B, C, F, h, w)
     target = noise - x0
 
-    tokens, token_mask = batch["tokens"], batch["token_mask"]
+    has_reference = torch.rand(B, generator=generator) < config.reference_prob
+    generic = has_reference & (torch.rand(B, generator=generator) < config.generic_caption_prob)
+    tokens = torch.where(generic[:, None, None], batch["generic_tokens"], batch["tokens"])  # (B, L, 384)
+    token_mask = torch.where(generic[:, None], batch["generic_mask"], batch["token_mask"])  # (B, L)
     drop = torch.rand(B, generator=generator) < config.caption_dropout
     null_tokens, null_mask = model.null_text_tokens(B, tokens.shape[1])
     tokens = torch.where(drop[:, None, None], null_tokens, tokens)  # (B, L, 384)
@@ -275,7 +323,8 @@ def flow_matching_loss(
     has_known = torch.rand(B, generator=generator) < config.known_frames_prob
     num_known = torch.randint(1, Fr // 2 + 1, (B,), generator=generator) * has_known  # (B,)
     known_mask = (torch.arange(Fr)[None] < num_known[:, None]).float().view(B, 1, Fr, 1, 1)  # (B, 1, F, 1, 1)
-    has_reference = torch.rand(B, generator=generator) < config.reference_prob
+    has_path = (torch.rand(B, generator=generator) < config.path_prob).float().view(B, 1, 1, 1, 1)
+    path_map = path_heatmap(batch["paths"], x0.shape[-1]) * has_path  # (B, 1, F, h, w)
 
     v = model(
         xt,
@@ -286,6 +335,7 @@ def flow_matching_loss(
         known_mask=known_mask,
         reference=batch["references"],
         reference_mask=has_reference,
+        path_map=path_map,
     )
     unknown = 1 - known_mask  # only frames the model had to make count
     return ((v - target).square() * unknown).sum() / (unknown.sum() * x0.shape[1] * x0.shape[3] * x0.shape[4])
@@ -345,6 +395,9 @@ def train_dit(
             "references": dataset.references[idx].float(),
             "tokens": dataset.tokens[idx].float(),
             "token_mask": dataset.token_mask[idx],
+            "generic_tokens": dataset.generic_tokens[idx].float(),
+            "generic_mask": dataset.generic_mask[idx],
+            "paths": dataset.paths[idx],
         }
         loss = flow_matching_loss(model, batch, generator, config)
         opt.zero_grad(set_to_none=True)

@@ -128,7 +128,12 @@ internal = _factory(grpc.StatusCode.INTERNAL)
 def out_of_range(field: str, value, low, high) -> KinoError:
     """The common INVALID_ARGUMENT/OUT_OF_RANGE error for a number outside [low, high]."""
     return invalid_argument(
-        "OUT_OF_RANGE", f"{field} must be in [{low}, {high}], got {value}", field=field, value=value, min=low, max=high
+        "OUT_OF_RANGE",
+        f"{field} must be in [{low}, {high}], got {value}",
+        field=field,
+        value=value,
+        min=low,
+        max=high,
     )
 
 

@@ -59,7 +59,9 @@ def stale_files() -> list[str]:
             for p in (GEN_ROOT / PACKAGE_DIR).rglob("*")
             if p.is_file() and "__pycache__" not in p.parts
         }
-        differing = [n for n in fresh if n not in committed or not filecmp.cmp(fresh[n], committed[n], shallow=False)]
+        differing = [
+            n for n in fresh if n not in committed or not filecmp.cmp(fresh[n], committed[n], shallow=False)
+        ]
         extra = [n for n in committed if n not in fresh]
         return sorted(differing + extra)
 

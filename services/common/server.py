@@ -85,7 +85,11 @@ class KinoServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if self.settings.reflection:
             reflection.enable_server_reflection(
-                [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+                [
+                    *self.service_names,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ],
                 self._server,
             )
         for name in ["", *self.service_names]:
@@ -99,7 +103,10 @@ class KinoServer:
         for name in ["", *self.service_names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "serving %s on %s (metrics on :%s)", ", ".join(self.service_names), self.address, self.metrics_port
+            "serving %s on %s (metrics on :%s)",
+            ", ".join(self.service_names),
+            self.address,
+            self.metrics_port,
         )
         return self.port
 

@@ -118,6 +118,9 @@ class DenoiserSettings(_Section):
     aging_seconds: float = Field(20.0, gt=0)
     # Other requests may slow a step led by an interactive request by at most this factor (1 = never).
     interactive_slowdown: float = Field(1.1, ge=1.0)
+    # A step led by batch work takes at most this many times one guided request's step alone: the
+    # longest an arriving interactive request waits for the step in flight, in its own steps.
+    batch_step_limit: float = Field(2.5, ge=1.0)
     # Queue order: "priority" (classes, aging, tenant fairness) or "fifo".
     policy: Literal["priority", "fifo"] = "priority"
     # A preview every this many steps when the request does not say.

@@ -54,7 +54,9 @@ def from_proto(
 
     np_dtype = _NUMPY_BY_DTYPE.get(tensor.dtype)
     if np_dtype is None:
-        raise bad(f"unsupported dtype {common_pb2.DType.Name(tensor.dtype) if tensor.dtype in common_pb2.DType.values() else tensor.dtype}")
+        raise bad(
+            f"unsupported dtype {common_pb2.DType.Name(tensor.dtype) if tensor.dtype in common_pb2.DType.values() else tensor.dtype}"
+        )
     if dtype is not None and np_dtype.newbyteorder("=") != np.dtype(dtype).newbyteorder("="):
         raise bad(f"dtype must be {np.dtype(dtype).name}, got {np_dtype.name}")
     shape = tuple(int(d) for d in tensor.shape)

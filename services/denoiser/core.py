@@ -25,9 +25,21 @@ from services.denoiser.engine.plan import DenoiseEvent, EventKind
 from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
+from services.denoiser.model.camera import CameraMotion
+from services.denoiser.model.paths import resample_path
 
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
+MAX_PATH_POINTS = 256
+_CAMERA_MOTIONS = {
+    common_pb2.CAMERA_MOTION_STATIC: CameraMotion.STATIC,
+    common_pb2.CAMERA_MOTION_PAN_LEFT: CameraMotion.PAN_LEFT,
+    common_pb2.CAMERA_MOTION_PAN_RIGHT: CameraMotion.PAN_RIGHT,
+    common_pb2.CAMERA_MOTION_PAN_UP: CameraMotion.PAN_UP,
+    common_pb2.CAMERA_MOTION_PAN_DOWN: CameraMotion.PAN_DOWN,
+    common_pb2.CAMERA_MOTION_ZOOM_IN: CameraMotion.ZOOM_IN,
+    common_pb2.CAMERA_MOTION_ZOOM_OUT: CameraMotion.ZOOM_OUT,
+}
 _PRIORITIES = {
     common_pb2.PRIORITY_UNSPECIFIED: Priority.INTERACTIVE,
     common_pb2.PRIORITY_INTERACTIVE: Priority.INTERACTIVE,
@@ -45,6 +57,7 @@ class DenoiserCore:
             max_queued=settings.max_queued,
             aging_seconds=settings.aging_seconds,
             interactive_slowdown=settings.interactive_slowdown,
+            batch_step_limit=settings.batch_step_limit,
             policy=settings.policy,
         )
         scheduler = StepScheduler(config, StepTimes(), row_limit=executor.row_limit)
@@ -74,6 +87,8 @@ class DenoiserCore:
             max_steps=card.max_steps,
             default_steps=card.default_steps,
             default_guidance_scale=card.default_guidance_scale,
+            supports_subject_path=card.supports_subject_path,
+            supports_camera=card.supports_camera,
         )
 
     async def denoise(
@@ -134,7 +149,12 @@ class DenoiserCore:
                 ),  # fmt: skip
                 num_steps=request.num_steps,
                 guidance_scale=float(request.guidance_scale),
-                sampler=SamplerState(seed=request.seed, text=np.array(tokens, dtype=np.float32)),
+                sampler=SamplerState(
+                    seed=request.seed,
+                    text=np.array(tokens, dtype=np.float32),
+                    path=self._path(request),
+                    camera=self._camera(request),
+                ),
                 priority=_PRIORITIES[request.priority],
                 tenant=request.tenant,
                 preview_every=request.preview_every or self.settings.preview_every,
@@ -144,18 +164,37 @@ class DenoiserCore:
             pictures,
         )
 
+    def _path(self, request: denoiser_pb2.DenoiseRequest) -> np.ndarray | None:
+        """The subject path as (F, 2) positions, one per frame; None without one."""
+        if not request.subject_path:
+            return None
+        if not self.card.supports_subject_path:
+            raise _unsupported_control("subject_path", self.card.name)
+        if len(request.subject_path) > MAX_PATH_POINTS:
+            raise out_of_range("subject_path length", len(request.subject_path), 1, MAX_PATH_POINTS)
+        duration = request.num_frames / self.card.fps
+        for i, point in enumerate(request.subject_path):
+            require_in_range(f"subject_path[{i}].time_seconds", point.time_seconds, 0.0, duration)
+            require_in_range(f"subject_path[{i}].x", point.x, 0.0, 1.0)
+            require_in_range(f"subject_path[{i}].y", point.y, 0.0, 1.0)
+        times = np.array([p.time_seconds for p in request.subject_path])
+        xy = np.array([(p.x, p.y) for p in request.subject_path])
+        return resample_path(times, xy, request.num_frames, self.card.fps)
+
+    def _camera(self, request: denoiser_pb2.DenoiseRequest) -> tuple[CameraMotion, float] | None:
+        if not request.HasField("camera"):
+            return None
+        motion = request.camera.motion
+        require_known_enum("camera.motion", common_pb2.CameraMotion, motion)
+        if motion in (common_pb2.CAMERA_MOTION_UNSPECIFIED, common_pb2.CAMERA_MOTION_STATIC):
+            return None
+        if not self.card.supports_camera:
+            raise _unsupported_control("camera", self.card.name)
+        require_in_range("camera.amount", request.camera.amount, 0.0, 1.0)
+        return _CAMERA_MOTIONS[motion], float(request.camera.amount)
+
     def _pictures(self, request: denoiser_pb2.DenoiseRequest) -> dict[str, np.ndarray | None]:
         """Validates the visual conditioning: sizes must match the requested clip."""
-        for field in ("subject_path", "camera"):
-            if (field == "camera" and request.HasField("camera")) or (
-                field == "subject_path" and request.subject_path
-            ):
-                raise invalid_argument(
-                    "INVALID_FOR_MODE",
-                    f"{field} is not supported by {self.card.name}",
-                    mode="text-to-video",
-                    field=field,
-                )
         h, w, frames = request.height, request.width, request.num_frames
         pictures: dict[str, np.ndarray | None] = dict.fromkeys(
             ("first_frames", "reference_image", "source_video")
@@ -236,3 +275,13 @@ def _not_supported(field: str, value, allowed) -> Exception:
 def _bad_picture(field: str, expected: str, shape) -> Exception:
     detail = f"expected shape {expected}, got {tuple(shape)}"
     return invalid_argument("INVALID_TENSOR", f"{field}: {detail}", field=field, detail=detail)
+
+
+def _unsupported_control(field: str, model: str) -> Exception:
+    """subject_path or camera sent to a model whose ModelInfo.supports_<field> is false."""
+    return invalid_argument(
+        "INVALID_FOR_MODE",
+        f"{field} is not supported by {model}: its ModelInfo.supports_{field} is false",
+        mode="text-to-video",
+        field=field,
+    )

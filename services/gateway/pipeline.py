@@ -174,13 +174,27 @@ def check_capabilities(
 
 
 def clip_path(points, start_seconds: float, duration_seconds: float) -> list[common_pb2.TrajectoryPoint]:
-    """The part of a video's subject path that falls in one clip, in the clip's own time."""
+    """The part of a video's subject path that falls in one clip, in the clip's own time: the points
+    inside it plus where the path is at the clip's start and end (interpolated, or held before the first
+    point and after the last), so that every clip of a long video sees its stretch of the path."""
+    if not points:
+        return []
+    ordered = sorted(points, key=lambda p: p.time_seconds)
+    times = np.array([p.time_seconds for p in ordered])
+    xs, ys = np.array([p.x for p in ordered]), np.array([p.y for p in ordered])
     end = start_seconds + duration_seconds
-    return [
+
+    def at(time: float) -> common_pb2.TrajectoryPoint:
+        x, y = float(np.interp(time, times, xs)), float(np.interp(time, times, ys))
+        clip_time = min(max(time - start_seconds, 0.0), duration_seconds)  # no float spill past the clip
+        return common_pb2.TrajectoryPoint(time_seconds=clip_time, x=x, y=y)
+
+    inside = [
         common_pb2.TrajectoryPoint(time_seconds=p.time_seconds - start_seconds, x=p.x, y=p.y)
-        for p in points
-        if start_seconds <= p.time_seconds <= end
+        for p in ordered
+        if start_seconds < p.time_seconds < end
     ]
+    return [at(start_seconds), *inside, at(end)]
 
 
 def remix_windows(num_frames: int, window: int) -> list[tuple[int, int]]:

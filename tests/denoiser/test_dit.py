@@ -129,8 +129,11 @@ def test_a_short_training_run_lowers_the_flow_matching_loss():
         "references": torch.zeros(8, 4, 4, 4),
         "tokens": sign.view(8, 1, 1).expand(8, 3, TINY.text_dim).clone(),
         "token_mask": torch.ones(8, 3, dtype=torch.bool),
+        "generic_tokens": torch.zeros(8, 3, TINY.text_dim),
+        "generic_mask": torch.ones(8, 3, dtype=torch.bool),
+        "paths": torch.full((8, 4, 2), 0.5),
     }
-    config = TrainConfig(caption_dropout=0.0)
+    config = TrainConfig(caption_dropout=0.0, reference_prob=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):
@@ -144,20 +147,38 @@ def test_a_short_training_run_lowers_the_flow_matching_loss():
 
 # model(...)[0, 0, 0].flatten()[:16] for the perturbed tiny model above, seed 0.
 EXPECTED_SLICE = [
-    0.42639,
-    0.15205,
-    0.17175,
-    0.18877,
-    0.21315,
-    0.12365,
-    0.37623,
-    -0.07332,
-    0.31368,
-    -0.55692,
-    0.32933,
-    -0.47982,
-    0.20993,
-    -0.33257,
-    -0.2328,
-    -0.13179,
+    0.20969,
+    -0.37747,
+    -0.27178,
+    -0.47323,
+    -0.42066,
+    -0.34312,
+    -0.01388,
+    -0.5037,
+    0.1586,
+    0.10985,
+    0.26606,
+    0.01662,
+    0.35557,
+    0.12962,
+    0.46462,
+    0.02246,
 ]
+
+
+def test_the_subject_path_is_an_input_and_a_model_without_one_refuses_it(tiny_dit):
+    from services.denoiser.model.paths import path_heatmap
+
+    model = _perturbed(tiny_dit)
+    x, t, tokens, mask = _inputs()
+    B, _, Fr, H, _ = x.shape
+    path = path_heatmap(torch.full((B, Fr, 2), 0.25), H)  # (B, 1, F, H, W)
+    with torch.no_grad():
+        assert not torch.equal(model(x, t, tokens, mask), model(x, t, tokens, mask, path_map=path))
+        # No path is the same as an all-zero map: rows without one in a batch are unaffected.
+        assert torch.equal(
+            model(x, t, tokens, mask), model(x, t, tokens, mask, path_map=torch.zeros_like(path))
+        )
+    blind = VideoDiT(dataclasses.replace(TINY, path_input=False))
+    with pytest.raises(ValueError, match="no path input"):
+        blind(x, t, tokens, mask, path_map=path)

@@ -1,6 +1,7 @@
 """The VideoDenoiser over real gRPC on loopback, served by the step-level engine with a tiny model."""
 
 import asyncio
+import dataclasses
 
 import grpc
 import numpy as np
@@ -13,7 +14,7 @@ from grpc_status import rpc_status
 from prometheus_client import REGISTRY
 
 from kino.v1 import common_pb2, denoiser_pb2, denoiser_pb2_grpc
-from services.common.errors import error_info
+from services.common.errors import KinoError, error_info
 from services.common.server import KinoServer
 from services.common.settings import load_settings
 from services.common.tensors import from_proto, to_proto
@@ -164,7 +165,11 @@ BAD_REQUESTS = {
     "as many first frames as the clip": (bad("first_frames", to_proto(np.zeros((16, 64, 64, 3), np.uint8))), "INVALID_TENSOR"),
     "reference as float": (bad("reference_image", to_proto(np.zeros((64, 64, 3), np.float32))), "INVALID_TENSOR"),
     "strength without a source": (bad("strength", 0.5), "INVALID_FOR_MODE"),
-    "camera move": (bad("camera", common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=0.3)), "INVALID_FOR_MODE"),
+    "camera amount above 1": (bad("camera", common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=1.5)), "OUT_OF_RANGE"),
+    "unknown camera motion": (bad("camera", common_pb2.CameraMove(motion=42, amount=0.3)), "UNKNOWN_ENUM_VALUE"),
+    "path outside the frame": (lambda r: (r.subject_path.add(time_seconds=0, x=1.2, y=0.5), r)[1], "OUT_OF_RANGE"),
+    "path point after the clip": (lambda r: (r.subject_path.add(time_seconds=9, x=0.5, y=0.5), r)[1], "OUT_OF_RANGE"),
+    "NaN in a path": (lambda r: (r.subject_path.add(time_seconds=0, x=float("nan"), y=0.5), r)[1], "OUT_OF_RANGE"),
 }  # fmt: skip
 
 
@@ -189,6 +194,36 @@ async def test_image_to_video_keeps_the_given_first_frames_and_a_reference_is_ac
     )
     frames = frames_of(stream)
     assert np.array_equal(frames[:2], first)
+
+
+async def test_a_subject_path_reaches_the_model_and_a_camera_move_transforms_the_frames(served):
+    stub, core = served
+    info = await stub.GetModelInfo(denoiser_pb2.GetModelInfoRequest())
+    assert info.supports_subject_path and info.supports_camera
+    plain = frames_of(await responses(stub, make_request()))
+    path = [common_pb2.TrajectoryPoint(time_seconds=t, x=0.2 + 0.3 * t, y=0.5) for t in (0.0, 1.0, 2.0)]
+    along = frames_of(await responses(stub, make_request(subject_path=path)))
+    assert not np.array_equal(plain, along)  # the path is an input of the network
+    pan = common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_RIGHT, amount=0.25)
+    panned = frames_of(await responses(stub, make_request(camera=pan)))
+    # The first frame is the scene as it is; by the last, the view has moved a quarter frame right.
+    assert np.array_equal(panned[0], plain[0])
+    assert np.array_equal(panned[-1][:, : 64 - 16], plain[-1][:, 16:])
+
+
+async def test_a_model_without_a_path_input_refuses_paths_and_camera_moves():
+    executor = tiny_executor()
+    executor.card = dataclasses.replace(executor.card, supports_subject_path=False, supports_camera=False)
+    core = DenoiserCore(executor, load_settings(env={}).denoiser)
+    path = [common_pb2.TrajectoryPoint(time_seconds=0.0, x=0.5, y=0.5)]
+    pan = common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=0.3)
+    for request, field in (
+        (make_request(subject_path=path), "subject_path"),
+        (make_request(camera=pan), "camera"),
+    ):
+        with pytest.raises(KinoError) as raised:
+            core.to_engine_request(request)
+        assert (raised.value.reason, raised.value.metadata["field"]) == ("INVALID_FOR_MODE", field)
 
 
 async def test_remix_runs_only_the_steps_its_strength_asks_for(served):

@@ -17,7 +17,7 @@ from services.common.errors import KinoError
 from services.common.tensors import from_proto
 from services.gateway import media
 from services.gateway.packaging import viewing_size
-from services.gateway.pipeline import choose_geometry, plan_clips, remix_windows, retime
+from services.gateway.pipeline import choose_geometry, clip_path, plan_clips, remix_windows, retime
 from tests.gateway.helpers import encoded_image, job_error, wait_terminal
 from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
 from tests.gateway.test_jobs import submit_request
@@ -250,3 +250,11 @@ def test_plan_clips_and_geometry():
     assert viewing_size(generation_pb2.GenerationSpec(), 32, 48) == (256, 384)
     assert viewing_size(generation_pb2.GenerationSpec(), 512, 512) == (512, 512)
     assert viewing_size(generation_pb2.GenerationSpec(width=100, height=60), 32, 32) == (100, 60)
+
+
+def test_each_clip_gets_its_stretch_of_the_path_with_the_ends_interpolated():
+    path = [common_pb2.TrajectoryPoint(time_seconds=t, x=x, y=0.5) for t, x in ((0.0, 0.2), (3.0, 0.8))]
+    first, second = clip_path(path, 0.0, 2.0), clip_path(path, 2.0, 2.0)
+    assert [(p.time_seconds, round(p.x, 3)) for p in first] == [(0.0, 0.2), (2.0, 0.6)]
+    assert [(p.time_seconds, round(p.x, 3)) for p in second] == [(0.0, 0.6), (1.0, 0.8), (2.0, 0.8)]
+    assert clip_path([], 0.0, 2.0) == []

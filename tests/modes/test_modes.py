@@ -10,10 +10,12 @@ import grpc
 import numpy as np
 import pytest
 
-from kino.v1 import common_pb2, generation_pb2
+from kino.v1 import common_pb2, denoiser_pb2, generation_pb2
+from services.common.errors import KinoError
 from services.gateway import media
+from services.gateway import pipeline as gateway_pipeline
 from tests.gateway.helpers import png_declaring
-from tests.modes.helpers import download, job_error, png, psnr, refused, run_job, scene, succeeded
+from tests.modes.helpers import download, png, psnr, refused, run_job, scene, succeeded
 
 I2V = generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO
 REMIX = generation_pb2.GENERATION_MODE_REMIX
@@ -188,31 +190,32 @@ def test_a_path_outside_the_frame_is_refused(kino):
     assert metadata["field"] == "spec.subject_path[1].x"
 
 
+PATH = [common_pb2.TrajectoryPoint(time_seconds=t, x=0.2 + 0.3 * t, y=0.5) for t in (0, 1, 2)]
+PAN = common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=0.3)
+
+
 @pytest.mark.parametrize(
-    "fields, detail",
-    [
-        (
-            {
-                "subject_path": [
-                    common_pb2.TrajectoryPoint(time_seconds=t, x=0.2 + 0.3 * t, y=0.5) for t in (0, 1, 2)
-                ]
-            },
-            "subject_path",
-        ),
-        ({"camera": common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=0.3)}, "camera"),
-    ],
-    ids=["subject path", "camera pan"],
+    "fields",
+    [{"subject_path": PATH}, {"camera": PAN}, {"subject_path": PATH, "camera": PAN, "duration_seconds": 4.0}],
+    ids=["subject path", "camera pan", "both over two clips"],
 )
-def test_a_path_or_camera_move_the_model_cannot_perform_fails_the_job_saying_so(kino, fields, detail):
-    job = run_job(kino.stub, spec(**fields))
-    error = job_error(job)
-    assert (job.state, error.code, error.reason) == (
-        generation_pb2.JOB_STATE_FAILED,
-        grpc.StatusCode.UNAVAILABLE,
-        "BACKEND_UNAVAILABLE",
-    )
-    assert (error.metadata["backend"], error.metadata["detail"]) == ("denoiser", detail)
-    assert job.progress.stage == generation_pb2.JOB_STAGE_DENOISING and not job.HasField("result")
+def test_a_path_and_a_camera_move_reach_the_model_and_make_a_video(kino, fields):
+    result = succeeded(run_job(kino.stub, spec(**fields)))
+    assert result.video and result.duration_seconds >= 2.0
+
+
+def test_a_path_or_camera_move_the_model_cannot_perform_fails_the_job_saying_so():
+    clips = [gateway_pipeline.Clip(prompt="a ball", duration_seconds=2.0, camera=PAN)]
+    blind = denoiser_pb2.ModelInfo(model="no-controls")
+    for job_spec, detail in ((spec(subject_path=PATH), "subject_path"), (spec(), "camera")):
+        with pytest.raises(KinoError) as raised:
+            gateway_pipeline.check_capabilities(job_spec, clips if detail == "camera" else [], blind)
+        error = raised.value
+        assert (error.code, error.reason, error.metadata["detail"]) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "BACKEND_UNAVAILABLE",
+            detail,
+        )
 
 
 def test_a_clip_longer_than_the_model_makes_is_continued_to_its_length(kino):

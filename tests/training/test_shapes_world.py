@@ -7,12 +7,15 @@ from training.shapes_world import (
     HELD_OUT_COMBOS,
     MOTIONS,
     NUM_FRAMES,
+    PATH_PHRASES,
     SHAPES,
     SIZE,
     SceneSpec,
     make_caption,
+    make_generic_caption,
     parse_caption,
     render,
+    render_along_path,
     sample_spec,
 )
 
@@ -162,3 +165,21 @@ def test_evaluator_flags_flicker_and_missing_objects():
     analysis = analyze(frames)
     assert analysis.flickers
     assert analyze(np.zeros_like(frames)).color is None
+
+
+def test_generic_captions_say_how_it_moves_but_not_what_it_looks_like():
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        spec = sample_spec(rng, held_out=None)
+        said = parse_caption(make_generic_caption(spec, rng))
+        assert (said.color, said.shape, said.motion) == (None, None, spec.motion)
+
+
+def test_clips_along_a_random_path_follow_it_and_say_so():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        clip = render_along_path(sample_spec(rng), rng)
+        assert any(phrase in clip.caption for phrase in PATH_PHRASES)
+        seen = analyze(clip.frames)
+        assert np.allclose(seen.centroids, clip.centroids, atol=0.5)
+        assert clip.masks.any(axis=(1, 2)).all()  # the object stays in the frame

@@ -31,7 +31,9 @@ from services.common.settings import MIB, DenoiserSettings
 from services.denoiser.engine.plan import StepPlan, StepResult
 from services.denoiser.engine.request import SamplerState, ShapeBucket
 from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_video, video_to_tensor
+from services.denoiser.model.camera import apply_camera
 from services.denoiser.model.dit import VideoDiT
+from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 
@@ -81,6 +83,8 @@ class ModelCard:
     default_steps: int
     default_guidance_scale: float
     max_text_tokens: int = TEXT_BUCKETS[-1]
+    supports_subject_path: bool = False  # the DiT has a path input channel
+    supports_camera: bool = False  # camera moves as a view transform (`model/camera.py`)
 
 
 class ModelExecutor:
@@ -114,6 +118,10 @@ class ModelExecutor:
             max_steps=config.max_steps,
             default_steps=config.default_steps,
             default_guidance_scale=config.default_guidance_scale,
+            # The shapes world's backdrops are flat, so a view transform is its exact camera; a model
+            # that can place its subject can be moved under it.
+            supports_subject_path=config.dit.path_input,
+            supports_camera=config.dit.path_input,
         )
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
@@ -177,9 +185,10 @@ class ModelExecutor:
         if bucket.reference:
             reference = torch.stack([torch.as_tensor(plan.items[i].sampler.reference) for i, _ in rows])
             reference_mask = torch.ones(len(rows), dtype=torch.bool)
+        path_map = self._path_rows(plan, rows, x)  # (B, 1, F, h, w) or None
         velocity = self.dit(
             x, t, text, text_mask, known_latents=known, known_mask=known_mask,
-            reference=reference, reference_mask=reference_mask,
+            reference=reference, reference_mask=reference_mask, path_map=path_map,
         )  # fmt: skip
         result = StepResult(latents={})
         for i, item in enumerate(plan.items):
@@ -196,23 +205,28 @@ class ModelExecutor:
             if item.final:
                 result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[0])
             else:
-                result.previews[item.request_id] = self.decode(
-                    step.pred_original[0], downscale=PREVIEW_DOWNSCALE
+                result.previews[item.request_id] = self._with_camera(
+                    item.sampler, self.decode(step.pred_original[0], downscale=PREVIEW_DOWNSCALE)
                 )
             result.decodes += 1
             result.decode_seconds += time.perf_counter() - decode_start
         return result
 
     def _final_frames(self, sampler: SamplerState, latents: torch.Tensor) -> np.ndarray:
-        """Decodes the result; known first frames come back exactly as given, as in the pipeline."""
+        """Decodes the result; known first frames come back exactly as given, as in the pipeline; then
+        the camera moves over the scene."""
         if sampler.known_latents is None:
-            return self.decode(latents)
+            return self._with_camera(sampler, self.decode(latents))
         k = sampler.known_latents.shape[1]
         latents = latents.clone()
         latents[:, :k] = torch.as_tensor(sampler.known_latents)
         frames = self.decode(latents)
         frames[:k] = sampler.known_pixels
-        return frames
+        return self._with_camera(sampler, frames)
+
+    @staticmethod
+    def _with_camera(sampler: SamplerState, frames: np.ndarray) -> np.ndarray:
+        return frames if sampler.camera is None else apply_camera(frames, *sampler.camera)
 
     def _latents(
         self, sampler: SamplerState, bucket: ShapeBucket, step_index: int, num_steps: int
@@ -260,6 +274,19 @@ class ModelExecutor:
                 known[row, :, :k] = torch.as_tensor(frames)
                 mask[row, :, :k] = 1.0
         return known, mask
+
+    def _path_rows(self, plan: StepPlan, rows, x: torch.Tensor) -> torch.Tensor | None:
+        """Subject paths as the DiT takes them (both halves of a guided request get the path, like known
+        frames); None when no request of the plan has one."""
+        if not self.dit.config.path_input or all(plan.items[i].sampler.path is None for i, _ in rows):
+            return None
+        B, _, Fr, h, w = x.shape
+        maps = torch.zeros(B, 1, Fr, h, w)
+        for row, (i, _) in enumerate(rows):
+            path = plan.items[i].sampler.path
+            if path is not None:
+                maps[row] = path_heatmap(torch.as_tensor(path)[None], h)[0]
+        return maps
 
     # ---- pixels <-> latents ------------------------------------------------------------------
 

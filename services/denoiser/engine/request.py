@@ -65,6 +65,8 @@ class SamplerState:
     known_pixels: Any = None  # uint8 (K, H, W, 3) the same frames, returned as given
     reference: Any = None  # (C, h, w) latents of an appearance reference (cameo)
     source: Any = None  # (C, F, h, w) latents of a video to remix; the first step noises it
+    path: Any = None  # float32 (F, 2): where the subject should be in each frame, fractions of the frame
+    camera: Any = None  # (CameraMotion, amount): a camera move applied to the decoded frames
     latents: Any = None  # the executor's (C, F, h, w) latents; None until the first step draws the noise
 
 

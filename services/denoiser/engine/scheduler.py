@@ -16,8 +16,10 @@ feeds the result back through `update()`. One rule: every request carries `steps
 * A step led by batch work is throughput-bound: requests join while rows fit, up to the smallest
   batch size whose measured rows per second are within 10% of the best (`StepTimes.best_rows`), and
   no longer than that batch's model call plus one decode (requests whose preview or frames are due
-  beyond that wait a step): full throughput, and steps short enough that an interactive arrival
-  does not wait long for the next one.
+  beyond that wait a step), and no longer than `batch_step_limit` times one guided request's step
+  alone: full throughput where a large batch costs little more (an accelerator), and on a CPU, where
+  cost grows with rows, steps short enough that an interactive arrival waits at most about that many
+  of its own steps for the one in flight.
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
   step time (the model call, plus the decodes of previews and frames due in it) stays within
   `interactive_slowdown` times the leader's time alone. That one rule is the
@@ -60,6 +62,7 @@ class SchedulerConfig:
     max_queued: int = 64  # requests admitted but not yet started; one more is refused with QUEUE_FULL
     aging_seconds: float = 20.0  # a batch request displaced this long by interactive work is promoted
     interactive_slowdown: float = 1.1  # others may slow a step led by interactive work this much
+    batch_step_limit: float = 2.5  # a batch-led step's model call, in guided-request steps at most
     policy: str = "priority"  # "priority" or "fifo" (the queue order; see POLICIES)
 
     def __post_init__(self) -> None:
@@ -257,7 +260,8 @@ class StepScheduler:
         else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
             # no longer than its model call plus one decode: an interactive arrival never waits long
             limit = max(head.rows, self.step_times.best_rows(bucket, limit))
-            budget = self.step_times.predict(bucket, limit) + decode
+            capped = self.config.batch_step_limit * self.step_times.predict(bucket, 2)
+            budget = min(self.step_times.predict(bucket, limit), capped) + decode
         chosen: list[EngineRequest] = []
         rows = decodes = 0
         for request in ranked:

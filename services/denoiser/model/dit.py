@@ -11,6 +11,8 @@ presets.
 * Known frames (image-to-video, extending a video): their clean latents and a mask ride along as extra
   input channels, so the model sees them at every noise level.
 * Reference appearance (cameo): the reference image's latents become extra cross-attention tokens.
+* Subject path (trajectory, camera): a heat map per frame of where the subject should be (`paths.py`)
+  rides along as one more input channel, zero when a clip has no path.
 
 Remix (SDEdit) needs nothing here: the sampler starts from a noised source video.
 """
@@ -40,6 +42,7 @@ class VideoDiTConfig:
     num_heads: int = 4
     mlp_ratio: float = 4.0
     text_dim: int = 384  # width of the text encoder's token embeddings
+    path_input: bool = False  # one input channel for a subject path heat map (configs before it lack it)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -159,8 +162,10 @@ class VideoDiT(nn.Module):
         self.config = config
         C, D = config.latent_channels, config.hidden_size
         pf, ph, pw = config.patch_size
-        # Input channels: noisy latents, known-frame latents (zero where unknown), known-frame mask.
-        self.x_embedder = nn.Conv3d(2 * C + 1, D, kernel_size=config.patch_size, stride=config.patch_size)
+        # Input channels: noisy latents, known-frame latents (zero where unknown), known-frame mask, and
+        # the subject path's heat map.
+        in_channels = 2 * C + 1 + int(config.path_input)
+        self.x_embedder = nn.Conv3d(in_channels, D, kernel_size=config.patch_size, stride=config.patch_size)
         self.t_embedder = TimestepEmbedder(D)
         self.text_norm = nn.LayerNorm(config.text_dim, elementwise_affine=False, eps=1e-6)
         self.text_proj = nn.Linear(config.text_dim, D)
@@ -225,6 +230,7 @@ class VideoDiT(nn.Module):
         known_mask: torch.Tensor | None = None,
         reference: torch.Tensor | None = None,
         reference_mask: torch.Tensor | None = None,
+        path_map: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predicts the velocity (B, C, F, H, W), float32.
 
@@ -232,6 +238,8 @@ class VideoDiT(nn.Module):
         text_tokens: (B, L, text_dim), padded; text_mask: bool (B, L), True for real tokens.
         known_latents: clean latents (B, C, F, H, W) of known frames; known_mask: (B, 1, F, 1, 1), 1 where known.
         reference: latents (B, C, H, W) of an appearance image; reference_mask: bool (B,), rows that have one.
+        path_map: (B, 1, F, H, W) heat map of the subject's path (`paths.path_heatmap`), zero for rows
+        without one.
         """
         B, C, Fr, H, W = x.shape
         pf, ph, pw = self.config.patch_size
@@ -240,7 +248,12 @@ class VideoDiT(nn.Module):
             known_latents = torch.zeros_like(x)
             known_mask = torch.zeros(B, 1, Fr, 1, 1, device=x.device)
         mask = known_mask.expand(B, 1, Fr, H, W)  # (B, 1, F, H, W)
-        inputs = torch.cat([x, known_latents * mask, mask], dim=1)  # (B, 2C+1, F, H, W)
+        channels = [x, known_latents * mask, mask]
+        if self.config.path_input:
+            channels.append(torch.zeros(B, 1, Fr, H, W, device=x.device) if path_map is None else path_map)
+        elif path_map is not None:
+            raise ValueError("this model has no path input")
+        inputs = torch.cat(channels, dim=1)  # (B, 2C+1[+1], F, H, W)
         h = self.x_embedder(inputs).flatten(2).transpose(1, 2) + self.pos_embed  # (B, L, D)
 
         text = self.text_norm(text_tokens)  # (B, S, text_dim)
@@ -316,9 +329,12 @@ def sincos_3d(dim: int, grid: tuple[int, int, int]) -> np.ndarray:
 
 VIDEO_DIT_PRESETS = {
     # For tests: the real code path in milliseconds.
-    "tiny": VideoDiTConfig(hidden_size=32, depth=2, num_heads=2),
-    # The model Kino ships, sized to train from scratch on a 2-core CPU in under an hour.
-    "shapes-s": VideoDiTConfig(hidden_size=128, depth=6, num_heads=4),
+    "tiny": VideoDiTConfig(hidden_size=32, depth=2, num_heads=2, path_input=True),
+    # The model Kino ships, sized to train from scratch on a 2-core CPU in about an hour: 16x16 latents of
+    # the 4x autoencoder in 2x4x4 patches, 128 tokens per clip.
+    "shapes-s": VideoDiTConfig(
+        latent_size=16, patch_size=(2, 4, 4), hidden_size=128, depth=6, num_heads=4, path_input=True
+    ),
 }
 
 

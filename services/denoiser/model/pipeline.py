@@ -26,7 +26,9 @@ from services.denoiser.model.autoencoder import (
     tensor_to_video,
     video_to_tensor,
 )
+from services.denoiser.model.camera import CameraMotion, apply_camera
 from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
+from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 from services.denoiser.model.weights import load_weights, save_weights
 
@@ -151,6 +153,8 @@ class VideoPipeline:
         reference_image: np.ndarray | None = None,
         source_video: np.ndarray | None = None,
         strength: float = 0.7,
+        subject_path: np.ndarray | None = None,
+        camera: tuple[CameraMotion, float] | None = None,
         on_step: Callable[[StepInfo], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> VideoPipelineOutput:
@@ -160,6 +164,8 @@ class VideoPipeline:
         first_frames: uint8 (K, H, W, 3), K < F: frames the clip starts with (image-to-video, extend).
         reference_image: uint8 (H, W, 3): the subject's appearance (cameo).
         source_video: uint8 (F, H, W, 3): remix it; strength 0 keeps it, 1 ignores it.
+        subject_path: float (F, 2): where the subject should be in each frame, fractions of the frame.
+        camera: (motion, amount): a camera move over the generated scene (`camera.py`).
         on_step: called after every step. should_cancel: checked before every step; True raises
         GenerationCancelled.
         """
@@ -180,6 +186,12 @@ class VideoPipeline:
                 raise ValueError(f"{name} must have {frames} frames, got {array.shape[0]}")
         if first_frames is not None and not 1 <= first_frames.shape[0] < Fr:
             raise ValueError(f"first_frames must hold 1..{Fr - 1} frames, got {first_frames.shape[0]}")
+        if subject_path is not None and (
+            subject_path.shape != (Fr, 2) or not np.all((subject_path >= 0) & (subject_path <= 1))
+        ):
+            raise ValueError(f"subject_path must be ({Fr}, 2) fractions in [0, 1], got {subject_path.shape}")
+        if subject_path is not None and not cfg.dit.path_input:
+            raise ValueError("this model has no subject path input")
         if reference_image is not None and reference_image.shape != (size, size, 3):
             raise ValueError(
                 f"reference_image must be ({size}, {size}, 3) uint8, got {reference_image.shape}"
@@ -202,6 +214,10 @@ class VideoPipeline:
             conditioning.update(
                 reference=reference, reference_mask=torch.ones(1, dtype=torch.bool)
             )  # (1, C, h, w)
+
+        if subject_path is not None:
+            path = torch.as_tensor(subject_path, dtype=torch.float32)[None]  # (1, F, 2)
+            conditioning.update(path_map=path_heatmap(path, h))  # (1, 1, F, h, w)
 
         # 3. Timesteps.
         sampler = FlowMatchEulerSampler(num_steps, shift=cfg.sampler_shift)
@@ -241,6 +257,8 @@ class VideoPipeline:
         frames = self.decode(latents)[0]
         if first_frames is not None:
             frames[: first_frames.shape[0]] = first_frames
+        if camera is not None:
+            frames = apply_camera(frames, *camera)
         return VideoPipelineOutput(frames=frames, fps=cfg.fps, model=self.model_name)
 
 

@@ -324,3 +324,14 @@ def test_a_batch_step_lasts_at_most_its_best_batch_plus_one_decode():
     scheduler.add(make_request("quiet", priority=BATCH, steps=4))
     # a: 0.15 + 0.2; with b: 0.2 + 0.4; c would make it 0.25 + 0.6; quiet instead: 0.25 + 0.4.
     assert ids(scheduler.schedule()) == ["a", "b", "quiet"]
+
+
+def test_a_batch_step_is_capped_in_guided_request_steps_where_rows_cost_time():
+    scheduler, _, _ = setup(batch_step_limit=1.5)  # 0.2 s for 2 rows: batch steps of 0.3 s at most
+    for name in "abcdef":  # guided: two rows each
+        scheduler.add(make_request(name, priority=BATCH, guidance=7.0))
+    assert ids(scheduler.schedule()) == ["a", "b"]  # 4 rows, 0.3 s; the best batch would be 8 rows
+    scheduler.step_times = StepTimes()
+    for rows in range(1, 17):  # an accelerator: 8 rows cost what 2 do
+        scheduler.step_times.observe(BUCKET, rows, 0.2 if rows <= 8 else 0.2 * rows / 8)
+    assert ids(scheduler.schedule()) == ["a", "b", "c", "d"]

@@ -1,0 +1,33 @@
+"""Subject paths as the DiT sees them: one heat map per frame on the latent grid.
+
+A path is where the subject's centre should be in each frame, as fractions of the frame's width and
+height. The DiT takes it as one extra input channel: a Gaussian bump at that place in every frame, zero
+everywhere in clips without a path. Training draws the bumps from the rendered object's true centroids,
+so the model learns to put the object where the bump is; at inference the bumps come from the request.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Width of the bump in latent cells: wide enough that a position between cells is still seen by the
+# patch that holds it, narrow enough that it names one place.
+PATH_SIGMA = 1.0
+
+
+def path_heatmap(points: torch.Tensor, size: int, sigma: float = PATH_SIGMA) -> torch.Tensor:
+    """points (B, F, 2) as (x, y) fractions of the frame -> heat map (B, 1, F, size, size) in [0, 1]."""
+    centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # (size,)
+    dx = (centres.view(1, 1, 1, size) - points[..., 0, None, None]) * size  # (B, F, 1, size)
+    dy = (centres.view(1, 1, size, 1) - points[..., 1, None, None]) * size  # (B, F, size, 1)
+    return torch.exp(-(dx.square() + dy.square()) / (2 * sigma**2)).unsqueeze(1)  # (B, 1, F, size, size)
+
+
+def resample_path(times: np.ndarray, xy: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+    """Timed points (N,) seconds and (N, 2) fractions -> (num_frames, 2) positions, linear in between and
+    held before the first and after the last point."""
+    order = np.argsort(times, kind="stable")
+    times, xy = np.asarray(times, np.float64)[order], np.asarray(xy, np.float64)[order]
+    frame_times = np.arange(num_frames) / fps
+    return np.stack([np.interp(frame_times, times, xy[:, i]) for i in range(2)], axis=1).astype(np.float32)

@@ -1,0 +1,59 @@
+"""Subject paths as heat maps and camera moves as view transforms (services/denoiser/model)."""
+
+import numpy as np
+import pytest
+import torch
+
+from services.denoiser.model.camera import CameraMotion, apply_camera, backdrop_color, scene_to_view
+from services.denoiser.model.paths import path_heatmap, resample_path
+
+
+def test_the_heat_map_peaks_in_the_cell_holding_the_requested_place():
+    points = torch.tensor([[[0.1, 0.9], [0.5, 0.5], [0.97, 0.03]]])  # (1, F=3, 2)
+    maps = path_heatmap(points, size=16)
+    assert maps.shape == (1, 1, 3, 16, 16) and float(maps.max()) <= 1.0
+    peaks = [np.unravel_index(int(maps[0, 0, f].argmax()), (16, 16)) for f in range(3)]
+    assert peaks[1] in {(7, 7), (7, 8), (8, 7), (8, 8)}  # the centre lies between four cells
+    assert peaks[0] == (14, 1) and peaks[2] == (0, 15)
+
+
+def test_a_path_is_interpolated_per_frame_and_held_outside_its_points():
+    path = resample_path(np.array([1.0, 0.5]), np.array([[0.8, 0.2], [0.2, 0.2]]), num_frames=16, fps=8.0)
+    assert path.shape == (16, 2)
+    assert np.allclose(path[:5, 0], 0.2)  # held until 0.5 s (frame 4)
+    assert np.isclose(path[6, 0], 0.2 + 0.6 * (0.75 - 0.5) / 0.5)
+    assert np.allclose(path[8:, 0], 0.8)  # held after 1 s
+
+
+def scene(x: int = 28, y: int = 28) -> np.ndarray:
+    frames = np.full((16, 64, 64, 3), (0, 0, 128), np.uint8)  # a navy backdrop
+    frames[:, y : y + 8, x : x + 8] = (255, 0, 0)
+    return frames
+
+
+def centroid(frame: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(frame[:, :, 0] == 255)
+    return np.array([xs.mean() + 0.5, ys.mean() + 0.5]) / 64
+
+
+@pytest.mark.parametrize("motion", list(CameraMotion))
+def test_the_object_appears_where_the_camera_should_show_it(motion):
+    frames = apply_camera(scene(), motion, 0.3)
+    expected = scene_to_view(np.full((16, 2), 0.5), motion, 0.3)
+    for f in (0, 7, 15):
+        assert np.allclose(centroid(frames[f]), expected[f], atol=1 / 64)
+    assert np.array_equal(frames[0], scene()[0])  # every move starts from the scene as it is
+
+
+def test_a_pan_reveals_backdrop_and_a_zoom_scales_the_object():
+    panned = apply_camera(scene(), CameraMotion.PAN_LEFT, 0.5)
+    assert (panned[-1, :, :32] == (0, 0, 128)).all()  # the half the scene never rendered is backdrop
+    zoomed = apply_camera(scene(), CameraMotion.ZOOM_IN, 1.0)
+    assert (zoomed[-1, :, :, 0] == 255).sum() == 4 * 64  # twice the side, four times the area
+    assert (backdrop_color(zoomed[-1]) == (0, 0, 128)).all()
+
+
+def test_a_static_camera_or_a_zero_amount_changes_nothing():
+    frames = scene()
+    assert apply_camera(frames, CameraMotion.STATIC, 0.7) is frames
+    assert apply_camera(frames, CameraMotion.ZOOM_OUT, 0.0) is frames
