@@ -184,7 +184,8 @@ class ModelExecutor:
         reference = reference_mask = None
         if bucket.reference:
             reference = torch.stack([torch.as_tensor(plan.items[i].sampler.reference) for i, _ in rows])
-            reference_mask = torch.ones(len(rows), dtype=torch.bool)
+            # The conditional row only, as `VideoDiT.forward_with_cfg`: guidance amplifies the look too.
+            reference_mask = torch.tensor([conditional for _, conditional in rows])
         path_map = self._path_rows(plan, rows, x)  # (B, 1, F, h, w) or None
         velocity = self.dit(
             x, t, text, text_mask, known_latents=known, known_mask=known_mask,

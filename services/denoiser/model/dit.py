@@ -285,10 +285,16 @@ class VideoDiT(nn.Module):
         **conditioning: torch.Tensor | None,
     ) -> torch.Tensor:
         """Classifier-free guidance in one batched call: the prompt's and the null prompt's velocities,
-        extrapolated by guidance_scale. Visual conditioning is kept in both halves."""
+        extrapolated by guidance_scale. Known frames and the path are kept in both halves (they fix
+        where things are); the reference appearance is in the conditional half only, so guidance pushes
+        towards the prompt and the reference's look together (a cameo's look is part of what is asked)."""
         B, L = text_mask.shape
         null_tokens, null_mask = self.null_text_tokens(B, L)
         doubled = {k: None if v is None else torch.cat([v, v]) for k, v in conditioning.items()}
+        if doubled.get("reference_mask") is not None:
+            doubled["reference_mask"] = torch.cat(
+                [conditioning["reference_mask"], torch.zeros_like(conditioning["reference_mask"])]
+            )
         v = self.forward(
             torch.cat([x, x]),  # (2B, C, F, H, W)
             torch.cat([t, t]),
