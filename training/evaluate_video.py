@@ -33,15 +33,18 @@ from training.shapes_world import (
     MOTION_PHRASES,
     MOTIONS,
     SHAPES,
+    SIZE,
     SceneSpec,
     make_caption,
     render,
+    render_along_path,
     render_reference,
     sample_spec,
 )
 from training.speed import measure_speed
 
 ATTRIBUTES = ("color", "shape", "size", "motion", "no_flicker")
+PATH_MODE = "subject path (a random path given; motion does not apply)"
 TARGETS = {"color": 0.97, "motion": 0.95, "shape": 0.85, "no_flicker": 1.0}
 
 
@@ -143,8 +146,10 @@ def autoencoder_round_trip(pipeline: VideoPipeline, count: int, rng: np.random.G
 def conditioning_checks(
     pipeline: VideoPipeline, encoder, rng: np.random.Generator, count: int, steps: int, guidance: float
 ):
-    """Image-to-video, cameo and remix on held-out combos, each scored against its spec."""
+    """Image-to-video, cameo, remix and a subject path on held-out combos, each scored against its spec;
+    the path also by the mean distance of the tracked centroid to it (fraction of the frame)."""
     results: dict[str, list[Score]] = defaultdict(list)
+    path_errors: list[float] = []
     clips: dict[str, list[np.ndarray]] = defaultdict(list)
     combos = sorted(HELD_OUT_COMBOS)
     for i in tqdm(range(count), desc="conditioning"):
@@ -178,7 +183,22 @@ def conditioning_checks(
         )
         results["remix to another colour (strength 0.6)"].append(score(out.frames, target))
         clips["remix"].append(np.concatenate([clip.frames, out.frames], axis=2))
-    return {k: accuracy(v) | {"n": len(v)} for k, v in results.items()}, clips
+        # Subject path: a random path of the kind training renders, captioned as following a path.
+        if not pipeline.config.dit.path_input:
+            continue
+        along = render_along_path(spec, rng)
+        path = along.centroids / SIZE  # (F, 2)
+        tokens = encoder.encode([along.caption])[0].tokens
+        out = pipeline.generate(tokens, seed=i, num_steps=steps, guidance_scale=guidance, subject_path=path)
+        results[PATH_MODE].append(score(out.frames, spec))
+        distance = np.linalg.norm(analyze(out.frames).centroids / SIZE - path, axis=1)
+        path_errors.append(float(np.where(np.isfinite(distance), distance, 0.5).mean()))
+        clips["path"].append(np.concatenate([along.frames, out.frames], axis=2))
+    summary = {k: accuracy(v) | {"n": len(v)} for k, v in results.items()}
+    if path_errors:  # motion does not apply: the clip follows the path, not the spec's motion
+        summary[PATH_MODE]["path_error"] = float(np.mean(path_errors))
+        summary[PATH_MODE]["path_within_5pct"] = float(np.mean(np.array(path_errors) <= 0.05))
+    return summary, clips
 
 
 def percent(x: float) -> str:
@@ -280,6 +300,16 @@ def write_report(out: Path, results: dict, command: str) -> None:
         "",
         "Remix (left: the source clip; right: the remix asking for another colour): ![remix](remix.gif)",
         "",
+        *(
+            [
+                f"Subject path: the tracked centroid is on average {percent(p['path_error'])} of the frame from "
+                f"the path; {percent(p['path_within_5pct'])} of clips within 5%. Left: a clip rendered along "
+                "the path; right: the model's clip given that path: ![subject path](subject_path.gif)",
+                "",
+            ]
+            if (p := r["conditioning"].get(PATH_MODE, {})).get("path_error") is not None
+            else []
+        ),
         "## The measuring stick",
         "",
         "| check | color | shape | size | motion | no flicker |",
@@ -360,6 +390,8 @@ def main() -> None:
     grid_gif(cond_clips["i2v"][:8], args.out / "image_to_video.gif")
     grid_gif(cond_clips["cameo"][:8], args.out / "cameo.gif", columns=2)
     grid_gif(cond_clips["remix"][:8], args.out / "remix.gif", columns=2)
+    if cond_clips["path"]:
+        grid_gif(cond_clips["path"][:8], args.out / "subject_path.gif", columns=2)
 
     d = pipeline.config
     results = {
