@@ -3,7 +3,8 @@
 `run(plan)` stacks the requests' latents, gives each row its own flow time (requests at different
 steps share the call), and puts the unconditional rows of guided requests in the same batch:
 classifier-free guidance doubles the batch, not the calls. Then each request takes its own sampler
-step with its own step index, and previews and final frames are decoded.
+step with its own step index; final frames are decoded, previews drawn straight from the latents
+(`model/preview.py`: a fitted linear map, for a fraction of a decode).
 
 Same seed, same output, whether a request ran alone or in a batch: every request's tensors keep the
 same shapes whatever batch it is in (prompts are padded to a fixed bucket length, masked); the DiT's
@@ -35,6 +36,7 @@ from services.denoiser.model.camera import apply_camera
 from services.denoiser.model.dit import VideoDiT
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
+from services.denoiser.model.preview import LatentPreviewer
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class ModelExecutor:
         self.memory_budget_bytes = memory_budget_bytes
         self.lock = threading.Lock()  # one step at a time, whoever calls
         self.downsample = autoencoder.config.downsample
+        self.previewer = LatentPreviewer.fit(self.autoencoder, max(max(r) for r in card.resolutions))
         self.sampler_shift = sampler_shift
         self._samplers: dict[int, FlowMatchEulerSampler] = {}
 
@@ -200,15 +203,15 @@ class ModelExecutor:
                 v = v_uncond + item.guidance_scale * (v - v_uncond)
             step = self.sampler(item.num_steps).step(v[None], item.step_index, latents[i][None])
             result.latents[item.request_id] = step.prev_sample[0]
-            if not (item.final or item.preview):
+            if item.preview and not item.final:  # part of the step's time: a matrix product
+                size = bucket.height // PREVIEW_DOWNSCALE
+                result.previews[item.request_id] = self._with_camera(
+                    item.sampler, self.previewer(step.pred_original[0], size)
+                )
+            if not item.final:
                 continue
             decode_start = time.perf_counter()
-            if item.final:
-                result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[0])
-            else:
-                result.previews[item.request_id] = self._with_camera(
-                    item.sampler, self.decode(step.pred_original[0], downscale=PREVIEW_DOWNSCALE)
-                )
+            result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[0])
             result.decodes += 1
             result.decode_seconds += time.perf_counter() - decode_start
         return result
@@ -306,7 +309,7 @@ class ModelExecutor:
     # ---- warm-up -----------------------------------------------------------------------------
 
     def profile_decode(self, bucket: ShapeBucket) -> float:
-        """Seconds one final decode of this bucket takes (previews cost about the same)."""
+        """Seconds one final decode of this bucket takes."""
         shape = (
             self.dit.config.latent_channels,
             bucket.num_frames,

@@ -56,7 +56,7 @@ class StepResult:
     previews: dict[str, Any] = field(default_factory=dict)  # request_id -> uint8 (F, h', w', 3)
     frames: dict[str, Any] = field(default_factory=dict)  # request_id -> uint8 (F, H, W, 3), final items
     duration_seconds: float = 0.0  # wall time of executor.run, decoding included
-    decodes: int = 0  # previews and final frames decoded in this step
+    decodes: int = 0  # final frames decoded in this step (previews come from the latents, for little)
     decode_seconds: float = 0.0  # the part of duration_seconds spent decoding them
 
     @classmethod

@@ -15,13 +15,13 @@ feeds the result back through `update()`. One rule: every request carries `steps
   Classifier-free guidance costs two rows in the same call, never a second call.
 * A step led by batch work is throughput-bound: requests join while rows fit, up to the smallest
   batch size whose measured rows per second are within 10% of the best (`StepTimes.best_rows`), and
-  no longer than that batch's model call plus one decode (requests whose preview or frames are due
+  no longer than that batch's model call plus one decode (requests whose final frames are due
   beyond that wait a step), and no longer than `batch_step_limit` times one guided request's step
   alone: full throughput where a large batch costs little more (an accelerator), and on a CPU, where
   cost grows with rows, steps short enough that an interactive arrival waits at most about that many
   of its own steps for the one in flight.
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
-  step time (the model call, plus the decodes of previews and frames due in it) stays within
+  step time (the model call, plus the decodes of final frames due in it) stays within
   `interactive_slowdown` times the leader's time alone. That one rule is the
   pre-emption of batch jobs, and it adapts to the hardware: on a GPU, where eight rows cost little more
   than two, interactive requests batch together and batch rows fill the rest; on a CPU, where cost
@@ -434,20 +434,14 @@ class StepScheduler:
 
 
 def _decodes_next_step(request: EngineRequest) -> int:
-    """1 when the request's next step ends with a preview or its frames, else 0."""
-    step, total = request.steps_done + 1 - request.start_step, request.num_steps - request.start_step
-    return int(step == total or (request.preview_every > 0 and step % request.preview_every == 0))
+    """1 when the request's next step ends with its frames decoded, else 0. (Previews are drawn from
+    the latents for the price of a matrix product, counted in the step's own time.)"""
+    return int(request.steps_done + 1 == request.num_steps)
 
 
 def _remaining_decodes(request: EngineRequest) -> int:
-    """Previews still to come, plus the final frames."""
-    done, total, every = (
-        request.steps_done - request.start_step,
-        request.num_steps - request.start_step,
-        request.preview_every,
-    )
-    previews = (total - 1) // every - done // every if every else 0
-    return max(previews, 0) + 1
+    """Decodes still to come: the final frames."""
+    return 1
 
 
 def _queue_seconds(request: EngineRequest) -> float:

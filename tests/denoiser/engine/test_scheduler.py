@@ -299,18 +299,18 @@ def test_a_batch_step_stops_at_the_batch_size_with_the_best_measured_throughput(
     assert ids(scheduler.schedule()) == ["a", "b", "c", "d"]
 
 
-def test_estimates_count_the_decodes_of_previews_and_frames():
+def test_estimates_count_the_decode_of_the_frames_and_not_the_previews():
     scheduler, _, _ = setup()
     scheduler.step_times.observe_decode(BUCKET, 0.5)
     request = make_request("a", steps=6, preview_every=2)  # previews after steps 2 and 4, then frames
-    assert scheduler.alone_seconds(request) == pytest.approx(6 * 0.15 + 3 * 0.5)
-    assert scheduler.estimate_seconds(request) == pytest.approx(6 * 0.15 + 3 * 0.5)
+    assert scheduler.alone_seconds(request) == pytest.approx(6 * 0.15 + 0.5)
+    assert scheduler.estimate_seconds(request) == pytest.approx(6 * 0.15 + 0.5)
 
 
 def test_a_decode_due_in_the_step_counts_against_the_interactive_budget():
     scheduler, _, _ = setup(interactive_slowdown=1.5)  # 0.2 s alone for a guided request: 0.3 s budget
     scheduler.step_times.observe_decode(BUCKET, 0.2)
-    scheduler.add(make_request("previewing", priority=BATCH, steps=4, preview_every=1))
+    scheduler.add(make_request("finishing", priority=BATCH, steps=1))  # its frames are decoded next step
     scheduler.add(make_request("quiet", priority=BATCH, steps=4))
     scheduler.add(make_request("urgent", guidance=7.0, steps=4))
     assert ids(scheduler.schedule()) == ["urgent", "quiet"]
@@ -319,8 +319,8 @@ def test_a_decode_due_in_the_step_counts_against_the_interactive_budget():
 def test_a_batch_step_lasts_at_most_its_best_batch_plus_one_decode():
     scheduler, _, _ = setup()  # best batch: 8 rows, 0.5 s; with one decode, 0.7 s
     scheduler.step_times.observe_decode(BUCKET, 0.2)
-    for name in "abc":
-        scheduler.add(make_request(name, priority=BATCH, steps=4, preview_every=1))
+    for name in "abc":  # each finishes, and is decoded, in its next step
+        scheduler.add(make_request(name, priority=BATCH, steps=1))
     scheduler.add(make_request("quiet", priority=BATCH, steps=4))
     # a: 0.15 + 0.2; with b: 0.2 + 0.4; c would make it 0.25 + 0.6; quiet instead: 0.25 + 0.4.
     assert ids(scheduler.schedule()) == ["a", "b", "quiet"]
