@@ -1067,12 +1067,10 @@ def gap_notes(report: dict) -> list[str]:
     if cameo_report and cameo_report["cameo"]["look"] <= cameo_report["baseline"]["look"]:
         notes.append(
             "* **Cameo**: the gateway sends the cameo's appearance as `DenoiseRequest.reference_image` (checked in "
-            "`tests/modes`), but the shipped model barely uses it: it was trained with a reference in 20% of rows "
-            "whose captions always name the colour and shape too, so the text alone explains the look and the "
-            "reference tokens are ignored. Training should drop the appearance words from the caption (or the "
-            "caption) in rows that get a reference, so the look can only come from it, and give more rows a "
-            "reference; the denoiser could then add a separate guidance term for the reference "
-            "(v += (s_ref - 1) * (v(text, ref) - v(text, no ref)))."
+            "`tests/modes`) and guidance covers it (the unconditional half runs without it), but the model still "
+            "takes too little of the look from it. It saw a reference in 30% of its training rows, 60% of those "
+            "with a caption that leaves colour and shape out; more of such rows, and more steps, are the next "
+            "things to try."
         )
     chains = report.get("extend", {}).get("chains", [])
     if chains and min(c["seam_step_within_2x"] for c in chains) < 1.0:
@@ -1089,8 +1087,8 @@ def gap_notes(report: dict) -> list[str]:
             )
         notes.append(
             "* **Extension seams**: the known frames fix where the clip starts, but the model does not carry the "
-            "velocity through them reliably (known first frames were in 25% of its training rows, 2,065 steps in "
-            "all), so the first new frame often jumps. Longer training with known frames in more rows (and with "
+            "velocity through them reliably (known first frames were in a quarter of its training rows), so the "
+            "first new frame often jumps. Longer training with known frames in more rows (and with "
             "context lengths of 2 to 8, as extension uses them) is the fix." + sweep_note
         )
     drifted = [c for c in chains if not (c["same_color"] == 1.0 and c["same_shape"] == 1.0)]
@@ -1103,8 +1101,8 @@ def gap_notes(report: dict) -> list[str]:
                 for c in drifted
             )
             + "); the others keep colour and shape throughout. Every extension call is anchored to the source's "
-            "first frame as its reference image, but the shipped model makes little use of references (see Cameo), "
-            "so nothing holds the look once a clip drifts; a model that uses its reference would."
+            "first frame as its reference image; where the model makes too little use of it (see Cameo), nothing "
+            "holds the look once a clip drifts."
         )
     remix_report = report.get("remix", {}).get("by_strength", {}).get("0.6")
     if remix_report and remix_report["changed"] < TARGETS["remix_change_rate"]:
