@@ -11,7 +11,8 @@ Stages, each checkpointed under --work-dir so that a second run with the same ar
 3. the video DiT, flow matching with caption dropout (for guidance) and random conditioning masks
    (known first frames, a reference image with a caption that leaves the look out, the subject's
    path), with an EMA of the weights;
-4. the decoder again, with the encoder frozen, so the DiT's latent space does not move.
+4. the decoder again, with the encoder frozen, so the DiT's latent space does not move;
+5. the path planner (`training/train_planner.py`): where the subject goes, from the caption.
 
 The budget is wall-clock time. Stages 1 and 4 get fixed fractions, the DiT gets what is left after the
 measured time of stages 1 and 2; each learning rate follows the fraction of its stage's budget spent,
@@ -63,6 +64,7 @@ class TrainConfig:
     minutes: float = 50.0
     autoencoder_fraction: float = 0.10  # of the budget, for stage 1
     decoder_fraction: float = 0.08  # of the budget, for stage 4
+    planner_fraction: float = 0.04  # of the budget, for stage 5
     dataset_clips: int = 6000
     dit_preset: str = "shapes-s"
     autoencoder_preset: str = "f4"
@@ -509,7 +511,8 @@ def main() -> None:
 
     # The DiT gets what the earlier stages left, measured, so the whole run fits the budget.
     decoder_budget = budget_s * config.decoder_fraction
-    dit_budget = budget_s - ae_seconds - dataset_seconds - decoder_budget - EXPORT_MARGIN_S
+    planner_budget = budget_s * config.planner_fraction
+    dit_budget = budget_s - ae_seconds - dataset_seconds - decoder_budget - planner_budget - EXPORT_MARGIN_S
     dit_config = VIDEO_DIT_PRESETS[config.dit_preset]
     dit, state = train_dit(config, dit_config, dataset, work_dir, dit_budget)
     ae = refine_decoder(config, ae, work_dir, decoder_budget)
@@ -533,6 +536,14 @@ def main() -> None:
     )
     save_pipeline(out, pipeline_config, dit, ae)
     logger.info("wrote %s (%d DiT steps)", out, state["step"])
+
+    from services.text_encoder.backends import load_default_backend
+    from training.train_planner import motion_accuracy, train_planner, write_planner
+
+    planner, record = train_planner(dataset, planner_budget, seed=config.seed)
+    record["held_out_motion_accuracy"] = motion_accuracy(planner, load_default_backend())
+    write_planner(out, planner, record)
+    logger.info("wrote the path planner: %s", record)
 
 
 if __name__ == "__main__":

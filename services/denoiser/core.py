@@ -152,7 +152,7 @@ class DenoiserCore:
                 sampler=SamplerState(
                     seed=request.seed,
                     text=np.array(tokens, dtype=np.float32),
-                    path=self._path(request),
+                    path=self._path(request, tokens),
                     camera=self._camera(request),
                 ),
                 priority=_PRIORITIES[request.priority],
@@ -164,10 +164,13 @@ class DenoiserCore:
             pictures,
         )
 
-    def _path(self, request: denoiser_pb2.DenoiseRequest) -> np.ndarray | None:
-        """The subject path as (F, 2) positions, one per frame; None without one."""
+    def _path(self, request: denoiser_pb2.DenoiseRequest, tokens: np.ndarray) -> np.ndarray | None:
+        """The subject path as (F, 2) positions, one per frame: the request's, or where it leaves the
+        layout free (no first frames, no source video) the model's planner's; None without either."""
         if not request.subject_path:
-            return None
+            planner = self.executor.planner
+            free = not (request.HasField("first_frames") or request.HasField("source_video"))
+            return planner.sample(tokens, request.seed) if planner is not None and free else None
         if not self.card.supports_subject_path:
             raise _unsupported_control("subject_path", self.card.name)
         if len(request.subject_path) > MAX_PATH_POINTS:

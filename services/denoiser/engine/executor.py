@@ -36,6 +36,7 @@ from services.denoiser.model.camera import apply_camera
 from services.denoiser.model.dit import VideoDiT
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
+from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 
@@ -98,6 +99,7 @@ class ModelExecutor:
         *,
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
+        planner: PathPlanner | None = None,
     ) -> None:
         self.dit = make_batch_invariant(dit).eval()
         self.autoencoder = autoencoder.eval()
@@ -107,6 +109,7 @@ class ModelExecutor:
         self.downsample = autoencoder.config.downsample
         self.previewer = LatentPreviewer.fit(self.autoencoder, max(max(r) for r in card.resolutions))
         self.sampler_shift = sampler_shift
+        self.planner = planner  # chooses the subject's path where a request leaves the layout free
         self._samplers: dict[int, FlowMatchEulerSampler] = {}
 
     @classmethod
@@ -129,6 +132,7 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
+            planner=pipeline.planner,
         )  # fmt: skip
 
     def sampler(self, num_steps: int) -> FlowMatchEulerSampler:

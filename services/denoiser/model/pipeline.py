@@ -29,6 +29,7 @@ from services.denoiser.model.autoencoder import (
 from services.denoiser.model.camera import CameraMotion, apply_camera
 from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
 from services.denoiser.model.paths import path_heatmap
+from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 from services.denoiser.model.weights import load_weights, save_weights
 
@@ -48,6 +49,7 @@ class PipelineConfig:
     max_steps: int = 100
     default_guidance_scale: float = 4.0
     sampler_shift: float = 1.0
+    planner: PathPlannerConfig | None = None  # plans the subject's path where a request leaves it free
     training: dict = field(default_factory=dict)  # how the weights were made, for the record
 
     @property
@@ -68,7 +70,13 @@ class PipelineConfig:
         dit["patch_size"] = tuple(dit["patch_size"])
         autoencoder = dict(data.pop("autoencoder"))
         autoencoder["widths"] = tuple(autoencoder["widths"])
-        return cls(dit=VideoDiTConfig(**dit), autoencoder=FrameAutoencoderConfig(**autoencoder), **data)
+        planner = data.pop("planner", None)
+        return cls(
+            dit=VideoDiTConfig(**dit),
+            autoencoder=FrameAutoencoderConfig(**autoencoder),
+            planner=None if planner is None else PathPlannerConfig(**planner),
+            **data,
+        )
 
 
 class GenerationCancelled(Exception):
@@ -96,10 +104,17 @@ class VideoPipelineOutput:
 
 
 class VideoPipeline:
-    def __init__(self, config: PipelineConfig, dit: VideoDiT, autoencoder: FrameAutoencoder):
+    def __init__(
+        self,
+        config: PipelineConfig,
+        dit: VideoDiT,
+        autoencoder: FrameAutoencoder,
+        planner: PathPlanner | None = None,
+    ):
         self.config = config
         self.dit = dit.eval()
         self.autoencoder = autoencoder.eval()
+        self.planner = None if planner is None else planner.eval()
 
     @classmethod
     def from_pretrained(cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> VideoPipeline:
@@ -111,6 +126,10 @@ class VideoPipeline:
         load_weights(dit, weights_dir / "dit.safetensors")
         autoencoder = FrameAutoencoder(config.autoencoder)
         load_weights(autoencoder, weights_dir / "autoencoder.safetensors")
+        planner = None
+        if config.planner is not None:
+            planner = PathPlanner(config.planner)
+            load_weights(planner, weights_dir / "planner.safetensors")
         logger.info(
             "loaded %s v%s from %s: DiT %.2fM parameters, autoencoder %.2fM",
             config.name,
@@ -119,7 +138,7 @@ class VideoPipeline:
             sum(p.numel() for p in dit.parameters()) / 1e6,
             sum(p.numel() for p in autoencoder.parameters()) / 1e6,
         )
-        return cls(config, dit, autoencoder)
+        return cls(config, dit, autoencoder, planner)
 
     @property
     def model_name(self) -> str:
@@ -155,6 +174,7 @@ class VideoPipeline:
         strength: float = 0.7,
         subject_path: np.ndarray | None = None,
         camera: tuple[CameraMotion, float] | None = None,
+        plan_path: bool = True,
         on_step: Callable[[StepInfo], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> VideoPipelineOutput:
@@ -166,6 +186,8 @@ class VideoPipeline:
         source_video: uint8 (F, H, W, 3): remix it; strength 0 keeps it, 1 ignores it.
         subject_path: float (F, 2): where the subject should be in each frame, fractions of the frame.
         camera: (motion, amount): a camera move over the generated scene (`camera.py`).
+        plan_path: where the request leaves the layout free (no path, first frames or source video),
+        let the planner choose the subject's path (`planner.py`), if the model has one.
         on_step: called after every step. should_cancel: checked before every step; True raises
         GenerationCancelled.
         """
@@ -215,6 +237,14 @@ class VideoPipeline:
                 reference=reference, reference_mask=torch.ones(1, dtype=torch.bool)
             )  # (1, C, h, w)
 
+        if (
+            subject_path is None
+            and plan_path
+            and first_frames is None
+            and source_video is None
+            and self.planner
+        ):
+            subject_path = self.planner.sample(text_tokens, seed)
         if subject_path is not None:
             path = torch.as_tensor(subject_path, dtype=torch.float32)[None]  # (1, F, 2)
             conditioning.update(path_map=path_heatmap(path, h))  # (1, 1, F, h, w)
@@ -262,9 +292,17 @@ class VideoPipeline:
         return VideoPipelineOutput(frames=frames, fps=cfg.fps, model=self.model_name)
 
 
-def save_pipeline(out: Path, config: PipelineConfig, dit: VideoDiT, autoencoder: FrameAutoencoder) -> None:
+def save_pipeline(
+    out: Path,
+    config: PipelineConfig,
+    dit: VideoDiT,
+    autoencoder: FrameAutoencoder,
+    planner: PathPlanner | None = None,
+) -> None:
     """Writes what `VideoPipeline.from_pretrained` reads."""
     out.mkdir(parents=True, exist_ok=True)
     save_weights(dit, out / "dit.safetensors")
     save_weights(autoencoder, out / "autoencoder.safetensors")
+    if planner is not None:
+        save_weights(planner, out / "planner.safetensors")
     (out / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")

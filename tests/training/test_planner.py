@@ -1,0 +1,71 @@
+"""The path planner learns trajectories from captions, and the denoiser uses it only where it may."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from kino.v1 import denoiser_pb2
+from services.common.settings import load_settings
+from services.common.tensors import to_proto
+from services.denoiser.core import DenoiserCore
+from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
+from tests.denoiser.engine.helpers import prompt, tiny_executor
+from training.train_planner import train_planner
+
+SMALL = PathPlannerConfig(hidden_size=64, depth=2, steps=10)
+CAPTION = np.random.default_rng(1).standard_normal(384).astype(np.float32)  # "moving right"; negated: left
+
+
+def toy_dataset(n: int = 512) -> SimpleNamespace:
+    """Two captions (a token vector and its negative): paths across the frame to the right or to the
+    left, starting anywhere on the left or right third."""
+    rng = np.random.default_rng(0)
+    right = rng.random(n) < 0.5
+    start = np.where(right, rng.uniform(0.1, 0.35, n), rng.uniform(0.65, 0.9, n))
+    travel = np.where(right, 0.5, -0.5)
+    xs = start[:, None] + travel[:, None] * np.linspace(0, 1, 16)[None]  # (n, 16)
+    paths = np.stack([xs, np.full_like(xs, 0.5)], axis=-1)  # (n, 16, 2)
+    sign = torch.from_numpy(np.where(right, 1.0, -1.0)).float()[:, None, None]
+    tokens = (sign * torch.from_numpy(CAPTION)[None, None]).expand(n, 3, 384).clone()
+    mask = torch.ones(n, 3, dtype=torch.bool)
+    return SimpleNamespace(
+        paths=torch.from_numpy(paths).float(),
+        tokens=tokens,
+        token_mask=mask,
+        generic_tokens=tokens,
+        generic_mask=mask,
+    )
+
+
+def test_the_planner_learns_which_way_a_caption_moves():
+    torch.set_num_threads(1)
+    planner, record = train_planner(toy_dataset(), budget_s=8.0, config=SMALL)
+    assert record["steps"] > 50
+    for sign in (1.0, -1.0):
+        tokens = np.tile(sign * CAPTION, (3, 1))
+        for seed in range(3):
+            path = planner.sample(tokens, seed)
+            assert path.shape == (16, 2) and path.min() >= 0 and path.max() <= 1
+            assert np.sign(path[-1, 0] - path[0, 0]) == sign  # the caption's direction
+    assert np.array_equal(planner.sample(tokens, 7), planner.sample(tokens, 7))  # seeded
+
+
+def test_the_denoiser_plans_a_path_only_where_the_request_leaves_the_layout_free():
+    executor = tiny_executor()
+    executor.planner = PathPlanner(SMALL).eval()
+    core = DenoiserCore(executor, load_settings(env={}).denoiser)
+    base = dict(
+        text_tokens=to_proto(prompt(1)),
+        num_frames=16,
+        height=64,
+        width=64,
+        num_steps=4,
+        guidance_scale=3.0,
+        seed=1,
+    )
+    free, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base))
+    assert free.sampler.path.shape == (16, 2)
+    first = to_proto(np.zeros((1, 64, 64, 3), np.uint8))
+    anchored, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base, first_frames=first))
+    assert anchored.sampler.path is None  # the first frame fixes where the subject starts
