@@ -213,10 +213,18 @@ def write_report(out: Path, results: dict, command: str) -> None:
         f"Reproduce: `{command}` (writes this file and the pictures next to it).",
         "",
         f"Model `{r['model']}`: {r['dit_params'] / 1e6:.2f}M-parameter video DiT over the latents of a "
-        f"{r['ae_params'] / 1e6:.2f}M-parameter frame autoencoder (8x spatial compression, "
-        f"{r['latent_shape'][0]} channels), {r['frames']} frames at {r['size']}x{r['size']}, {r['fps']:g} fps.",
+        f"{r['ae_params'] / 1e6:.2f}M-parameter frame autoencoder ({r['size'] // r['latent_shape'][2]}x spatial "
+        f"compression, {r['latent_shape'][0]} channels), {r['frames']} frames at {r['size']}x{r['size']}, "
+        f"{r['fps']:g} fps"
+        + (
+            f"; a {r['planner_params'] / 1e6:.2f}M-parameter path planner chooses the subject's path from the "
+            "prompt where a request leaves it free (`services/denoiser/model/planner.py`)."
+            if r.get("planner_params")
+            else "."
+        ),
         f"Trained by `{r['training'].get('command', '?')}`: {r['training'].get('dit_steps', '?')} DiT steps in "
-        f"{r['training'].get('total_minutes', '?')} minutes in all on the 2-core CPU.",
+        f"{r['training'].get('total_minutes', '?')} minutes in all on the 2-core CPU."
+        + (f" {r['training']['notes']}" if r["training"].get("notes") else ""),
         f"Sampling here: {r['steps']} Euler steps, guidance {r['guidance']:g}, one clip per seed.",
         "",
         "Status, causes and next steps: [NOTES.md](NOTES.md).",
@@ -398,6 +406,7 @@ def main() -> None:
         "model": pipeline.model_name,
         "dit_params": sum(p.numel() for p in pipeline.dit.parameters()),
         "ae_params": sum(p.numel() for p in pipeline.autoencoder.parameters()),
+        "planner_params": sum(p.numel() for p in pipeline.planner.parameters()) if pipeline.planner else 0,
         "latent_shape": pipeline.latent_shape,
         "frames": d.dit.num_frames,
         "size": d.frame_size,

@@ -114,7 +114,7 @@ class VideoPipeline:
         self.config = config
         self.dit = dit.eval()
         self.autoencoder = autoencoder.eval()
-        self.planner = None if planner is None else planner.eval()
+        self.planner = None if planner is None else planner.eval().requires_grad_(False)
 
     @classmethod
     def from_pretrained(cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> VideoPipeline:
