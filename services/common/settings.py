@@ -113,7 +113,7 @@ class DenoiserSettings(_Section):
     # Activation memory one step may use, in MiB; with max_rows it sets the largest batch per shape.
     memory_budget_mb: int = Field(4096, ge=16)
     # Requests admitted but not started; beyond this, RESOURCE_EXHAUSTED/QUEUE_FULL with a retry delay.
-    max_queued: int = Field(64, ge=1)
+    max_queued: int = Field(64, ge=1)  # interactive requests count only interactive ones
     # A batch request kept waiting this long by interactive work is ranked with interactive requests.
     aging_seconds: float = Field(20.0, gt=0)
     # Other requests may slow a step led by an interactive request by at most this factor (1 = never).

@@ -34,7 +34,8 @@ feeds the result back through `update()`. One rule: every request carries `steps
   others at that very step.
 
 Admission (`add`) refuses early instead of burning compute: a full queue is RESOURCE_EXHAUSTED /
-QUEUE_FULL with a retry delay; a deadline that cannot be met even on an idle machine is
+QUEUE_FULL with a retry delay (an interactive request counts only the interactive requests waiting, so
+batch work filling the queue never turns it away); a deadline that cannot be met even on an idle machine is
 DEADLINE_EXCEEDED / DEADLINE_UNMEETABLE; one that could be met but not behind the current queue is
 RESOURCE_EXHAUSTED / QUEUE_FULL with the delay after which it could. Estimates come from measured
 step times (`StepTimes`).
@@ -59,7 +60,9 @@ MIN_RETRY_SECONDS = 0.05
 @dataclass(frozen=True)
 class SchedulerConfig:
     max_rows: int = 16  # batch rows per step, at most; the executor's memory budget may lower it per bucket
-    max_queued: int = 64  # requests admitted but not yet started; one more is refused with QUEUE_FULL
+    # Requests admitted but not yet started; one more is refused with QUEUE_FULL. An interactive request
+    # counts only the interactive ones: a queue full of batch work never turns interactive work away.
+    max_queued: int = 64
     aging_seconds: float = 20.0  # a batch request displaced this long by interactive work is promoted
     interactive_slowdown: float = 1.1  # others may slow a step led by interactive work this much
     batch_step_limit: float = 2.5  # a batch-led step's model call, in guided-request steps at most
@@ -142,7 +145,12 @@ class StepScheduler:
             raise ValueError(
                 f"bucket {request.bucket} fits {self.row_limit(request.bucket)} rows, fewer than one request"
             )
-        waiting = self.num_waiting
+        # Interactive work is ranked ahead of batch work, so only interactive requests stand in its way.
+        waiting = (
+            self.waiting_by_priority()[Priority.INTERACTIVE]
+            if request.priority == Priority.INTERACTIVE
+            else self.num_waiting
+        )
         if waiting >= self.config.max_queued:
             raise resource_exhausted(
                 "QUEUE_FULL",

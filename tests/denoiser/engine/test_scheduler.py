@@ -236,6 +236,19 @@ def test_a_full_queue_is_refused_with_a_retry_delay():
     assert raised.value.retry_after_seconds > 0 and raised.value.metadata["max"] == "2"
 
 
+def test_a_queue_full_of_batch_work_still_admits_interactive_requests():
+    scheduler, _, _ = setup(max_queued=2)
+    scheduler.add(make_request("a", priority=BATCH))
+    scheduler.add(make_request("b", priority=BATCH))
+    with pytest.raises(KinoError):
+        scheduler.add(make_request("c", priority=BATCH))
+    scheduler.add(make_request("urgent"))  # only interactive requests stand ahead of it: none
+    scheduler.add(make_request("urgent-2"))
+    with pytest.raises(KinoError) as raised:
+        scheduler.add(make_request("urgent-3"))
+    assert raised.value.reason == "QUEUE_FULL"
+
+
 def test_a_deadline_too_short_even_when_idle_is_unmeetable():
     scheduler, _, clock = setup()
     with pytest.raises(KinoError) as raised:
