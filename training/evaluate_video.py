@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
-from training.evaluator import Score, analyze, score
+from training.evaluator import Score, analyze, path_distances, score
 from training.shapes_world import (
     COLORS,
     HELD_OUT_COMBOS,
@@ -191,8 +191,7 @@ def conditioning_checks(
         tokens = encoder.encode([along.caption])[0].tokens
         out = pipeline.generate(tokens, seed=i, num_steps=steps, guidance_scale=guidance, subject_path=path)
         results[PATH_MODE].append(score(out.frames, spec))
-        distance = np.linalg.norm(analyze(out.frames).centroids / SIZE - path, axis=1)
-        path_errors.append(float(np.where(np.isfinite(distance), distance, 0.5).mean()))
+        path_errors.append(float(path_distances(out.frames, path).mean()))
         clips["path"].append(np.concatenate([along.frames, out.frames], axis=2))
     summary = {k: accuracy(v) | {"n": len(v)} for k, v in results.items()}
     if path_errors:  # motion does not apply: the clip follows the path, not the spec's motion

@@ -150,6 +150,14 @@ class Score:
     first_impact: bool | None = None
 
 
+def path_distances(frames: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per frame (F,): the distance between the tracked centroid and the expected place (F, 2), both as
+    fractions of the frame side; a frame without an object counts as half the frame away."""
+    size = frames.shape[2]
+    distance = np.linalg.norm(analyze(frames).centroids / size - expected, axis=1)
+    return np.where(np.isfinite(distance), distance, 0.5)
+
+
 def score(frames: np.ndarray, spec: SceneSpec, impact_frames: tuple[int, ...] | None = None) -> Score:
     a = analyze(frames)
     first_impact = None

@@ -101,8 +101,18 @@ def ground_truth_motion_accuracy(count: int = 160, seed: int = 1) -> float:
     )
 
 
+def train_and_measure(dataset, budget_s: float, seed: int = 0) -> tuple[PathPlanner, dict]:
+    """The trained planner and its training record, with its held-out motion accuracy."""
+    from services.text_encoder.backends import load_default_backend
+
+    planner, record = train_planner(dataset, budget_s, seed=seed)
+    record["held_out_motion_accuracy"] = motion_accuracy(planner, load_default_backend())
+    return planner, record
+
+
 def write_planner(weights_dir: Path, planner: PathPlanner, record: dict) -> None:
-    """planner.safetensors, and the planner's config and training record in config.json."""
+    """planner.safetensors, and the planner's config and training record in an existing weights
+    directory's config.json (a planner trained after the rest of the model)."""
     save_weights(planner, weights_dir / "planner.safetensors")
     config_path = weights_dir / "config.json"
     config = json.loads(config_path.read_text())
@@ -121,12 +131,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
-    from services.text_encoder.backends import load_default_backend
     from training.train_video import LatentDataset
 
     saved = torch.load(args.work_dir / f"dataset_{args.dataset_clips}.pt", weights_only=False)
-    planner, record = train_planner(LatentDataset(**saved["dataset"]), args.minutes * 60)
-    record["held_out_motion_accuracy"] = motion_accuracy(planner, load_default_backend())
+    planner, record = train_and_measure(LatentDataset(**saved["dataset"]), args.minutes * 60)
     record["evaluator_on_rendered_paths"] = ground_truth_motion_accuracy()
     record["command"] = f"python -m training.train_planner --minutes {args.minutes:g}"
     logger.info("planner: %s", record)

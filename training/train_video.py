@@ -53,6 +53,7 @@ from training.shapes_world import (
     render_reference,
     sample_spec,
 )
+from training.train_planner import train_and_measure
 
 logger = logging.getLogger("training.train_video")
 
@@ -516,10 +517,12 @@ def main() -> None:
     dit_config = VIDEO_DIT_PRESETS[config.dit_preset]
     dit, state = train_dit(config, dit_config, dataset, work_dir, dit_budget)
     ae = refine_decoder(config, ae, work_dir, decoder_budget)
+    planner, planner_record = train_and_measure(dataset, planner_budget, seed=config.seed)
 
     pipeline_config = PipelineConfig(
         dit=dit_config,
         autoencoder=ae_config,
+        planner=planner.config,
         training={
             "command": f"python -m training.train_video --minutes {config.minutes:g}",
             "train_config": dataclasses.asdict(config),
@@ -532,18 +535,11 @@ def main() -> None:
                 (ae_seconds + dataset_seconds + state["elapsed_s"] + decoder_budget) / 60, 1
             ),
             "loss_curve": state["losses"],
+            "planner": planner_record,
         },
     )
-    save_pipeline(out, pipeline_config, dit, ae)
-    logger.info("wrote %s (%d DiT steps)", out, state["step"])
-
-    from services.text_encoder.backends import load_default_backend
-    from training.train_planner import motion_accuracy, train_planner, write_planner
-
-    planner, record = train_planner(dataset, planner_budget, seed=config.seed)
-    record["held_out_motion_accuracy"] = motion_accuracy(planner, load_default_backend())
-    write_planner(out, planner, record)
-    logger.info("wrote the path planner: %s", record)
+    save_pipeline(out, pipeline_config, dit, ae, planner)
+    logger.info("wrote %s (%d DiT steps; planner %s)", out, state["step"], planner_record)
 
 
 if __name__ == "__main__":

@@ -31,15 +31,6 @@ from services.denoiser.model.paths import resample_path
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
 MAX_PATH_POINTS = 256
-_CAMERA_MOTIONS = {
-    common_pb2.CAMERA_MOTION_STATIC: CameraMotion.STATIC,
-    common_pb2.CAMERA_MOTION_PAN_LEFT: CameraMotion.PAN_LEFT,
-    common_pb2.CAMERA_MOTION_PAN_RIGHT: CameraMotion.PAN_RIGHT,
-    common_pb2.CAMERA_MOTION_PAN_UP: CameraMotion.PAN_UP,
-    common_pb2.CAMERA_MOTION_PAN_DOWN: CameraMotion.PAN_DOWN,
-    common_pb2.CAMERA_MOTION_ZOOM_IN: CameraMotion.ZOOM_IN,
-    common_pb2.CAMERA_MOTION_ZOOM_OUT: CameraMotion.ZOOM_OUT,
-}
 _PRIORITIES = {
     common_pb2.PRIORITY_UNSPECIFIED: Priority.INTERACTIVE,
     common_pb2.PRIORITY_INTERACTIVE: Priority.INTERACTIVE,
@@ -95,14 +86,20 @@ class DenoiserCore:
         self, request: denoiser_pb2.DenoiseRequest, timeout_seconds: float | None = None
     ) -> AsyncIterator[denoiser_pb2.DenoiseResponse]:
         """Streams the request's events; `timeout_seconds` is what is left of the caller's deadline."""
-        engine_request, pictures = self.to_engine_request(request)
-        if any(p is not None for p in pictures.values()):
-            await asyncio.to_thread(self._encode_pictures, engine_request, **pictures)
+        # Off the event loop: planning a path and encoding pictures run the model (tens of ms).
+        engine_request = await asyncio.to_thread(self._prepare, request)
         if timeout_seconds is not None:
             engine_request.deadline = self.engine.clock() + timeout_seconds
         stream = self.engine.submit(engine_request)
         async for event in stream:
             yield self._response(event)
+
+    def _prepare(self, request: denoiser_pb2.DenoiseRequest) -> EngineRequest:
+        """The validated engine request with its pictures encoded into latents."""
+        engine_request, pictures = self.to_engine_request(request)
+        if any(p is not None for p in pictures.values()):
+            self._encode_pictures(engine_request, **pictures)
+        return engine_request
 
     def to_engine_request(self, request: denoiser_pb2.DenoiseRequest) -> tuple[EngineRequest, dict]:
         """Validates the request against the model; raises INVALID_ARGUMENT with a reason.
@@ -194,7 +191,7 @@ class DenoiserCore:
         if not self.card.supports_camera:
             raise _unsupported_control("camera", self.card.name)
         require_in_range("camera.amount", request.camera.amount, 0.0, 1.0)
-        return _CAMERA_MOTIONS[motion], float(request.camera.amount)
+        return camera_motion(motion), float(request.camera.amount)
 
     def _pictures(self, request: denoiser_pb2.DenoiseRequest) -> dict[str, np.ndarray | None]:
         """Validates the visual conditioning: sizes must match the requested clip."""
@@ -278,6 +275,11 @@ def _not_supported(field: str, value, allowed) -> Exception:
 def _bad_picture(field: str, expected: str, shape) -> Exception:
     detail = f"expected shape {expected}, got {tuple(shape)}"
     return invalid_argument("INVALID_TENSOR", f"{field}: {detail}", field=field, detail=detail)
+
+
+def camera_motion(value: int) -> CameraMotion:
+    """The model's camera move for a kino.v1.CameraMotion number (CAMERA_MOTION_PAN_LEFT -> PAN_LEFT)."""
+    return CameraMotion[common_pb2.CameraMotion.Name(value).removeprefix("CAMERA_MOTION_")]
 
 
 def _unsupported_control(field: str, model: str) -> Exception:

@@ -56,7 +56,7 @@ from services.common.errors import KinoError
 from services.common.settings import load_settings
 from services.gateway import media
 from services.gateway import pipeline as gateway_pipeline
-from training.evaluator import OBJECT_THRESHOLD, analyze, score
+from training.evaluator import OBJECT_THRESHOLD, analyze, path_distances, score
 from training.shapes_world import (
     COLORS,
     FPS,
@@ -626,9 +626,7 @@ CAMERA_MOVES = {
 def path_error(frames: np.ndarray, expected: np.ndarray) -> dict:
     """Mean distance, as a fraction of the frame side, between the evaluator's tracked centroid and the
     expected place (F, 2) in each frame; a frame without an object counts as half the frame away."""
-    centroids = analyze(frames).centroids / SIZE  # (F, 2), NaN where no object
-    distance = np.linalg.norm(centroids - expected, axis=1)
-    distance = np.where(np.isfinite(distance), distance, 0.5)
+    distance = path_distances(frames, expected)  # (F,)
     return {"error": float(distance.mean()), "worst_frame": float(distance.max())}
 
 
@@ -644,15 +642,9 @@ def draw_path(frames: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 async def trajectory(kino: Client, out: Path) -> dict:
-    from services.denoiser.model.camera import CameraMotion, scene_to_view
+    from services.denoiser.core import camera_motion
+    from services.denoiser.model.camera import scene_to_view
     from services.denoiser.model.paths import resample_path
-
-    motions = {
-        common_pb2.CAMERA_MOTION_PAN_LEFT: CameraMotion.PAN_LEFT,
-        common_pb2.CAMERA_MOTION_PAN_UP: CameraMotion.PAN_UP,
-        common_pb2.CAMERA_MOTION_ZOOM_IN: CameraMotion.ZOOM_IN,
-        common_pb2.CAMERA_MOTION_ZOOM_OUT: CameraMotion.ZOOM_OUT,
-    }
 
     def per_frame(points) -> np.ndarray:
         times = np.array([p[0] for p in points])
@@ -671,7 +663,7 @@ async def trajectory(kino: Client, out: Path) -> dict:
         spec = generation_pb2.GenerationSpec(prompt=prompt, subject_path=points(path), camera=camera, seed=1)
         asks[f"camera: {name} over {path_name}"] = (
             spec,
-            scene_to_view(per_frame(path), motions[motion], amount),
+            scene_to_view(per_frame(path), camera_motion(motion), amount),
         )
 
     async def one(spec, expected):

@@ -196,8 +196,8 @@ class StepScheduler:
         """Expected seconds from now until `request` (admitted or not) has its frames.
 
         Two lower bounds, the larger wins: the work ranked ahead of it plus its own (steps at the best
-        measured row throughput of their bucket, plus their decodes); and its own steps at the step
-        time of the batch it would share, plus its own decodes.
+        measured row throughput of their bucket, plus one final decode each); and its own steps at the step
+        time of the batch it would share, plus its own final decode.
         """
         if request.request_id not in self._requests:
             request.seq = self._next_seq  # it would queue behind everyone admitted so far
@@ -212,18 +212,18 @@ class StepScheduler:
             mine = [r for r in ahead if r.bucket == bucket] + ([request] if bucket == request.bucket else [])
             row_steps = sum(r.remaining_steps * r.rows for r in mine)
             seconds += row_steps / self.step_times.best_rate(bucket, self.row_limit(bucket))
-            seconds += sum(_remaining_decodes(r) for r in mine) * self.step_times.decode_seconds(bucket)
+            seconds += len(mine) * self.step_times.decode_seconds(bucket)  # one final decode each
         sharing = sum(r.rows for r in ahead if r.bucket == request.bucket) + request.rows
         alongside = request.remaining_steps * self.step_times.predict(
             request.bucket, min(sharing, self.row_limit(request.bucket))
         )
-        alongside += _remaining_decodes(request) * self.step_times.decode_seconds(request.bucket)
+        alongside += self.step_times.decode_seconds(request.bucket)
         return max(seconds, alongside)
 
     def alone_seconds(self, request: EngineRequest) -> float:
         """Expected seconds for `request` on an idle server."""
         steps = request.remaining_steps * self.step_times.predict(request.bucket, request.rows)
-        return steps + _remaining_decodes(request) * self.step_times.decode_seconds(request.bucket)
+        return steps + self.step_times.decode_seconds(request.bucket)
 
     def _usage_on_arrival(self, request: EngineRequest) -> float:
         if request.request_id in self._requests or request.tenant in {
@@ -445,11 +445,6 @@ def _decodes_next_step(request: EngineRequest) -> int:
     """1 when the request's next step ends with its frames decoded, else 0. (Previews are drawn from
     the latents for the price of a matrix product, counted in the step's own time.)"""
     return int(request.steps_done + 1 == request.num_steps)
-
-
-def _remaining_decodes(request: EngineRequest) -> int:
-    """Decodes still to come: the final frames."""
-    return 1
 
 
 def _queue_seconds(request: EngineRequest) -> float:

@@ -220,9 +220,7 @@ class VideoPipeline:
             )
 
         # 2. Conditioning.
-        tokens = torch.tensor(np.asarray(text_tokens, dtype=np.float32))[
-            None
-        ]  # (1, L, 384); copies read-only arrays
+        tokens = torch.tensor(np.asarray(text_tokens, dtype=np.float32))[None]  # (1, L, 384), a copy
         token_mask = torch.ones(tokens.shape[:2], dtype=torch.bool)  # (1, L)
         conditioning: dict[str, torch.Tensor | None] = {}
         if first_frames is not None:
