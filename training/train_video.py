@@ -42,7 +42,7 @@ from services.denoiser.model.autoencoder import (
 )
 from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT, VideoDiTConfig
 from services.denoiser.model.paths import path_heatmap
-from services.denoiser.model.pipeline import PipelineConfig, save_pipeline
+from services.denoiser.model.pipeline import PipelineConfig, VideoPipeline, save_pipeline
 from training.shapes_world import (
     NUM_FRAMES,
     PATH_PHRASES,
@@ -85,7 +85,7 @@ class TrainConfig:
     seed: int = 0
 
 
-def parse_args() -> tuple[TrainConfig, Path, Path]:
+def parse_args() -> tuple[TrainConfig, Path, Path, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="total wall-clock budget")
     parser.add_argument("--dit-preset", default=TrainConfig.dit_preset, choices=sorted(VIDEO_DIT_PRESETS))
@@ -102,9 +102,18 @@ def parse_args() -> tuple[TrainConfig, Path, Path]:
         "--work-dir", type=Path, default=Path("var/training/video"), help="checkpoints and caches"
     )
     parser.add_argument("--out", type=Path, default=Path("services/denoiser/weights"))
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from a saved model (e.g. services/denoiser/weights): its autoencoder and planner are "
+        "kept, its DiT trains on with a fresh optimizer and schedule",
+    )
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="the DiT's peak learning rate")
     args = parser.parse_args()
     config = TrainConfig(
         minutes=args.minutes,
+        lr=args.lr,
         dit_preset=args.dit_preset,
         autoencoder_preset=args.autoencoder_preset,
         dataset_clips=args.dataset_clips,
@@ -112,7 +121,7 @@ def parse_args() -> tuple[TrainConfig, Path, Path]:
         seed=args.seed,
     )
     torch.set_num_threads(args.threads)
-    return config, args.work_dir, args.out
+    return config, args.work_dir, args.out, args.init_from
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,10 +226,11 @@ class LatentDataset:
 
 @torch.no_grad()
 def build_dataset(
-    config: TrainConfig, ae: FrameAutoencoder, work_dir: Path
+    config: TrainConfig, ae: FrameAutoencoder, work_dir: Path, latent_scale: float | None = None
 ) -> tuple[LatentDataset, float, float]:
     """Renders, encodes and caches the training set; returns it, the autoencoder's latent scale and
-    the seconds the build took."""
+    the seconds the build took. The scale is measured on the set unless given (a model trained on
+    before keeps the scale its DiT learned)."""
     path = work_dir / f"dataset_{config.dataset_clips}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=False)
@@ -252,7 +262,8 @@ def build_dataset(
         ]
         paths += [torch.from_numpy(c.centroids / SIZE) for c in clips]
     latents_t = torch.cat(latents)
-    latent_scale = float(1.0 / latents_t.float().std())
+    if latent_scale is None:
+        latent_scale = float(1.0 / latents_t.float().std())
     latents_t = (latents_t.float() * latent_scale).half()
     references_t = (torch.cat(references).float() * latent_scale).half()
 
@@ -348,10 +359,19 @@ def flow_matching_loss(
 
 
 def train_dit(
-    config: TrainConfig, dit_config: VideoDiTConfig, dataset: LatentDataset, work_dir: Path, budget_s: float
+    config: TrainConfig,
+    dit_config: VideoDiTConfig,
+    dataset: LatentDataset,
+    work_dir: Path,
+    budget_s: float,
+    init: VideoDiT | None = None,
 ) -> tuple[VideoDiT, dict]:
+    """The EMA of the trained DiT and the stage's state (steps, seconds, loss curve). `init` gives the
+    starting weights of a model trained before; a checkpoint in work_dir takes precedence over it."""
     path = work_dir / "dit.pt"
     model = VideoDiT(dit_config)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
     ema = VideoDiT(dit_config)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
@@ -490,8 +510,15 @@ def refine_decoder(
     return ae
 
 
+def continued_from_record(config: PipelineConfig) -> dict:
+    """What a continued model started from: the earlier model's version, DiT steps and how it was made
+    (the earlier record's loss curve is left out; it is in the earlier weights' config)."""
+    training = {k: v for k, v in config.training.items() if k != "loss_curve"}
+    return {"version": config.version, **training}
+
+
 def main() -> None:
-    config, work_dir, out = parse_args()
+    config, work_dir, out, init_from = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work_dir.mkdir(parents=True, exist_ok=True)
     file_log = logging.FileHandler(work_dir / "train.log")
@@ -500,31 +527,55 @@ def main() -> None:
     torch.manual_seed(config.seed)
     budget_s = config.minutes * 60
 
-    ae_config = AUTOENCODER_PRESETS[config.autoencoder_preset]
-    # Once the latents are cached the encoder is frozen: training it further on a resumed run with a
-    # larger budget would leave the cached latents encoded by a different encoder.
-    latents_cached = (work_dir / f"dataset_{config.dataset_clips}.pt").exists()
-    ae_budget = 0.0 if latents_cached else budget_s * config.autoencoder_fraction
-    ae, ae_seconds = train_autoencoder(config, ae_config, work_dir, ae_budget)
-    dataset, latent_scale, dataset_seconds = build_dataset(config, ae, work_dir)
-    ae_config = dataclasses.replace(ae_config, latent_scale=latent_scale)
-    ae.config = ae_config
+    previous = None if init_from is None else VideoPipeline.from_pretrained(init_from)
+    if previous is None:
+        ae_config = AUTOENCODER_PRESETS[config.autoencoder_preset]
+        # Once the latents are cached the encoder is frozen: training it further on a resumed run with a
+        # larger budget would leave the cached latents encoded by a different encoder.
+        latents_cached = (work_dir / f"dataset_{config.dataset_clips}.pt").exists()
+        ae_budget = 0.0 if latents_cached else budget_s * config.autoencoder_fraction
+        ae, ae_seconds = train_autoencoder(config, ae_config, work_dir, ae_budget)
+        dataset, latent_scale, dataset_seconds = build_dataset(config, ae, work_dir)
+        ae_config = dataclasses.replace(ae_config, latent_scale=latent_scale)
+        ae.config = ae_config
+        dit_config = VIDEO_DIT_PRESETS[config.dit_preset]
+    else:
+        # The autoencoder, its latent scale and the planner stay as they were; only the DiT (and a
+        # short decoder refinement) trains on.
+        ae, ae_config, dit_config = (
+            previous.autoencoder.train(),
+            previous.config.autoencoder,
+            previous.config.dit,
+        )
+        ae_seconds = 0.0
+        dataset, _, dataset_seconds = build_dataset(config, ae, work_dir, latent_scale=ae_config.latent_scale)
 
-    # The DiT gets what the earlier stages left, measured, so the whole run fits the budget.
-    decoder_budget = budget_s * config.decoder_fraction
-    planner_budget = budget_s * config.planner_fraction
+    # The DiT gets what the earlier stages left, measured, so the whole run fits the budget. A continued
+    # run keeps its refined decoder: a fresh optimizer's first steps at full rate set it back (measured:
+    # the reconstruction loss went from 0.045 to 0.31 in one step).
+    decoder_budget = 0.0 if previous is not None else budget_s * config.decoder_fraction
+    planner_budget = 0.0 if previous is not None else budget_s * config.planner_fraction
     dit_budget = budget_s - ae_seconds - dataset_seconds - decoder_budget - planner_budget - EXPORT_MARGIN_S
-    dit_config = VIDEO_DIT_PRESETS[config.dit_preset]
-    dit, state = train_dit(config, dit_config, dataset, work_dir, dit_budget)
-    ae = refine_decoder(config, ae, work_dir, decoder_budget)
-    planner, planner_record = train_and_measure(dataset, planner_budget, seed=config.seed)
+    dit, state = train_dit(
+        config, dit_config, dataset, work_dir, dit_budget, init=None if previous is None else previous.dit
+    )
+    if previous is None:
+        ae = refine_decoder(config, ae, work_dir, decoder_budget)
+        planner, planner_record = train_and_measure(dataset, planner_budget, seed=config.seed)
+    else:
+        planner, planner_record = previous.planner, previous.config.training.get("planner")
 
+    command = f"python -m training.train_video --minutes {config.minutes:g}"
+    if init_from is not None:
+        command += f" --init-from {init_from} --lr {config.lr:g} --dataset-clips {config.dataset_clips}"
     pipeline_config = PipelineConfig(
         dit=dit_config,
         autoencoder=ae_config,
-        planner=planner.config,
+        planner=None if planner is None else planner.config,
+        version="1" if previous is None else str(int(previous.config.version) + 1),
         training={
-            "command": f"python -m training.train_video --minutes {config.minutes:g}",
+            "command": command,
+            "continued_from": None if previous is None else continued_from_record(previous.config),
             "train_config": dataclasses.asdict(config),
             "dit_steps": state["step"],
             "dit_seconds": round(state["elapsed_s"]),

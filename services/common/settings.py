@@ -127,6 +127,10 @@ class DenoiserSettings(_Section):
     preview_every: int = Field(4, ge=1)
     # Threads torch may use for the model; 0 keeps torch's default.
     torch_threads: int = Field(0, ge=0)
+    # Decode final frames in a decode thread beside the next denoising steps (on a CPU it takes a core
+    # of its own while it runs), instead of inside the step that finished them, which would hold up
+    # every request in that step.
+    pipelined_decodes: bool = True
 
 
 class Settings(_Section):

@@ -111,7 +111,11 @@ class StepEngineServer:
     name = "step-engine"
 
     def __init__(self, executor: ModelExecutor, config: BenchConfig, step_times: StepTimes) -> None:
-        scheduler_config = SchedulerConfig(max_rows=config.max_rows, max_queued=config.max_queued)
+        scheduler_config = SchedulerConfig(
+            max_rows=config.max_rows,
+            max_queued=config.max_queued,
+            pipelined_decodes=DenoiserSettings().pipelined_decodes,  # as the VideoDenoiser runs it
+        )
         self.engine = DenoiseEngine(
             StepScheduler(scheduler_config, step_times, row_limit=executor.row_limit), executor
         )
@@ -498,9 +502,8 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
     steps = config.num_steps or card.default_steps
     rows = 2 if card.default_guidance_scale != 1.0 else 1
     max_rows = scheduler.row_limit(bucket)
-    decodes = (steps - 1) // config.preview_every + 1  # previews and the final frames
-    decode_s = step_times.decode_seconds(bucket)
-    per_video = steps * rows / step_times.best_rate(bucket, max_rows) + decodes * decode_s
+    decode_s = step_times.decode_seconds(bucket)  # the final frames (previews come from the latents)
+    per_video = steps * rows / step_times.best_rate(bucket, max_rows) + decode_s
     profiled_capacity = 1 / per_video  # videos per second at the best measured batch size
     measured = {r: round(1000 * s, 1) for r, s in sorted(step_times.measured(bucket).items())}
     print(

@@ -50,6 +50,7 @@ class DenoiserCore:
             interactive_slowdown=settings.interactive_slowdown,
             batch_step_limit=settings.batch_step_limit,
             policy=settings.policy,
+            pipelined_decodes=settings.pipelined_decodes,
         )
         scheduler = StepScheduler(config, StepTimes(), row_limit=executor.row_limit)
         self.engine = DenoiseEngine(scheduler, executor)

@@ -5,9 +5,13 @@
         result = await to_thread(executor.run, plan)     # the model, off the event loop
         events = scheduler.update(plan, result)          # bookkeeping, on the event loop
         hand each event to its caller's stream
+        for request in scheduler.take_decodes():         # pipelined decodes (SchedulerConfig)
+            decode its frames in the decode thread, beside the next steps; then its RESULT event
 
 The scheduler is only touched from the event loop, so it needs no lock; the executor runs in a worker
-thread, so gRPC streams keep flowing while a step computes. Callers get an async iterator of events;
+thread, so gRPC streams keep flowing while a step computes. The decode stage is a second worker
+thread: a final decode costs as much as a few steps, and run inside a step it would hold up every
+request in that step, interactive ones included. Callers get an async iterator of events;
 leaving it early (a cancelled RPC) cancels the request, which frees its rows at the next step.
 """
 
@@ -17,13 +21,15 @@ import asyncio
 import contextlib
 import logging
 import statistics
+import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Protocol
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
 
 from services.common.errors import internal
 from services.denoiser.engine import metrics
 from services.denoiser.engine.plan import DenoiseEvent, EventKind, StepPlan, StepResult
-from services.denoiser.engine.request import EngineRequest, ShapeBucket
+from services.denoiser.engine.request import EngineRequest, SamplerState, ShapeBucket
 from services.denoiser.engine.scheduler import StepScheduler
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,10 @@ class Executor(Protocol):
 
     def profile_decode(self, bucket: ShapeBucket) -> float:
         """Seconds one decode of a request's frames takes."""
+        ...
+
+    def decode_final(self, sampler: SamplerState) -> Any:
+        """The frames of a request whose steps are done; called from the decode thread."""
         ...
 
 
@@ -78,6 +88,8 @@ class DenoiseEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._first_preview_seen: set[str] = set()
+        self._decode_thread: ThreadPoolExecutor | None = None  # from start() to close()
+        self._decodes: set[asyncio.Task] = set()
 
     @property
     def clock(self):
@@ -98,6 +110,8 @@ class DenoiseEngine:
             self.scheduler.step_times.observe_decode(bucket, seconds)
 
     def start(self) -> None:
+        if self._decode_thread is None:
+            self._decode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kino-decode")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="denoise-engine")
 
@@ -107,6 +121,13 @@ class DenoiseEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._decodes):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._decode_thread is not None:
+            self._decode_thread.shutdown(wait=True)
+            self._decode_thread = None
 
     def submit(self, request: EngineRequest) -> RequestStream:
         """Admits the request (or raises its KinoError at once) and returns its event stream."""
@@ -142,6 +163,31 @@ class DenoiseEngine:
             else:
                 events = self.scheduler.update(plan, StepResult.make_empty())
             self._dispatch(events)
+            for request in self.scheduler.take_decodes():
+                task = asyncio.get_running_loop().create_task(self._decode(request))
+                self._decodes.add(task)
+                task.add_done_callback(self._decodes.discard)
+
+    async def _decode(self, request: EngineRequest) -> None:
+        """Decodes a finished request's frames in the decode thread, then tells its caller."""
+
+        def timed_decode() -> tuple[Any, float]:
+            start = time.perf_counter()
+            frames = self.executor.decode_final(request.sampler)
+            return frames, time.perf_counter() - start
+
+        try:
+            frames, seconds = await asyncio.get_running_loop().run_in_executor(
+                self._decode_thread, timed_decode
+            )
+        except Exception as exc:
+            log.exception("decoding the frames of %s failed", request.request_id)
+            error = internal("INTERNAL_ERROR", f"decoding the frames failed: {type(exc).__name__}")
+            event = self.scheduler.decode_failed(request.request_id, error)
+        else:
+            metrics.DECODE_DURATION.observe(seconds)
+            event = self.scheduler.decoded(request.request_id, frames, seconds)
+        self._dispatch([event])
 
     def _record_queue_depth(self) -> None:
         for priority, count in self.scheduler.waiting_by_priority().items():

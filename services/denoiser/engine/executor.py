@@ -3,7 +3,8 @@
 `run(plan)` stacks the requests' latents, gives each row its own flow time (requests at different
 steps share the call), and puts the unconditional rows of guided requests in the same batch:
 classifier-free guidance doubles the batch, not the calls. Then each request takes its own sampler
-step with its own step index; final frames are decoded, previews drawn straight from the latents
+step with its own step index; final frames are decoded (in the step, or by `decode_final` in the
+engine's decode stage beside the next steps), previews drawn straight from the latents
 (`model/preview.py`: a fitted linear map, for a fraction of a decode).
 
 Same seed, same output, whether a request ran alone or in a batch: every request's tensors keep the
@@ -212,13 +213,22 @@ class ModelExecutor:
                 result.previews[item.request_id] = self._with_camera(
                     item.sampler, self.previewer(step.pred_original[0], size)
                 )
-            if not item.final:
+            if not item.final or not plan.decode_finals:
                 continue
             decode_start = time.perf_counter()
             result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[0])
             result.decodes += 1
             result.decode_seconds += time.perf_counter() - decode_start
         return result
+
+    def decode_final(self, sampler: SamplerState) -> np.ndarray:
+        """The frames of a request whose steps are done (its final latents in `sampler.latents`).
+
+        The decode stage calls this beside the step loop, so it does not take the step lock: the
+        autoencoder shares no state with the DiT, and with one torch thread per caller the decode
+        and the next step run on two cores at once."""
+        with torch.inference_mode():
+            return self._final_frames(sampler, torch.as_tensor(sampler.latents))
 
     def _final_frames(self, sampler: SamplerState, latents: torch.Tensor) -> np.ndarray:
         """Decodes the result; known first frames come back exactly as given, as in the pipeline; then

@@ -18,7 +18,13 @@ BATCH_SIZE = Histogram(
 )
 STEP_DURATION = Histogram(
     "kino_denoiser_step_duration_seconds",
-    "Wall time of one denoising step of the whole batch, previews and final decodes included.",
+    "Wall time of one denoising step of the whole batch, previews included (and final decodes, when "
+    "they are not pipelined).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DECODE_DURATION = Histogram(
+    "kino_denoiser_decode_duration_seconds",
+    "Wall time of one request's final decode in the decode stage (pipelined decodes).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 TIME_TO_FIRST_PREVIEW = Histogram(

@@ -3,6 +3,8 @@
     plan = scheduler.schedule()          # StepPlan: which requests advance by one step, in which bucket
     result = executor.run(plan)          # StepResult: their new latents, previews and final frames
     events = scheduler.update(plan, result)   # DenoiseEvent list: what each caller is told
+    for request in scheduler.take_decodes():  # pipelined decodes: beside the next steps
+        event = scheduler.decoded(request.request_id, executor.decode_final(request.sampler), seconds)
 
 Everything here is plain data. The plan carries handles to the requests' sampler state because the
 executor runs in the same process; nothing in it is a shared sampler object.
@@ -40,6 +42,9 @@ class StepPlan:
     num_rows: int  # model batch size: sum(item.rows), at most the bucket's row limit
     preempted_ids: list[str]  # started requests left out of this step by more urgent ones
     finished_ids: list[str]  # requests that left before this step: cancelled or past their deadline
+    # Decode final frames inside this step; False when a decode stage beside the step loop does it
+    # (`SchedulerConfig.pipelined_decodes`), and the result carries no frames.
+    decode_finals: bool = True
 
     @classmethod
     def make_empty(cls) -> StepPlan:
@@ -55,6 +60,7 @@ class StepResult:
     latents: dict[str, Any]  # request_id -> new (C, F, h, w) latents, for every item of the plan
     previews: dict[str, Any] = field(default_factory=dict)  # request_id -> uint8 (F, h', w', 3)
     frames: dict[str, Any] = field(default_factory=dict)  # request_id -> uint8 (F, H, W, 3), final items
+    # (when the plan decodes finals; otherwise the final latents in `latents` go to the decode stage)
     duration_seconds: float = 0.0  # wall time of executor.run, decoding included
     decodes: int = 0  # final frames decoded in this step (previews come from the latents, for little)
     decode_seconds: float = 0.0  # the part of duration_seconds spent decoding them

@@ -32,6 +32,11 @@ feeds the result back through `update()`. One rule: every request carries `steps
   exempt from the slowdown limit, so it finishes however much interactive traffic arrives.
 * A cancelled request, or one past its deadline, leaves at the next `schedule()`: its rows go to
   others at that very step.
+* Decodes. With `pipelined_decodes` a request whose last step is done leaves the step loop at once
+  and its frames are decoded by a decode stage beside the next steps (`take_decodes`, `decoded`): no
+  step carries a decode, so an interactive request never waits for a batch request's frames. Without
+  it, final frames are decoded inside the step that finishes them, and the step's predicted time
+  counts them.
 
 Admission (`add`) refuses early instead of burning compute: a full queue is RESOURCE_EXHAUSTED /
 QUEUE_FULL with a retry delay (an interactive request counts only the interactive requests waiting, so
@@ -67,6 +72,7 @@ class SchedulerConfig:
     interactive_slowdown: float = 1.1  # others may slow a step led by interactive work this much
     batch_step_limit: float = 2.5  # a batch-led step's model call, in guided-request steps at most
     policy: str = "priority"  # "priority" or "fifo" (the queue order; see POLICIES)
+    pipelined_decodes: bool = False  # final frames decoded beside the step loop, not inside a step
 
     def __post_init__(self) -> None:
         if self.max_rows < 2:
@@ -129,6 +135,8 @@ class StepScheduler:
         self._leaving: dict[
             str, tuple[EngineRequest, KinoError]
         ] = {}  # removed by schedule(), told by update()
+        self._decoding: dict[str, EngineRequest] = {}  # steps done, frames with the decode stage
+        self._due_decodes: list[EngineRequest] = []  # of those, not yet handed out by take_decodes()
         self._tenant_usage: dict[str, float] = {}  # tenant -> row-steps served
         self._next_seq = 0
         self._next_step_id = 0
@@ -196,8 +204,9 @@ class StepScheduler:
         """Expected seconds from now until `request` (admitted or not) has its frames.
 
         Two lower bounds, the larger wins: the work ranked ahead of it plus its own (steps at the best
-        measured row throughput of their bucket, plus one final decode each); and its own steps at the step
-        time of the batch it would share, plus its own final decode.
+        measured row throughput of their bucket, plus one final decode each unless decodes are
+        pipelined); and its own steps at the step time of the batch it would share, plus its own final
+        decode.
         """
         if request.request_id not in self._requests:
             request.seq = self._next_seq  # it would queue behind everyone admitted so far
@@ -212,7 +221,8 @@ class StepScheduler:
             mine = [r for r in ahead if r.bucket == bucket] + ([request] if bucket == request.bucket else [])
             row_steps = sum(r.remaining_steps * r.rows for r in mine)
             seconds += row_steps / self.step_times.best_rate(bucket, self.row_limit(bucket))
-            seconds += len(mine) * self.step_times.decode_seconds(bucket)  # one final decode each
+            if not self.config.pipelined_decodes:  # else the decode stage runs beside the steps
+                seconds += len(mine) * self.step_times.decode_seconds(bucket)  # one final decode each
         sharing = sum(r.rows for r in ahead if r.bucket == request.bucket) + request.rows
         alongside = request.remaining_steps * self.step_times.predict(
             request.bucket, min(sharing, self.row_limit(request.bucket))
@@ -260,7 +270,8 @@ class StepScheduler:
             return plan
         head = ranked[0]
         bucket, limit = head.bucket, self.row_limit(head.bucket)
-        decode = self.step_times.decode_seconds(bucket)
+        # seconds a final decode adds to a step; none when the decode stage runs beside the steps
+        decode = 0.0 if self.config.pipelined_decodes else self.step_times.decode_seconds(bucket)
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
             alone = self.step_times.predict(bucket, head.rows) + decode * _decodes_next_step(head)
@@ -300,6 +311,7 @@ class StepScheduler:
             num_rows=rows,
             preempted_ids=preempted,
             finished_ids=finished_ids,
+            decode_finals=not self.config.pipelined_decodes,
         )
 
     def _item(self, request: EngineRequest) -> StepItem:
@@ -356,14 +368,37 @@ class StepScheduler:
                 events.append(self._failed_event(request, _cancelled_error(request)))
                 continue
             events.append(self._event(request, EventKind.PROGRESS))
-            if item.final:
+            if item.final and plan.decode_finals:
                 self._finish(request, RequestStatus.FINISHED_DONE, None)
                 events.append(self._event(request, EventKind.RESULT, result.frames[item.request_id]))
+            elif item.final:  # leaves the step loop; the decode stage makes its frames
+                self._finish(request, RequestStatus.DECODING, None)
+                self._decoding[request.request_id] = request
+                self._due_decodes.append(request)
             elif item.preview:
                 events.append(self._event(request, EventKind.PREVIEW, result.previews[item.request_id]))
         if ran_urgent:
             self._age(plan, now - self._plan_started_at)
         return events
+
+    def take_decodes(self) -> list[EngineRequest]:
+        """Requests whose steps are done and whose frames the decode stage should make, each handed
+        out once (their final latents are in `request.sampler.latents`)."""
+        due, self._due_decodes = self._due_decodes, []
+        return due
+
+    def decoded(self, request_id: str, frames, seconds: float) -> DenoiseEvent:
+        """The decode stage made a request's frames in `seconds`: its RESULT event."""
+        request = self._decoding.pop(request_id)
+        request.status = RequestStatus.FINISHED_DONE
+        self.step_times.observe_decode(request.bucket, seconds)
+        return self._event(request, EventKind.RESULT, frames)
+
+    def decode_failed(self, request_id: str, error: KinoError) -> DenoiseEvent:
+        """The decode stage raised on a request: its FAILED event."""
+        request = self._decoding.pop(request_id)
+        request.status = RequestStatus.FINISHED_FAILED
+        return self._failed_event(request, error)
 
     def fail(self, plan: StepPlan, error: KinoError) -> list[DenoiseEvent]:
         """The executor raised on this plan: its requests end with `error`, the others carry on."""

@@ -50,9 +50,12 @@ class ZeroVelocityExecutor:
             result.latents[item.request_id] = latents  # x + dt * 0
             if item.preview:
                 result.previews[item.request_id] = np.zeros((b.num_frames, 4, 4, 3), np.uint8)
-            if item.final:
-                result.frames[item.request_id] = np.zeros((b.num_frames, b.height, b.width, 3), np.uint8)
+            if item.final and plan.decode_finals:
+                result.frames[item.request_id] = self.decode_final(item.sampler, b)
         return result
+
+    def decode_final(self, sampler: SamplerState, bucket: ShapeBucket = BUCKET) -> np.ndarray:
+        return np.zeros((bucket.num_frames, bucket.height, bucket.width, 3), np.uint8)
 
     def profile(self, bucket: ShapeBucket, rows: int) -> float:
         return self.seconds(rows)

@@ -87,6 +87,33 @@ async def test_an_executor_failure_ends_its_requests_with_internal_and_the_engin
     assert (await asyncio.wait_for(collect(fine), 5))[-1].kind == EventKind.RESULT
 
 
+class DecodeFailingExecutor(ZeroVelocityExecutor):
+    def decode_final(self, sampler, bucket=BUCKET):
+        if sampler.seed == 13:
+            raise RuntimeError("decoder blew up")
+        return super().decode_final(sampler, bucket)
+
+
+async def test_pipelined_decodes_end_each_stream_with_its_frames_or_its_decode_failure():
+    clock = FakeClock()
+    executor = DecodeFailingExecutor(clock)
+    config = SchedulerConfig(pipelined_decodes=True)
+    engine = DenoiseEngine(StepScheduler(config, StepTimes(), clock=clock), executor)
+    engine.start()
+    try:
+        fine = engine.submit(make_request("fine", steps=2, priority=BATCH))
+        doomed = engine.submit(make_request("doomed", steps=1, seed=13, priority=BATCH))
+        fine_events, doomed_events = await asyncio.wait_for(asyncio.gather(collect(fine), collect(doomed)), 5)
+    finally:
+        await engine.close()
+    assert [e.kind for e in fine_events] == [EventKind.PROGRESS, EventKind.PROGRESS, EventKind.RESULT]
+    assert fine_events[-1].frames.shape == (BUCKET.num_frames, BUCKET.height, BUCKET.width, 3)
+    assert all(plan.decode_finals is False for plan in executor.plans)
+    assert [e.kind for e in doomed_events] == [EventKind.PROGRESS, EventKind.FAILED]
+    assert doomed_events[-1].error.reason == "INTERNAL_ERROR"
+    assert engine.scheduler.num_live == 0
+
+
 def test_profile_measures_every_bucket_at_doubling_batch_sizes():
     clock = FakeClock()
     executor = ZeroVelocityExecutor(clock)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from services.denoiser.engine.engine import DenoiseEngine
 from services.denoiser.engine.executor import ModelExecutor
 from services.denoiser.engine.plan import EventKind, StepItem, StepPlan
 from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
@@ -151,3 +152,16 @@ def test_the_engine_makes_the_frames_the_models_own_pipeline_makes():
     events, _ = serve(executor, {0: [request(executor, "a", seed=3, text_len=9)]})
     difference = np.abs(result_of(events["a"]).astype(int) - expected.astype(int))
     assert difference.max() <= 1  # float rounding (padded prompt, one row at a time) at most one level
+
+
+async def test_frames_decoded_beside_the_step_loop_equal_frames_decoded_in_the_step(executor):
+    inline_events, _ = serve(executor, {0: [request(executor, "a", seed=5)]})
+    config = SchedulerConfig(max_rows=16, pipelined_decodes=True)
+    engine = DenoiseEngine(StepScheduler(config, UnmeasuredStepTimes()), executor)
+    engine.start()
+    try:
+        events = [event async for event in engine.submit(request(executor, "a", seed=5))]
+    finally:
+        await engine.close()
+    assert events[-1].kind == EventKind.RESULT
+    np.testing.assert_array_equal(events[-1].frames, result_of(inline_events["a"]))

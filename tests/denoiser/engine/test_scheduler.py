@@ -348,3 +348,40 @@ def test_a_batch_step_is_capped_in_guided_request_steps_where_rows_cost_time():
     for rows in range(1, 17):  # an accelerator: 8 rows cost what 2 do
         scheduler.step_times.observe(BUCKET, rows, 0.2 if rows <= 8 else 0.2 * rows / 8)
     assert ids(scheduler.schedule()) == ["a", "b", "c", "d"]
+
+
+def test_pipelined_decodes_free_the_rows_at_once_and_the_result_follows_the_decode():
+    scheduler, executor, _ = setup(pipelined_decodes=True, max_rows=2)
+    scheduler.add(make_request("a", steps=1, priority=BATCH, guidance=7.0))  # two rows each
+    scheduler.add(make_request("b", steps=2, priority=BATCH, guidance=7.0))
+    plan, events = step(scheduler, executor)
+    assert ids(plan) == ["a"] and not plan.decode_finals
+    assert kinds(events, "a") == [EventKind.PROGRESS]  # no frames yet
+    (decoding,) = scheduler.take_decodes()
+    assert decoding.request_id == "a" and decoding.status == RequestStatus.DECODING
+    assert scheduler.take_decodes() == []  # each handed out once
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == ["b"]  # a's rows went to b while a's frames are made
+    event = scheduler.decoded("a", executor.decode_final(decoding.sampler), 0.3)
+    assert (event.kind, event.step, event.request_id) == (EventKind.RESULT, 1, "a")
+    assert decoding.status == RequestStatus.FINISHED_DONE
+    assert scheduler.step_times.decode_seconds(BUCKET) == pytest.approx(0.3)
+
+
+def test_a_pipelined_decode_does_not_count_against_the_interactive_budget():
+    scheduler, _, _ = setup(interactive_slowdown=1.5, pipelined_decodes=True)
+    scheduler.step_times.observe_decode(BUCKET, 0.2)
+    scheduler.add(make_request("finishing", priority=BATCH, steps=1))  # inline, its decode would not fit
+    scheduler.add(make_request("urgent", guidance=7.0, steps=4))
+    assert ids(scheduler.schedule()) == ["urgent", "finishing"]
+
+
+def test_a_failed_pipelined_decode_ends_the_request_with_its_error():
+    scheduler, executor, _ = setup(pipelined_decodes=True)
+    scheduler.add(make_request("a", steps=1))
+    step(scheduler, executor)
+    (decoding,) = scheduler.take_decodes()
+    error = KinoError(grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", "decoding the frames failed")
+    event = scheduler.decode_failed("a", error)
+    assert event.kind == EventKind.FAILED and event.error is error
+    assert decoding.status == RequestStatus.FINISHED_FAILED
