@@ -26,7 +26,7 @@ from services.denoiser.engine.request import EngineRequest, Priority, SamplerSta
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
 from services.denoiser.model.camera import CameraMotion
-from services.denoiser.model.paths import resample_path
+from services.denoiser.model.paths import planned_path, resample_path
 
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
@@ -150,7 +150,7 @@ class DenoiserCore:
                 sampler=SamplerState(
                     seed=request.seed,
                     text=np.array(tokens, dtype=np.float32),
-                    path=self._path(request, tokens),
+                    path=self._path(request, tokens, pictures["first_frames"]),
                     camera=self._camera(request),
                 ),
                 priority=_PRIORITIES[request.priority],
@@ -162,13 +162,15 @@ class DenoiserCore:
             pictures,
         )
 
-    def _path(self, request: denoiser_pb2.DenoiseRequest, tokens: np.ndarray) -> np.ndarray | None:
+    def _path(
+        self, request: denoiser_pb2.DenoiseRequest, tokens: np.ndarray, first_frames: np.ndarray | None
+    ) -> np.ndarray | None:
         """The subject path as (F, 2) positions, one per frame: the request's, or where it leaves the
-        layout free (no first frames, no source video) the model's planner's; None without either."""
+        layout free the model's planner's (`planned_path`); None without either."""
         if not request.subject_path:
-            planner = self.executor.planner
-            free = not (request.HasField("first_frames") or request.HasField("source_video"))
-            return planner.sample(tokens, request.seed) if planner is not None and free else None
+            if request.HasField("source_video"):  # a remix keeps its source's motion
+                return None
+            return planned_path(self.executor.planner, tokens, request.seed, first_frames)
         if not self.card.supports_subject_path:
             raise _unsupported_control("subject_path", self.card.name)
         if len(request.subject_path) > MAX_PATH_POINTS:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from services.denoiser.model.camera import CameraMotion, apply_camera, backdrop_color, scene_to_view
-from services.denoiser.model.paths import path_heatmap, resample_path
+from services.denoiser.model.paths import path_heatmap, resample_path, subject_centroids
 
 
 def test_the_heat_map_peaks_in_the_cell_holding_the_requested_place():
@@ -57,3 +57,10 @@ def test_a_static_camera_or_a_zero_amount_changes_nothing():
     frames = scene()
     assert apply_camera(frames, CameraMotion.STATIC, 0.7) is frames
     assert apply_camera(frames, CameraMotion.ZOOM_OUT, 0.0) is frames
+
+
+def test_the_subject_is_found_where_it_stands_out_from_the_backdrop():
+    frames = scene(x=8, y=40)[:3]
+    assert np.allclose(subject_centroids(frames), (12 / 64, 44 / 64))
+    frames[1] = (0, 0, 128)  # the subject left the frame
+    assert subject_centroids(frames) is None

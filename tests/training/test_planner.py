@@ -1,4 +1,5 @@
-"""The path planner learns trajectories from captions, and the denoiser uses it only where it may."""
+"""The path planner learns trajectories from captions (and continues known first positions), and the
+denoiser uses it only where it may."""
 
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
 from tests.denoiser.engine.helpers import prompt, tiny_executor
 from training.train_planner import train_planner
 
-SMALL = PathPlannerConfig(hidden_size=64, depth=2, steps=10)
+SMALL = PathPlannerConfig(hidden_size=64, depth=2, steps=10, prefix_input=True)
 CAPTION = np.random.default_rng(1).standard_normal(384).astype(np.float32)  # "moving right"; negated: left
 
 
@@ -40,7 +41,7 @@ def toy_dataset(n: int = 512) -> SimpleNamespace:
 
 def test_the_planner_learns_which_way_a_caption_moves():
     torch.set_num_threads(1)
-    planner, record = train_planner(toy_dataset(), budget_s=8.0, config=SMALL)
+    planner, record = train_planner(toy_dataset(), budget_s=12.0, config=SMALL)
     assert record["steps"] > 50
     for sign in (1.0, -1.0):
         tokens = np.tile(sign * CAPTION, (3, 1))
@@ -49,6 +50,15 @@ def test_the_planner_learns_which_way_a_caption_moves():
             assert path.shape == (16, 2) and path.min() >= 0 and path.max() <= 1
             assert np.sign(path[-1, 0] - path[0, 0]) == sign  # the caption's direction
     assert np.array_equal(planner.sample(tokens, 7), planner.sample(tokens, 7))  # seeded
+    # After known first positions: kept exactly, and continued from where they end, the caption's way.
+    for sign, start in ((1.0, 0.2), (-1.0, 0.8)):
+        tokens = np.tile(sign * CAPTION, (3, 1))
+        known = np.stack([start + sign * np.arange(4) * 0.5 / 15, np.full(4, 0.5)], axis=1).astype(np.float32)
+        for seed in range(3):
+            path = planner.sample(tokens, seed, known=known)
+            assert np.allclose(path[:4], known, atol=1e-6)
+            assert abs(path[4, 0] - path[3, 0]) < 0.15  # no jump: a path crosses 0.5 of the frame here
+            assert np.sign(path[-1, 0] - path[3, 0]) == sign
 
 
 def test_the_denoiser_plans_a_path_only_where_the_request_leaves_the_layout_free():
@@ -66,6 +76,13 @@ def test_the_denoiser_plans_a_path_only_where_the_request_leaves_the_layout_free
     )
     free, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base))
     assert free.sampler.path.shape == (16, 2)
-    first = to_proto(np.zeros((1, 64, 64, 3), np.uint8))
-    anchored, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base, first_frames=first))
-    assert anchored.sampler.path is None  # the first frame fixes where the subject starts
+    frame = np.zeros((1, 64, 64, 3), np.uint8)
+    frame[0, 40:48, 8:16] = (255, 255, 0)  # a yellow square, centred at (12, 44) px
+    anchored, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base, first_frames=to_proto(frame)))
+    assert np.allclose(anchored.sampler.path[0], (12 / 64, 44 / 64))  # continues from the subject
+    blank = to_proto(np.zeros((1, 64, 64, 3), np.uint8))
+    lost, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base, first_frames=blank))
+    assert lost.sampler.path is None  # no subject to continue from: the DiT decides alone
+    source = to_proto(np.zeros((16, 64, 64, 3), np.uint8))
+    remix, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base, source_video=source, strength=0.5))
+    assert remix.sampler.path is None  # a remix keeps its source's motion

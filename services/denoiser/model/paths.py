@@ -8,8 +8,13 @@ so the model learns to put the object where the bump is; at inference the bumps 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from services.denoiser.model.planner import PathPlanner
 
 # Width of the bump in latent cells: wide enough that a position between cells is still seen by the
 # patch that holds it, narrow enough that it names one place.
@@ -31,3 +36,41 @@ def resample_path(times: np.ndarray, xy: np.ndarray, num_frames: int, fps: float
     times, xy = np.asarray(times, np.float64)[order], np.asarray(xy, np.float64)[order]
     frame_times = np.arange(num_frames) / fps
     return np.stack([np.interp(frame_times, times, xy[:, i]) for i in range(2)], axis=1).astype(np.float32)
+
+
+# A pixel belongs to the subject when its colour is this far (RGB distance, 0-255 scale) from the
+# frame's backdrop, read as the median colour of the frame's border.
+SUBJECT_THRESHOLD = 60.0
+
+
+def subject_centroids(frames: np.ndarray) -> np.ndarray | None:
+    """Where the subject is in known frames: uint8 (K, H, W, 3) -> (K, 2) (x, y) fractions of the frame,
+    the centroid of the pixels that stand out from the border's colour; None when some frame shows no
+    subject (the path planner then has nothing to continue from).
+
+    Made for flat backdrops (the shapes world's); a model for natural video would use a detector."""
+    pixels = frames.astype(np.float32)
+    _, height, width, _ = frames.shape
+    border = np.concatenate([pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
+    backdrop = np.median(border, axis=1)  # (K, 3)
+    masks = np.linalg.norm(pixels - backdrop[:, None, None, :], axis=-1) > SUBJECT_THRESHOLD  # (K, H, W)
+    if not masks.any(axis=(1, 2)).all():
+        return None
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    centroids = [(xs[m].mean() / width, ys[m].mean() / height) for m in masks]
+    return np.array(centroids, dtype=np.float32)
+
+
+def planned_path(
+    planner: PathPlanner | None, tokens: np.ndarray, seed: int, first_frames: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The planner's path for a request that leaves the layout free: from the prompt alone, or, with
+    known first frames (image-to-video, extend), continuing from where the subject is in them. None
+    without a planner, or when the first frames show no subject to continue from (the DiT then
+    invents the motion alone)."""
+    if planner is None:
+        return None
+    if first_frames is None:
+        return planner.sample(tokens, seed)
+    known = subject_centroids(first_frames)
+    return None if known is None else planner.sample(tokens, seed, known=known)

@@ -11,8 +11,14 @@ the floor" looks like as a trajectory, and it is cheap: an MLP over 32 numbers.
   embeddings (a learned null vector stands for a dropped prompt, for guidance).
 * Output: the flow-matching velocity of the path, as the DiT's (`sampler.py` integrates it).
 
-Used only where the request leaves the layout free: no path of its own, no known first frames, no
-source video.
+Used where the request leaves the layout free: no path of its own and no source video. With known
+first frames (image-to-video, extending a video) the planner completes the path from where the subject
+is in them (`paths.subject_centroids`). A planner with `prefix_input` takes the known positions as an
+input, trained with random prefixes, so the rest of the path continues them (position and speed).
+Inpainting alone (holding the prefix at its noised value at every step, the only option for a planner
+without that input) was measured on 120 held-out clips: from one known position the planned motion
+was read right 68% of the time, and its second position jumped 15 px (median) from where the object
+would be.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class PathPlannerConfig:
     depth: int = 4
     steps: int = 20  # Euler steps when sampling a path
     guidance_scale: float = 2.0
+    prefix_input: bool = False  # takes known first positions (image-to-video, extend) as an input
 
 
 class ResidualBlock(nn.Module):
@@ -66,6 +73,10 @@ class PathPlanner(nn.Module):
         self.text_embed = nn.Sequential(nn.Linear(config.text_dim, D), nn.SiLU(), nn.Linear(D, D))
         self.null_text = nn.Parameter(torch.zeros(config.text_dim))
         self.path_in = nn.Linear(P, D)
+        if config.prefix_input:  # known positions (zero where unknown) and the mask of known frames
+            self.prefix_in = nn.Linear(P + config.num_frames, D)
+            nn.init.zeros_(self.prefix_in.weight)
+            nn.init.zeros_(self.prefix_in.bias)
         self.blocks = nn.ModuleList([ResidualBlock(D) for _ in range(config.depth)])
         self.out = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, P))
         nn.init.zeros_(self.out[-1].weight)
@@ -76,20 +87,33 @@ class PathPlanner(nn.Module):
         weights = mask.unsqueeze(-1).float()
         return (self.text_norm(tokens) * weights).sum(1) / weights.sum(1).clamp(min=1)
 
-    def forward(self, path: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """path (B, F, 2) noisy, t (B,) in [0, 1], text (B, text_dim) pooled -> velocity (B, F, 2)."""
+    def forward(
+        self,
+        path: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        known: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """path (B, F, 2) noisy, t (B,) in [0, 1], text (B, text_dim) pooled -> velocity (B, F, 2).
+        known (B, F, 2) clean positions in flow space and known_mask (B, F) in {0, 1}: the prefix, for
+        a planner with `prefix_input` (none known when left out)."""
         B = path.shape[0]
         args = t.float()[:, None] * 1000 * self.frequencies[None]  # (B, 32)
         c = self.time_embed(torch.cat([args.sin(), args.cos()], dim=1)) + self.text_embed(text)  # (B, D)
         h = self.path_in(path.reshape(B, -1))  # (B, D)
+        if self.config.prefix_input and known is not None:
+            prefix = torch.cat([(known * known_mask[..., None]).reshape(B, -1), known_mask], dim=1)
+            h = h + self.prefix_in(prefix)  # (B, D)
         for block in self.blocks:
             h = block(h, c)
         return self.out(h).view_as(path)
 
     @torch.inference_mode()
-    def sample(self, tokens: np.ndarray, seed: int) -> np.ndarray:
+    def sample(self, tokens: np.ndarray, seed: int, known: np.ndarray | None = None) -> np.ndarray:
         """A path for one prompt: tokens float (L, text_dim) -> float32 (F, 2), clipped to the frame.
-        Seeded: the same prompt and seed give the same path."""
+        Seeded: the same prompt and seed give the same path. `known` (K, 2), K < F: the first K
+        positions, kept as given; the rest is planned to continue from them."""
         cfg = self.config
         text = self.pooled_text(
             torch.tensor(np.asarray(tokens, np.float32))[None],
@@ -97,13 +121,28 @@ class PathPlanner(nn.Module):
         )
         null = self.text_norm(self.null_text)[None]
         # Paths live around the frame's centre: the flow runs on (path - 0.5) * 4, about unit scale.
-        x = torch.randn((1, cfg.num_frames, 2), generator=torch.Generator().manual_seed(seed))
+        noise = torch.randn((1, cfg.num_frames, 2), generator=torch.Generator().manual_seed(seed))
+        x = noise
+        k = 0 if known is None else len(known)
+        prefix = None if known is None else to_flow_space(torch.as_tensor(known, dtype=torch.float32))[None]
+        inputs = {}
+        if prefix is not None:  # both halves of guidance see the prefix: it is not the prompt
+            padded = torch.zeros(2, cfg.num_frames, 2)
+            padded[:, :k] = prefix
+            inputs = {"known": padded, "known_mask": (torch.arange(cfg.num_frames) < k).float().expand(2, -1)}
         sampler = FlowMatchEulerSampler(cfg.steps)
         for i in range(cfg.steps):
-            t = sampler.timesteps(i).expand(2)
-            v_cond, v_null = self.forward(torch.cat([x, x]), t, torch.cat([text, null])).chunk(2)
+            t = sampler.timesteps(i)
+            if prefix is not None:  # the known positions, noised to this step's time along the same noise
+                x = x.clone()
+                x[:, :k] = (1 - t) * prefix + t * noise[:, :k]
+            v_cond, v_null = self.forward(
+                torch.cat([x, x]), t.expand(2), torch.cat([text, null]), **inputs
+            ).chunk(2)
             v = v_null + cfg.guidance_scale * (v_cond - v_null)
             x = sampler.step(v, i, x).prev_sample
+        if prefix is not None:
+            x[:, :k] = prefix
         return (x[0] / 4 + 0.5).clamp(0.0, 1.0).numpy().astype(np.float32)
 
 
