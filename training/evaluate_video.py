@@ -217,12 +217,19 @@ def write_report(out: Path, results: dict, command: str) -> None:
         f"{r['fps']:g} fps"
         + (
             f"; a {r['planner_params'] / 1e6:.2f}M-parameter path planner chooses the subject's path from the "
-            "prompt where a request leaves it free (`services/denoiser/model/planner.py`)."
+            "prompt where a request leaves it free, continuing from the subject's place in known first frames "
+            "(`services/denoiser/model/planner.py`)."
             if r.get("planner_params")
             else "."
         ),
         f"Trained by `{r['training'].get('command', '?')}`: {r['training'].get('dit_steps', '?')} DiT steps in "
-        f"{r['training'].get('total_minutes', '?')} minutes in all on the 2-core CPU."
+        f"{r['training'].get('total_minutes', '?')} minutes in all on the 2-core CPU"
+        + (
+            f", continuing model v{r['training']['continued_from']['version']} "
+            f"({r['training']['continued_from'].get('dit_steps', '?')} DiT steps before)."
+            if r["training"].get("continued_from")
+            else "."
+        )
         + (f" {r['training']['notes']}" if r["training"].get("notes") else ""),
         f"Sampling here: {r['steps']} Euler steps, guidance {r['guidance']:g}, one clip per seed.",
         "",

@@ -224,6 +224,18 @@ class LatentDataset:
     captions: list[str]
 
 
+def check_unit_variance(latents: torch.Tensor) -> None:
+    """The DiT's flow runs from unit noise to the data: latents far from unit variance make it another
+    (much harder) problem. A latent scale applied twice once trained a whole run on latents with a
+    standard deviation of 0.09, and the model fell apart; this stops such a run before it starts."""
+    std = float(latents.float().std())
+    if not 0.5 < std < 2.0:
+        raise ValueError(
+            f"the dataset's latents have standard deviation {std:.3f}, not about 1: is the autoencoder's "
+            "latent_scale applied twice (an autoencoder loaded with its scale, then scaled again)?"
+        )
+
+
 @torch.no_grad()
 def build_dataset(
     config: TrainConfig, ae: FrameAutoencoder, work_dir: Path, latent_scale: float | None = None
@@ -234,6 +246,7 @@ def build_dataset(
     path = work_dir / f"dataset_{config.dataset_clips}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=False)
+        check_unit_variance(saved["dataset"]["latents"])
         return LatentDataset(**saved["dataset"]), saved["latent_scale"], saved["build_seconds"]
     started = time.monotonic()
 
@@ -265,6 +278,7 @@ def build_dataset(
     if latent_scale is None:
         latent_scale = float(1.0 / latents_t.float().std())
     latents_t = (latents_t.float() * latent_scale).half()
+    check_unit_variance(latents_t)
     references_t = (torch.cat(references).float() * latent_scale).half()
 
     encoder = load_default_backend()
@@ -548,7 +562,10 @@ def main() -> None:
             previous.config.dit,
         )
         ae_seconds = 0.0
+        # The dataset scales raw latents itself: encode unscaled, as the first run did.
+        ae.config = dataclasses.replace(ae_config, latent_scale=1.0)
         dataset, _, dataset_seconds = build_dataset(config, ae, work_dir, latent_scale=ae_config.latent_scale)
+        ae.config = ae_config
 
     # The DiT gets what the earlier stages left, measured, so the whole run fits the budget. A continued
     # run keeps its refined decoder: a fresh optimizer's first steps at full rate set it back (measured:
