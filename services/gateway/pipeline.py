@@ -125,8 +125,10 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 
 
 # Frames of the video so far that each extension clip starts from: enough to carry position and
-# velocity (and a bounce's curvature) across the seam, while most of the clip is new.
-EXTEND_CONTEXT_FRAMES = 4
+# velocity across the seam (the path planner continues the subject's path from them), while most of
+# the clip is new. docs/modes/REPORT.md sweeps it: with the planner continuing known frames, 2 frames
+# gave the most seams within 2x a normal step (68%, against 28% for 4 and 19% for 8).
+EXTEND_CONTEXT_FRAMES = 2
 
 
 @dataclass(frozen=True)

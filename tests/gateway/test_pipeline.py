@@ -17,7 +17,14 @@ from services.common.errors import KinoError
 from services.common.tensors import from_proto
 from services.gateway import media
 from services.gateway.packaging import viewing_size
-from services.gateway.pipeline import choose_geometry, clip_path, plan_clips, remix_windows, retime
+from services.gateway.pipeline import (
+    EXTEND_CONTEXT_FRAMES,
+    choose_geometry,
+    clip_path,
+    plan_clips,
+    remix_windows,
+    retime,
+)
 from tests.gateway.helpers import encoded_image, job_error, wait_terminal
 from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
 from tests.gateway.test_jobs import submit_request
@@ -100,10 +107,10 @@ async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gatewa
     job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(request)).name, timeout=60)
     assert job.state == SUCCEEDED, job.error
     requests = backends.denoiser.requests
-    # The 3-second shot is longer than a clip: a second call continues it from its last 4 frames.
+    # The 3-second shot is longer than a clip: a second call continues it from its last frames.
     assert [r.seed for r in requests] == [100, 101, 102, 103]
     assert [r.num_frames for r in requests] == [8, 16, 16, 16]
-    assert [r.first_frames.shape for r in requests] == [[], [], [], [4, 32, 32, 3]]
+    assert [r.first_frames.shape for r in requests] == [[], [], [], [EXTEND_CONTEXT_FRAMES, 32, 32, 3]]
     # The shared prompt names the subject: later shots take its look from the first shot.
     assert [r.HasField("reference_image") for r in requests] == [False, True, True, True]
     assert (job.result.num_frames, job.result.width, job.result.height) == (48, 64, 64)
