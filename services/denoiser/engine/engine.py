@@ -183,10 +183,10 @@ class DenoiseEngine:
         except Exception as exc:
             log.exception("decoding the frames of %s failed", request.request_id)
             error = internal("INTERNAL_ERROR", f"decoding the frames failed: {type(exc).__name__}")
-            event = self.scheduler.decode_failed(request.request_id, error)
+            event = self.scheduler.decode_failed(request, error)
         else:
             metrics.DECODE_DURATION.observe(seconds)
-            event = self.scheduler.decoded(request.request_id, frames, seconds)
+            event = self.scheduler.decoded(request, frames, seconds)
         self._dispatch([event])
 
     def _record_queue_depth(self) -> None:

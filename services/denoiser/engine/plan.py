@@ -4,7 +4,7 @@
     result = executor.run(plan)          # StepResult: their new latents, previews and final frames
     events = scheduler.update(plan, result)   # DenoiseEvent list: what each caller is told
     for request in scheduler.take_decodes():  # pipelined decodes: beside the next steps
-        event = scheduler.decoded(request.request_id, executor.decode_final(request.sampler), seconds)
+        event = scheduler.decoded(request, executor.decode_final(request.sampler), seconds)
 
 Everything here is plain data. The plan carries handles to the requests' sampler state because the
 executor runs in the same process; nothing in it is a shared sampler object.

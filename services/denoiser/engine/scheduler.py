@@ -135,8 +135,7 @@ class StepScheduler:
         self._leaving: dict[
             str, tuple[EngineRequest, KinoError]
         ] = {}  # removed by schedule(), told by update()
-        self._decoding: dict[str, EngineRequest] = {}  # steps done, frames with the decode stage
-        self._due_decodes: list[EngineRequest] = []  # of those, not yet handed out by take_decodes()
+        self._due_decodes: list[EngineRequest] = []  # steps done, not yet handed to the decode stage
         self._tenant_usage: dict[str, float] = {}  # tenant -> row-steps served
         self._next_seq = 0
         self._next_step_id = 0
@@ -373,7 +372,6 @@ class StepScheduler:
                 events.append(self._event(request, EventKind.RESULT, result.frames[item.request_id]))
             elif item.final:  # leaves the step loop; the decode stage makes its frames
                 self._finish(request, RequestStatus.DECODING, None)
-                self._decoding[request.request_id] = request
                 self._due_decodes.append(request)
             elif item.preview:
                 events.append(self._event(request, EventKind.PREVIEW, result.previews[item.request_id]))
@@ -387,16 +385,14 @@ class StepScheduler:
         due, self._due_decodes = self._due_decodes, []
         return due
 
-    def decoded(self, request_id: str, frames, seconds: float) -> DenoiseEvent:
+    def decoded(self, request: EngineRequest, frames, seconds: float) -> DenoiseEvent:
         """The decode stage made a request's frames in `seconds`: its RESULT event."""
-        request = self._decoding.pop(request_id)
         request.status = RequestStatus.FINISHED_DONE
         self.step_times.observe_decode(request.bucket, seconds)
         return self._event(request, EventKind.RESULT, frames)
 
-    def decode_failed(self, request_id: str, error: KinoError) -> DenoiseEvent:
+    def decode_failed(self, request: EngineRequest, error: KinoError) -> DenoiseEvent:
         """The decode stage raised on a request: its FAILED event."""
-        request = self._decoding.pop(request_id)
         request.status = RequestStatus.FINISHED_FAILED
         return self._failed_event(request, error)
 

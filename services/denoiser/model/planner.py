@@ -122,7 +122,7 @@ class PathPlanner(nn.Module):
         null = self.text_norm(self.null_text)[None]
         # Paths live around the frame's centre: the flow runs on (path - 0.5) * 4, about unit scale.
         noise = torch.randn((1, cfg.num_frames, 2), generator=torch.Generator().manual_seed(seed))
-        x = noise
+        x = noise.clone()  # the prefix is written into x; noise stays as drawn
         k = 0 if known is None else len(known)
         prefix = None if known is None else to_flow_space(torch.as_tensor(known, dtype=torch.float32))[None]
         inputs = {}
@@ -134,7 +134,6 @@ class PathPlanner(nn.Module):
         for i in range(cfg.steps):
             t = sampler.timesteps(i)
             if prefix is not None:  # the known positions, noised to this step's time along the same noise
-                x = x.clone()
                 x[:, :k] = (1 - t) * prefix + t * noise[:, :k]
             v_cond, v_null = self.forward(
                 torch.cat([x, x]), t.expand(2), torch.cat([text, null]), **inputs

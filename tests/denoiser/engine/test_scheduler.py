@@ -362,7 +362,7 @@ def test_pipelined_decodes_free_the_rows_at_once_and_the_result_follows_the_deco
     assert scheduler.take_decodes() == []  # each handed out once
     plan, _ = step(scheduler, executor)
     assert ids(plan) == ["b"]  # a's rows went to b while a's frames are made
-    event = scheduler.decoded("a", executor.decode_final(decoding.sampler), 0.3)
+    event = scheduler.decoded(decoding, executor.decode_final(decoding.sampler), 0.3)
     assert (event.kind, event.step, event.request_id) == (EventKind.RESULT, 1, "a")
     assert decoding.status == RequestStatus.FINISHED_DONE
     assert scheduler.step_times.decode_seconds(BUCKET) == pytest.approx(0.3)
@@ -382,6 +382,6 @@ def test_a_failed_pipelined_decode_ends_the_request_with_its_error():
     step(scheduler, executor)
     (decoding,) = scheduler.take_decodes()
     error = KinoError(grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", "decoding the frames failed")
-    event = scheduler.decode_failed("a", error)
+    event = scheduler.decode_failed(decoding, error)
     assert event.kind == EventKind.FAILED and event.error is error
     assert decoding.status == RequestStatus.FINISHED_FAILED
