@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='shots from a JSON/YAML file: {"prompt": ..., "shots": [{"prompt": ..., "seconds": ...}]}',
     )
-    generate.add_argument("--strength", type=float, help="--remix-of: how much to change, 0..1 (default 0.6)")
+    generate.add_argument("--strength", type=float, help="--remix-of: how much to change, 0..1 (default 0.8)")
     generate.add_argument(
         "--cameo",
         action="append",

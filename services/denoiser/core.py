@@ -26,7 +26,7 @@ from services.denoiser.engine.request import EngineRequest, Priority, SamplerSta
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
 from services.denoiser.model.camera import CameraMotion
-from services.denoiser.model.paths import planned_path, resample_path
+from services.denoiser.model.paths import planned_path, resample_path, source_path
 
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
@@ -150,7 +150,7 @@ class DenoiserCore:
                 sampler=SamplerState(
                     seed=request.seed,
                     text=np.array(tokens, dtype=np.float32),
-                    path=self._path(request, tokens, pictures["first_frames"]),
+                    path=self._path(request, tokens, pictures),
                     camera=self._camera(request),
                 ),
                 priority=_PRIORITIES[request.priority],
@@ -163,14 +163,15 @@ class DenoiserCore:
         )
 
     def _path(
-        self, request: denoiser_pb2.DenoiseRequest, tokens: np.ndarray, first_frames: np.ndarray | None
+        self, request: denoiser_pb2.DenoiseRequest, tokens: np.ndarray, pictures: dict[str, np.ndarray | None]
     ) -> np.ndarray | None:
-        """The subject path as (F, 2) positions, one per frame: the request's, or where it leaves the
-        layout free the model's planner's (`planned_path`); None without either."""
+        """The subject path as (F, 2) positions, one per frame: the request's; for a remix that sends
+        none, the source's own (`source_path`); where the request leaves the layout free, the model's
+        planner's (`planned_path`); None without any."""
         if not request.subject_path:
-            if request.HasField("source_video"):  # a remix keeps its source's motion
-                return None
-            return planned_path(self.executor.planner, tokens, request.seed, first_frames)
+            if pictures["source_video"] is not None:
+                return source_path(pictures["source_video"]) if self.card.supports_subject_path else None
+            return planned_path(self.executor.planner, tokens, request.seed, pictures["first_frames"])
         if not self.card.supports_subject_path:
             raise _unsupported_control("subject_path", self.card.name)
         if len(request.subject_path) > MAX_PATH_POINTS:

@@ -25,6 +25,7 @@ from services.gateway.pipeline import (
     remix_windows,
     retime,
 )
+from services.gateway.validation import DEFAULT_REMIX_STRENGTH
 from tests.gateway.helpers import encoded_image, job_error, wait_terminal
 from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
 from tests.gateway.test_jobs import submit_request
@@ -192,12 +193,12 @@ async def test_remix_sends_the_decoded_source_window_by_window_with_its_strength
     assert made.state == SUCCEEDED, made.error
     request = submit_request(mode=generation_pb2.GENERATION_MODE_REMIX, source_video=made.result.video)
     job = await gateway.stub.Submit(request)
-    assert job.spec.remix_strength == np.float32(0.6) and job.spec.duration_seconds == 0
+    assert job.spec.remix_strength == np.float32(DEFAULT_REMIX_STRENGTH) and job.spec.duration_seconds == 0
     job = await wait_terminal(gateway.stub, job.name, timeout=60)
     assert job.state == SUCCEEDED, job.error
     remixes = backends.denoiser.requests[2:]
     # 24 source frames in windows of 16: frames 0-15, then 8-23 of which only the last 8 are new.
-    assert len(remixes) == 2 and all(r.strength == np.float32(0.6) for r in remixes)
+    assert len(remixes) == 2 and all(r.strength == np.float32(DEFAULT_REMIX_STRENGTH) for r in remixes)
     windows = [from_proto(r.source_video, field="source_video", dtype=np.uint8, ndim=4) for r in remixes]
     assert [w.shape for w in windows] == [(16, 32, 32, 3)] * 2
     # The flat gray source comes back within the watermark's few levels.

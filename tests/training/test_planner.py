@@ -61,7 +61,7 @@ def test_the_planner_learns_which_way_a_caption_moves():
             assert np.sign(path[-1, 0] - path[3, 0]) == sign
 
 
-def test_the_denoiser_plans_a_path_only_where_the_request_leaves_the_layout_free():
+def test_the_denoiser_plans_a_path_only_where_the_request_leaves_the_layout_free_and_a_remix_follows_its_source():
     executor = tiny_executor()
     executor.planner = PathPlanner(SMALL).eval()
     core = DenoiserCore(executor, load_settings(env={}).denoiser)
@@ -83,6 +83,17 @@ def test_the_denoiser_plans_a_path_only_where_the_request_leaves_the_layout_free
     blank = to_proto(np.zeros((1, 64, 64, 3), np.uint8))
     lost, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base, first_frames=blank))
     assert lost.sampler.path is None  # no subject to continue from: the DiT decides alone
-    source = to_proto(np.zeros((16, 64, 64, 3), np.uint8))
-    remix, _ = core.to_engine_request(denoiser_pb2.DenoiseRequest(**base, source_video=source, strength=0.5))
-    assert remix.sampler.path is None  # a remix keeps its source's motion
+    # A remix follows its source's path (the subject's centroid in every frame), not a planned one.
+    source = np.zeros((16, 64, 64, 3), np.uint8)
+    for f in range(16):
+        source[f, 20:28, 2 * f : 2 * f + 8] = (255, 0, 0)  # a red square moving right 2 px a frame
+    remix, _ = core.to_engine_request(
+        denoiser_pb2.DenoiseRequest(**base, source_video=to_proto(source), strength=0.5)
+    )
+    expected = np.stack([(2 * np.arange(16) + 4) / 64, np.full(16, 24 / 64)], axis=1)
+    assert np.allclose(remix.sampler.path, expected, atol=1e-6)
+    blank_source = to_proto(np.zeros((16, 64, 64, 3), np.uint8))
+    lost, _ = core.to_engine_request(
+        denoiser_pb2.DenoiseRequest(**base, source_video=blank_source, strength=0.5)
+    )
+    assert lost.sampler.path is None  # no subject in the source: the noised source alone holds the motion

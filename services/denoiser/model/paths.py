@@ -61,6 +61,14 @@ def subject_centroids(frames: np.ndarray) -> np.ndarray | None:
     return np.array(centroids, dtype=np.float32)
 
 
+def source_path(source_video: np.ndarray) -> np.ndarray | None:
+    """A remix's path: where the subject is in every frame of its source, (F, 2), so that the remix
+    keeps the source's motion through the path input while its strength frees the look to change
+    (SDEdit alone holds the motion only at strengths too low to change the colour). None when some
+    frame shows no subject: the remix then keeps only what the noised source holds."""
+    return subject_centroids(source_video)
+
+
 def planned_path(
     planner: PathPlanner | None, tokens: np.ndarray, seed: int, first_frames: np.ndarray | None = None
 ) -> np.ndarray | None:
