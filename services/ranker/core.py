@@ -307,7 +307,7 @@ class RankerCore:
                 session, [self.catalog.name(r) for r in rows], self.session_ttl_seconds
             )
         for source in sources:
-            metrics.SERVED.labels(ranker_pb2.CandidateSource.Name(source)).inc()
+            metrics.served(source).inc()
         return RankedPage(
             rows=rows,
             sources=sources,
@@ -409,5 +409,5 @@ class _StageTimer:
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
-        metrics.STAGE_SECONDS.labels(stage).observe(now - self._last)
+        metrics.stage_seconds(stage).observe(now - self._last)
         self._last = now

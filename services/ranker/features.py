@@ -163,14 +163,14 @@ def candidate_features(
     dense = np.zeros((n, NUM_FEATURES), np.float32)
     nearest = np.full(n, -1, np.int64)
     f = _FEATURE_INDEX
-    # One bfloat16 matmul against the taste vector and the recent positives, negatives and impressions
-    # together: (N, 1 + P + M + R).
+    # One matmul against the taste vector and the recent positives, negatives and impressions together:
+    # (N, 1 + P + M + R), in bfloat16 where this CPU does that faster (items.similarity_dtype).
     recent = profile.recent_rows[:FATIGUE_WINDOW]
     positives, negatives = profile.positive_rows, profile.negative_rows
-    table = catalog.embeddings_bf16
+    table = catalog.similarity_table
     references = torch.cat(
         [
-            torch.from_numpy(profile.vector[None]).bfloat16(),
+            torch.from_numpy(profile.vector[None]).to(table.dtype),
             table.index_select(0, torch.from_numpy(np.concatenate([positives, negatives, recent]))),
         ]
     )  # (1 + P + M + R, D)

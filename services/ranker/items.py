@@ -10,8 +10,10 @@ Rows are never deleted: an upsert of an existing video replaces its row in place
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -38,6 +40,28 @@ NPROBE = 4
 _ROW_STAMPS = itertools.count(1)
 
 
+@functools.cache
+def similarity_dtype() -> torch.dtype:
+    """The dtype of the catalog mirror the candidate similarity features multiply: bfloat16 where this
+    CPU multiplies it faster than float32, float32 otherwise. CPUs with bfloat16 matrix units
+    (AVX512-BF16, AMX) run it in about a quarter of the float32 time; without them torch emulates it at
+    several times the float32 cost (7x measured on an AVX2-only EPYC). Measured once per process on
+    the feature matmul's shape (a few milliseconds); cosines in bfloat16 are within about 0.004."""
+    table, references = torch.randn(1024, 384), torch.randn(384, 64)
+
+    def best_of_three(dtype: torch.dtype) -> float:
+        a, b = table.to(dtype), references.to(dtype)
+        torch.mm(a, b)  # first call: kernel selection
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            torch.mm(a, b)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    return torch.bfloat16 if best_of_three(torch.bfloat16) < best_of_three(torch.float32) else torch.float32
+
+
 @dataclass(frozen=True)
 class ItemRecord:
     """One video as the ranker keeps it; `name` is the resource name "videos/{id}"."""
@@ -60,9 +84,10 @@ class ItemCatalog:
     def __init__(self, dim: int, capacity: int = 1024) -> None:
         self.dim = dim
         self._embeddings = np.zeros((capacity, dim), np.float32)  # (capacity, D)
-        # The same vectors in bfloat16 for the candidate similarity features: a quarter of the float32
-        # time on CPUs with bfloat16 matrix units, cosines within about 0.004.
-        self._embeddings_bf16 = torch.zeros((capacity, dim), dtype=torch.bfloat16)  # (capacity, D)
+        # The same vectors as a torch tensor for the candidate similarity features, in bfloat16 where
+        # that is faster (`similarity_dtype`).
+        self.similarity_dtype = similarity_dtype()
+        self._similarity_table = torch.zeros((capacity, dim), dtype=self.similarity_dtype)  # (capacity, D)
         self._create_times = np.zeros(capacity, np.float64)  # (capacity,)
         self._creator_codes = np.zeros(capacity, np.int32)  # (capacity,)
         self._unsafe = np.zeros(capacity, bool)  # (capacity,)
@@ -91,8 +116,8 @@ class ItemCatalog:
         return self._embeddings[: len(self.records)]  # (N, D)
 
     @property
-    def embeddings_bf16(self) -> torch.Tensor:
-        return self._embeddings_bf16[: len(self.records)]  # (N, D)
+    def similarity_table(self) -> torch.Tensor:
+        return self._similarity_table[: len(self.records)]  # (N, D), in similarity_dtype
 
     @property
     def create_times(self) -> np.ndarray:
@@ -165,7 +190,9 @@ class ItemCatalog:
                 self.remixes_of[record.remix_parent].append(row)
         if written:
             rows = torch.tensor(written)
-            self._embeddings_bf16[rows] = torch.from_numpy(self._embeddings[written]).bfloat16()
+            self._similarity_table[rows] = torch.from_numpy(self._embeddings[written]).to(
+                self.similarity_dtype
+            )
         if self.index is not None:
             rows = self.indices_of([r.name for r in records])
             self.index.add(rows, self._embeddings[rows])
@@ -197,9 +224,9 @@ class ItemCatalog:
             grown = np.zeros((new_capacity, *old.shape[1:]), old.dtype)
             grown[:capacity] = old
             setattr(self, attr, grown)
-        grown = torch.zeros((new_capacity, self.dim), dtype=torch.bfloat16)
-        grown[:capacity] = self._embeddings_bf16
-        self._embeddings_bf16 = grown
+        grown = torch.zeros((new_capacity, self.dim), dtype=self.similarity_dtype)
+        grown[:capacity] = self._similarity_table
+        self._similarity_table = grown
 
     # -- queries -----------------------------------------------------------------------------------
 

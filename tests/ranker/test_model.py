@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from services.ranker.core import RankerCore, scorer_from_weights
-from services.ranker.features import NUM_FEATURES, UserProfile, build_profile, candidate_features
-from services.ranker.items import ItemCatalog, ItemRecord
+from services.ranker.features import (
+    FEATURE_NAMES,
+    NUM_FEATURES,
+    UserProfile,
+    build_profile,
+    candidate_features,
+)
+from services.ranker.items import ItemCatalog, ItemRecord, similarity_dtype
 from services.ranker.model import (
     DEFAULT_WEIGHTS_DIR,
     FeedRankerModel,
@@ -75,6 +81,24 @@ def test_model_scorer_recomputes_a_cached_video_after_its_embedding_changes():
     np.testing.assert_allclose(*scores(profile), rtol=1e-5)
     catalog.upsert([_record("videos/1", unit())])  # same row, new embedding
     np.testing.assert_allclose(*scores(profile), rtol=1e-5)
+
+
+def test_similarity_features_match_float32_cosines_in_whichever_dtype_the_cpu_runs_faster():
+    rng = np.random.default_rng(5)
+    unit = lambda: (v := rng.normal(size=384).astype(np.float32)) / np.linalg.norm(v)  # noqa: E731
+    catalog = ItemCatalog(384)
+    catalog.upsert([_record(f"videos/{i}", unit()) for i in range(40)])
+    assert catalog.similarity_table.dtype == similarity_dtype() in (torch.float32, torch.bfloat16)
+    state = UserState(positives=[("videos/0", 1.0), ("videos/7", 2.0)], negatives=["videos/9"])
+    profile = build_profile(state, catalog)
+    rows = np.arange(10, 40)
+    features = candidate_features(profile, catalog, rows, np.zeros((rows.size, len(COUNTERS))), 0.0)
+    exact = catalog.embeddings[rows] @ catalog.embeddings[[0, 7]].T  # (30, 2)
+    index = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    np.testing.assert_allclose(features.dense[:, index["max_cos_positive"]], exact.max(axis=1), atol=0.01)
+    np.testing.assert_allclose(
+        features.dense[:, index["cos_taste"]], catalog.embeddings[rows] @ profile.vector, atol=0.01
+    )
 
 
 def test_save_and_load_round_trip(tmp_path):
