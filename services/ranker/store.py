@@ -2,8 +2,10 @@
 
 `FeatureStore` is the interface; `MemoryFeatureStore` keeps everything in this process (embedded
 default, tests, the simulator) and `RedisFeatureStore` keeps it in Redis so that every ranker replica
-sees the same state (production). Both apply an Ingest batch before Ingest returns, so Rank sees its
-effect at once (the one-second promise of ranker.proto has room for a cache in front of trending).
+sees the same state (production). Both apply an Ingest batch before Ingest returns, so the replica that
+took it sees its effect at once. Other replicas see a user's history at once and video counters within
+`COUNTER_SYNC_SECONDS` (each keeps a mirror of the counters it has read and follows a stream of the
+videos whose counters changed): the one-second promise of ranker.proto.
 
 The store applies events mechanically. What counts as a positive, a negative or a trending signal is
 decided by services/ranker/events.py and arrives here precomputed on each `StoredEvent`.
@@ -49,6 +51,11 @@ MAX_SEEN = 10_000
 TRENDING_BUCKET_SECONDS = 3600
 TRENDING_HALF_LIFE_HOURS = 6.0
 TRENDING_BUCKETS = 24  # older buckets are ignored (and expire in Redis)
+# How stale another replica's Ingest may leave a Redis store's counter mirror, at most.
+COUNTER_SYNC_SECONDS = 0.5
+# Entries (one per Ingest batch) kept in the stream of changed videos; a replica that falls further
+# behind than this drops its whole mirror and reads the counters afresh.
+COUNTER_CHANGES_MAXLEN = 100_000
 
 _E = ranker_pb2
 
@@ -332,9 +339,13 @@ class RedisFeatureStore(FeatureStore):
 
     Keys (all under `prefix`): u:{user}:pos / :neg / :recent (capped lists, newest first), u:{user}:seen
     (sorted set by time, capped), u:{user}:hidden / :reported / :follows / :blocked (sets), u:{user}:n
-    (hash of totals); c:{counter} (one hash per counter, video -> value, so that one HMGET reads a counter
-    for a whole candidate list); t:{hour} (trending sorted sets, expiring); s:{session} (served videos,
+    (hash of totals); c:{counter} (one hash per counter, video -> value); c:changes (stream: the videos
+    each Ingest batch changed); t:{hour} (trending sorted sets, expiring); s:{session} (served videos,
     expiring); items (hash of encoded records) and items:seq (sorted set: write order).
+
+    Reading ten counters of a thousand candidates from Redis costs about 10,000 parsed replies per Rank
+    (it tripled Rank's CPU time), so counters are read through a mirror in this process: a video's
+    counters are fetched on first use and again after the change stream names it.
     """
 
     def __init__(self, url: str, prefix: str) -> None:
@@ -342,6 +353,9 @@ class RedisFeatureStore(FeatureStore):
 
         self._redis = redis.from_url(url)
         self._p = prefix
+        self._mirror = _CounterMirror()
+        self._changes_seen: bytes | None = None  # id of the last change-stream entry read
+        self._next_counter_sync = 0.0
 
     def _k(self, *parts: str) -> str:
         return ":".join((self._p, *parts))
@@ -390,7 +404,16 @@ class RedisFeatureStore(FeatureStore):
             pipe.ltrim(self._k("u", u, "neg"), 0, MAX_NEGATIVES - 1)
             pipe.ltrim(self._k("u", u, "recent"), 0, MAX_RECENT_IMPRESSIONS - 1)
             pipe.zremrangebyrank(self._k("u", u, "seen"), 0, -MAX_SEEN - 1)
+        changed = {e.video for e in events if _counter_deltas(e)}
+        if changed:
+            pipe.xadd(
+                self._k("c", "changes"),
+                {"videos": "\n".join(changed)},
+                maxlen=COUNTER_CHANGES_MAXLEN,
+                approximate=True,
+            )
         await pipe.execute()
+        self._mirror.forget(changed)  # this replica reads its own writes at once
 
     async def user_state(self, user: str) -> UserState:
         pipe = self._redis.pipeline(transaction=False)
@@ -418,24 +441,66 @@ class RedisFeatureStore(FeatureStore):
         )
 
     async def seen_mask(self, user: str, videos: list[str]) -> np.ndarray:
+        # The whole seen set (at most MAX_SEEN members, parsed in C by hiredis) costs less than asking
+        # about a thousand candidates: redis-py packs every argument of a command in Python.
         if not videos:
             return np.zeros(0, bool)
-        scores = await self._redis.zmscore(self._k("u", user, "seen"), videos)
-        return np.array([s is not None for s in scores], bool)
+        seen = set(await self._redis.zrange(self._k("u", user, "seen"), 0, -1))
+        return np.fromiter((v.encode() in seen for v in videos), bool, len(videos))
 
     async def counters(self, videos: list[str]) -> np.ndarray:
         if not videos:
             return np.zeros((0, len(COUNTERS)))
+        await self._sync_counters()
+        missing = self._mirror.missing(videos)
+        if missing:
+            pipe = self._redis.pipeline(transaction=False)
+            for name in COUNTERS:
+                pipe.hmget(self._k("c", name), missing)
+            columns = await pipe.execute()
+            values = np.array([[float(v) if v is not None else 0.0 for v in column] for column in columns]).T
+            self._mirror.put(missing, values)
+        return self._mirror.get(videos)
+
+    async def _sync_counters(self) -> None:
+        """Forgets the mirrored counters of videos that other replicas' Ingests changed since the last
+        sync (at most every COUNTER_SYNC_SECONDS)."""
+        now = time.monotonic()
+        if now < self._next_counter_sync:
+            return
+        self._next_counter_sync = now + COUNTER_SYNC_SECONDS
+        key = self._k("c", "changes")
+        if self._changes_seen is None:  # first use: the mirror is empty, follow the stream from here
+            last = await self._redis.xrevrange(key, count=1)
+            self._changes_seen = last[0][0] if last else b"0-0"
+            return
         pipe = self._redis.pipeline(transaction=False)
-        for name in COUNTERS:
-            pipe.hmget(self._k("c", name), videos)
-        columns = await pipe.execute()
-        return np.array([[float(v) if v is not None else 0.0 for v in column] for column in columns]).T
+        pipe.xrange(key, count=1)  # the oldest entry still kept
+        pipe.xread({key: self._changes_seen})
+        oldest, read = await pipe.execute()
+        if (
+            oldest
+            and self._changes_seen != b"0-0"
+            and _stream_id(oldest[0][0]) > _stream_id(self._changes_seen)
+        ):
+            self._mirror.clear()  # fell behind the stream's trimming: changes were lost
+        for _, entries in read:
+            for entry_id, fields in entries:
+                self._mirror.forget(fields[b"videos"].decode().split("\n"))
+                self._changes_seen = entry_id
 
     async def trending(self, limit: int, now: float) -> list[str]:
+        # The decayed union is stored and only its top `limit` read back: returning every engaged video
+        # with its score took 140 ms of reply parsing at 19,000 videos. MULTI/EXEC keeps replicas that
+        # refresh at the same moment from reading each other's union.
         weights = {self._k("t", str(bucket)): w for bucket, w in trending_bucket_weights(now).items()}
-        pairs = await self._redis.zunion(weights, withscores=True)  # [(video, decayed score)], ascending
-        return [video.decode() for video, _ in sorted(pairs, key=lambda p: -p[1])[:limit]]
+        union = self._k("t", "union")
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zunionstore(union, weights)
+        pipe.zrange(union, 0, limit - 1, desc=True)
+        pipe.delete(union)
+        _, top, _ = await pipe.execute()
+        return [video.decode() for video in top]
 
     async def session_videos(self, session: str) -> set[str]:
         return {v.decode() for v in await self._redis.smembers(self._k("s", session))}
@@ -476,6 +541,46 @@ class RedisFeatureStore(FeatureStore):
         async for key in self._redis.scan_iter(match=f"{self._p}:*", count=1000):
             deleted += await self._redis.delete(key)
         return deleted
+
+
+class _CounterMirror:
+    """Video counters read from Redis, kept in this process until a change makes them stale."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int] = {}  # video -> row of _values
+        self._stale: set[str] = set()
+        self._values = np.zeros((1024, len(COUNTERS)))
+
+    def missing(self, videos: list[str]) -> list[str]:
+        """The videos among `videos` without fresh counters here (unique, in order)."""
+        rows, stale = self._rows, self._stale
+        return list(dict.fromkeys(v for v in videos if v not in rows or v in stale))
+
+    def put(self, videos: list[str], values: np.ndarray) -> None:
+        for video, row_values in zip(videos, values, strict=True):
+            row = self._rows.get(video)
+            if row is None:
+                row = self._rows[video] = len(self._rows)
+                if row >= len(self._values):
+                    self._values = np.concatenate([self._values, np.zeros_like(self._values)])
+            self._values[row] = row_values
+            self._stale.discard(video)
+
+    def get(self, videos: list[str]) -> np.ndarray:
+        rows = self._rows
+        return self._values[np.fromiter((rows[v] for v in videos), np.int64, len(videos))]
+
+    def forget(self, videos) -> None:
+        rows = self._rows
+        self._stale.update(v for v in videos if v in rows)
+
+    def clear(self) -> None:
+        self._stale.update(self._rows)
+
+
+def _stream_id(entry_id: bytes) -> tuple[int, int]:
+    milliseconds, sequence = entry_id.split(b"-")
+    return int(milliseconds), int(sequence)
 
 
 def store_from_settings(settings) -> FeatureStore:

@@ -1,5 +1,6 @@
 """Both feature stores behave the same: the in-process one and Redis (the local server, a unique prefix)."""
 
+import asyncio
 import time
 
 import numpy as np
@@ -7,7 +8,14 @@ import pytest
 
 from kino.v1 import ranker_pb2
 from services.ranker.items import ItemRecord
-from services.ranker.store import COUNTER_INDEX, MAX_POSITIVES, MemoryFeatureStore, StoredEvent
+from services.ranker.store import (
+    COUNTER_INDEX,
+    COUNTER_SYNC_SECONDS,
+    MAX_POSITIVES,
+    MemoryFeatureStore,
+    RedisFeatureStore,
+    StoredEvent,
+)
 from tests.ranker.conftest import redis_test_store
 
 E = ranker_pb2
@@ -102,3 +110,21 @@ async def test_sessions_and_items(store):
     assert await store.items_since(cursor) == ([], cursor)
     await store.put_items([record])
     assert len((await store.items_since(cursor))[0]) == 1
+
+
+async def test_a_redis_replica_sees_another_replicas_counters_within_the_sync_interval():
+    async with redis_test_store() as first:
+        second = RedisFeatureStore("redis://127.0.0.1:6379/0", first._p)  # another replica, same keys
+        try:
+            impression = stored("u", "videos/a", E.FEED_EVENT_TYPE_IMPRESSION)
+            await first.apply([impression])
+            await second.counters(["videos/a"])  # starts following the change stream
+            assert (await second.counters(["videos/a"]))[0, COUNTER_INDEX["impressions"]] == 1
+            await first.apply([impression, stored("u", "videos/a", E.FEED_EVENT_TYPE_LIKE)])
+            assert (await first.counters(["videos/a"]))[0, COUNTER_INDEX["impressions"]] == 2  # its own write
+            await asyncio.sleep(COUNTER_SYNC_SECONDS + 0.05)
+            fresh = await second.counters(["videos/a", "videos/b", "videos/a"])
+            assert fresh[:, COUNTER_INDEX["impressions"]].tolist() == [2, 0, 2]
+            assert fresh[0, COUNTER_INDEX["likes"]] == 1
+        finally:
+            await second.close()
