@@ -1,17 +1,26 @@
 """FeedRanker benchmark: Rank in process, Rank and Ingest through gRPC. `make bench` runs it.
 
 The catalog is 20,000 videos (384-d unit vectors in 50 clusters) and 2,000 users with 30 events of
-history each, so that every Rank scores about 1,000 candidates. The gRPC server runs in its own
+history each, so that every Rank scores about 1,000 candidates. Each gRPC server runs in its own
 process (as a ranker replica does), single-threaded (RankerSettings.threads = 1); the load
-generator runs here. Prints measurements and their ratio to each target (> 1 is better).
+generator runs here. Two deployments are measured:
+
+* one replica with the in-process store (the embedded default);
+* `--replicas N` replicas (default 2: one per core of a 2-core machine) sharing the Redis store
+  (production), the clients' connections spread over them as a Kubernetes Service spreads them.
+  The catalog and events are sent to the first replica only; the others pick them up through Redis.
+
+Prints measurements and their ratio to each target (> 1 is better).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import multiprocessing
 import os
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +36,7 @@ TARGET_RANK_P99_MS = 20.0
 TARGET_RPC_PER_S = 300.0
 TARGET_RPC_P99_MS = 50.0
 TARGET_INGEST_PER_S = 5_000.0
+CLIENTS_PER_REPLICA = 6
 E = ranker_pb2
 
 
@@ -109,13 +119,15 @@ async def _in_process() -> dict:
 # -- through gRPC ----------------------------------------------------------------------------------
 
 
-def _serve(port_queue) -> None:
+def _serve(port_queue, ranker: dict) -> None:
     from services.common.server import KinoServer
     from services.common.settings import load_settings
     from services.ranker.servicer import registration
 
     async def serve() -> None:
-        settings = load_settings(env={}, server={"port": 0, "metrics_port": -1}, ranker={"threads": 1})
+        settings = load_settings(
+            env={}, server={"port": 0, "metrics_port": -1}, ranker={"threads": 1, **ranker}
+        )
         server = KinoServer(settings.server, [registration(settings)])
         await server.start()
         port_queue.put(server.port)
@@ -133,27 +145,35 @@ def _process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _through_grpc(port: int, server_pid: int) -> dict:
+async def _through_grpc(ports: list[int], server_pids: list[int], settle_s: float) -> dict:
+    """Loads the catalog through the first replica, then 6 closed-loop clients per replica call Rank
+    for 10 s, each client on its replica's channel."""
     import grpc
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = ranker_pb2_grpc.FeedRankerStub(channel)
-        await _load(stub.UpsertItems, stub.Ingest)
-        await asyncio.sleep(2.0)  # the retrieval index trains in the background
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in ports]
+    try:
+        stubs = [ranker_pb2_grpc.FeedRankerStub(channel) for channel in channels]
+        await _load(stubs[0].UpsertItems, stubs[0].Ingest)
+        # The retrieval index trains in the background; other replicas first sync the catalog from Redis.
+        await asyncio.sleep(settle_s)
         rng = np.random.default_rng(3)
-        latencies: list[float] = []
-        deadline = time.perf_counter() + 10.0
 
-        async def client() -> None:
-            while time.perf_counter() < deadline:
+        async def client(stub, until: float, latencies: list[float]) -> None:
+            while time.perf_counter() < until:
                 started = time.perf_counter()
                 await stub.Rank(E.RankRequest(user=f"user{rng.integers(USERS)}", page_size=10))
                 latencies.append(time.perf_counter() - started)
 
-        started, server_cpu = time.perf_counter(), _process_cpu_seconds(server_pid)
-        await asyncio.gather(*(client() for _ in range(6)))
+        warm_up = time.perf_counter() + 2.0
+        await asyncio.gather(*(client(stub, warm_up, []) for stub in stubs))
+        latencies: list[float] = []
+        deadline = time.perf_counter() + 10.0
+        started, server_cpu = time.perf_counter(), sum(map(_process_cpu_seconds, server_pids))
+        await asyncio.gather(
+            *(client(stub, deadline, latencies) for stub in stubs for _ in range(CLIENTS_PER_REPLICA))
+        )
         rps = len(latencies) / (time.perf_counter() - started)
-        server_cpu_ms = (_process_cpu_seconds(server_pid) - server_cpu) / len(latencies) * 1e3
+        server_cpu_ms = (sum(map(_process_cpu_seconds, server_pids)) - server_cpu) / len(latencies) * 1e3
         p50, p99 = _percentiles(latencies)
 
         batch = [
@@ -166,12 +186,15 @@ async def _through_grpc(port: int, server_pid: int) -> dict:
             for i in range(1000)
         ]
         request = E.IngestRequest(events=batch)
-        await stub.Ingest(request)
+        await stubs[0].Ingest(request)
         started, sent = time.perf_counter(), 0
         while time.perf_counter() - started < 5.0:
-            await stub.Ingest(request)
+            await stubs[0].Ingest(request)
             sent += len(batch)
         ingest_rate = sent / (time.perf_counter() - started)
+    finally:
+        for channel in channels:
+            await channel.close()
     return {
         "rpc_per_s": rps,
         "rpc_p50_ms": p50,
@@ -181,28 +204,52 @@ async def _through_grpc(port: int, server_pid: int) -> dict:
     }
 
 
-def run_bench() -> dict:
-    """Measures and prints; returns the numbers (ratios > 1 meet the target)."""
+def _deployment(replicas: int, ranker: dict, settle_s: float) -> dict:
+    """Starts `replicas` server processes with these ranker settings and measures them."""
+    context = multiprocessing.get_context("spawn")
+    port_queue = context.Queue()
+    servers = [
+        context.Process(target=_serve, args=(port_queue, ranker), daemon=True) for _ in range(replicas)
+    ]
+    for server in servers:
+        server.start()
+    try:
+        ports = [port_queue.get(timeout=120) for _ in servers]
+        return asyncio.run(_through_grpc(ports, [s.pid for s in servers], settle_s))
+    finally:
+        for server in servers:
+            server.terminate()
+            server.join(10)
+
+
+async def _delete_keys(redis_url: str, prefix: str) -> None:
+    from services.ranker.store import RedisFeatureStore
+
+    store = RedisFeatureStore(redis_url, prefix)
+    try:
+        await store.delete_all()
+    finally:
+        await store.close()
+
+
+def run_bench(replicas: int = 2, redis_url: str = "redis://127.0.0.1:6379/0") -> dict:
+    """Measures and prints; returns the numbers (ratios > 1 are better). `replicas` 0 skips the Redis
+    deployment (no Redis server)."""
     from services.ranker.core import limit_threads
 
     limit_threads(1)
     results = asyncio.run(_in_process())
-    context = multiprocessing.get_context("spawn")
-    port_queue = context.Queue()
-    server = context.Process(target=_serve, args=(port_queue,), daemon=True)
-    server.start()
-    try:
-        results |= asyncio.run(_through_grpc(port_queue.get(timeout=120), server.pid))
-    finally:
-        server.terminate()
-        server.join(10)
-    results |= {
-        "rank_p99_ratio": TARGET_RANK_P99_MS / results["rank_p99_ms"],
-        "rpc_per_s_ratio": results["rpc_per_s"] / TARGET_RPC_PER_S,
-        "rpc_p99_ratio": TARGET_RPC_P99_MS / results["rpc_p99_ms"],
-        "ingest_ratio": results["ingest_events_per_s"] / TARGET_INGEST_PER_S,
-    }
+    results["grpc"] = _deployment(1, {}, settle_s=2.0)
+    if replicas:
+        prefix = f"kino-bench:ranker:{uuid.uuid4().hex}"
+        try:
+            results["grpc_redis"] = _deployment(
+                replicas, {"store": "redis", "redis_url": redis_url, "key_prefix": prefix}, settle_s=5.0
+            )
+        finally:
+            asyncio.run(_delete_keys(redis_url, prefix))
     r = results
+    r["rank_p99_ratio"] = TARGET_RANK_P99_MS / r["rank_p99_ms"]
     print(
         f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on a "
         "shared machine adds queueing to wall-clock latency; CPU time per Rank is the work itself)"
@@ -215,18 +262,33 @@ def run_bench() -> dict:
         f"target p99 <= {TARGET_RANK_P99_MS:.0f} ms: x{r['rank_p99_ratio']:.2f}   "
         f"CPU {r['rank_cpu_mean_ms']:.2f} ms per Rank"
     )
-    print(
-        f"Rank through gRPC    {r['rpc_per_s']:6.0f} RPC/s  target >= {TARGET_RPC_PER_S:.0f}: x{r['rpc_per_s_ratio']:.2f}   "
-        f"p50 {r['rpc_p50_ms']:.1f} ms  p99 {r['rpc_p99_ms']:.1f} ms  target <= {TARGET_RPC_P99_MS:.0f}: x{r['rpc_p99_ratio']:.2f}   "
-        f"server CPU {r['rpc_server_cpu_ms']:.2f} ms per RPC"
-    )
-    print(
-        f"Ingest through gRPC  {r['ingest_events_per_s']:8.0f} events/s  target >= {TARGET_INGEST_PER_S:.0f}: "
-        f"x{r['ingest_ratio']:.2f}",
-        flush=True,
-    )
+    for key, label in (
+        ("grpc", "1 replica, memory store"),
+        ("grpc_redis", f"{replicas} replicas, Redis store"),
+    ):
+        if key not in r:
+            continue
+        g = r[key]
+        g["rpc_per_s_ratio"] = g["rpc_per_s"] / TARGET_RPC_PER_S
+        g["rpc_p99_ratio"] = TARGET_RPC_P99_MS / g["rpc_p99_ms"]
+        g["ingest_ratio"] = g["ingest_events_per_s"] / TARGET_INGEST_PER_S
+        print(f"through gRPC, {label} ({CLIENTS_PER_REPLICA} closed-loop clients per replica):")
+        print(
+            f"  Rank    {g['rpc_per_s']:6.0f} RPC/s  target >= {TARGET_RPC_PER_S:.0f}: x{g['rpc_per_s_ratio']:.2f}   "
+            f"p50 {g['rpc_p50_ms']:.1f} ms  p99 {g['rpc_p99_ms']:.1f} ms  target <= {TARGET_RPC_P99_MS:.0f}: "
+            f"x{g['rpc_p99_ratio']:.2f}   server CPU {g['rpc_server_cpu_ms']:.2f} ms per RPC"
+        )
+        print(
+            f"  Ingest  {g['ingest_events_per_s']:8.0f} events/s  target >= {TARGET_INGEST_PER_S:.0f}: "
+            f"x{g['ingest_ratio']:.2f}",
+            flush=True,
+        )
     return results
 
 
 if __name__ == "__main__":
-    run_bench()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--replicas", type=int, default=2, help="replicas sharing the Redis store; 0: skip")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    run_bench(args.replicas, args.redis_url)
