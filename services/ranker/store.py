@@ -22,7 +22,7 @@ import abc
 import base64
 import json
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -367,44 +367,64 @@ class RedisFeatureStore(FeatureStore):
         await self._redis.aclose()
 
     async def apply(self, events: list[StoredEvent]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        touched_users: set[str] = set()
+        # The batch is folded first, so that Redis gets one command per key rather than one per event:
+        # redis-py packs each command in Python, which is what bounds Ingest's rate.
+        counters: dict[tuple[str, str], float] = defaultdict(float)  # (counter, video) -> delta
+        trending: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))  # key -> video -> +
+        users: dict[str, _UserWrites] = defaultdict(_UserWrites)
         for event in events:
-            u = event.user
             for name, delta in _counter_deltas(event).items():
-                if name == "watch_ratio_sum":
-                    pipe.hincrbyfloat(self._k("c", name), event.video, delta)
-                else:
-                    pipe.hincrby(self._k("c", name), event.video, int(delta))
+                counters[name, event.video] += delta
+            w = users[event.user]
+            w.seen[event.video] = event.time  # any event means seen
             kind = event.kind
-            pipe.zadd(self._k("u", u, "seen"), {event.video: event.time})  # any event means seen
-            touched_users.add(u)
             if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
-                pipe.hincrby(self._k("u", u, "n"), "impressions", 1)
-                pipe.lpush(self._k("u", u, "recent"), event.video)
+                w.impressions += 1
+                w.recent.append(event.video)
             elif kind == _E.FEED_EVENT_TYPE_HIDE:
-                pipe.sadd(self._k("u", u, "hidden"), event.video)
+                w.sets["hidden"].append(event.video)
             elif kind == _E.FEED_EVENT_TYPE_REPORT:
-                pipe.sadd(self._k("u", u, "reported"), event.video)
+                w.sets["reported"].append(event.video)
             elif kind == _E.FEED_EVENT_TYPE_FOLLOW:
-                pipe.sadd(self._k("u", u, "follows"), event.creator)
+                w.sets["follows"].append(event.creator)
             elif kind == _E.FEED_EVENT_TYPE_BLOCK:
-                pipe.sadd(self._k("u", u, "blocked"), event.creator)
+                w.sets["blocked"].append(event.creator)
             if event.positive_weight > 0:
-                pipe.lpush(self._k("u", u, "pos"), f"{event.positive_weight:.4g}|{event.video}")
-                pipe.hincrby(self._k("u", u, "n"), "positive_events", 1)
+                w.positives.append(f"{event.positive_weight:.4g}|{event.video}")
             if event.negative:
-                pipe.lpush(self._k("u", u, "neg"), event.video)
+                w.negatives.append(event.video)
             if event.trending_weight:
-                key = self._k("t", str(trending_bucket(event.time)))
-                pipe.zincrby(key, event.trending_weight, event.video)
-                pipe.expire(key, (TRENDING_BUCKETS + 1) * TRENDING_BUCKET_SECONDS)
-        for u in touched_users:
-            pipe.ltrim(self._k("u", u, "pos"), 0, MAX_POSITIVES - 1)
-            pipe.ltrim(self._k("u", u, "neg"), 0, MAX_NEGATIVES - 1)
-            pipe.ltrim(self._k("u", u, "recent"), 0, MAX_RECENT_IMPRESSIONS - 1)
+                trending[self._k("t", str(trending_bucket(event.time)))][event.video] += event.trending_weight
+
+        pipe = self._redis.pipeline(transaction=False)
+        for (name, video), delta in counters.items():
+            if name == "watch_ratio_sum":
+                pipe.hincrbyfloat(self._k("c", name), video, delta)
+            else:
+                pipe.hincrby(self._k("c", name), video, int(delta))
+        for key, videos in trending.items():
+            for video, weight in videos.items():
+                pipe.zincrby(key, weight, video)
+            pipe.expire(key, (TRENDING_BUCKETS + 1) * TRENDING_BUCKET_SECONDS)
+        for u, w in users.items():
+            pipe.zadd(self._k("u", u, "seen"), w.seen)
             pipe.zremrangebyrank(self._k("u", u, "seen"), 0, -MAX_SEEN - 1)
-        changed = {e.video for e in events if _counter_deltas(e)}
+            # LPUSH of several values leaves the last at the head: the lists stay newest first.
+            for name, values, cap in (
+                ("recent", w.recent, MAX_RECENT_IMPRESSIONS),
+                ("pos", w.positives, MAX_POSITIVES),
+                ("neg", w.negatives, MAX_NEGATIVES),
+            ):
+                if values:
+                    pipe.lpush(self._k("u", u, name), *values)
+                    pipe.ltrim(self._k("u", u, name), 0, cap - 1)
+            for name, members in w.sets.items():
+                pipe.sadd(self._k("u", u, name), *members)
+            if w.impressions:
+                pipe.hincrby(self._k("u", u, "n"), "impressions", w.impressions)
+            if w.positives:
+                pipe.hincrby(self._k("u", u, "n"), "positive_events", len(w.positives))
+        changed = {video for _, video in counters}
         if changed:
             pipe.xadd(
                 self._k("c", "changes"),
@@ -541,6 +561,18 @@ class RedisFeatureStore(FeatureStore):
         async for key in self._redis.scan_iter(match=f"{self._p}:*", count=1000):
             deleted += await self._redis.delete(key)
         return deleted
+
+
+@dataclass
+class _UserWrites:
+    """One user's share of an Ingest batch, in event order (RedisFeatureStore.apply)."""
+
+    seen: dict[str, float] = field(default_factory=dict)  # video -> time of its latest event
+    recent: list[str] = field(default_factory=list)
+    positives: list[str] = field(default_factory=list)  # "weight|video"
+    negatives: list[str] = field(default_factory=list)
+    sets: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # hidden, reported, ...
+    impressions: int = 0
 
 
 class _CounterMirror:
