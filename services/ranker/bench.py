@@ -221,7 +221,7 @@ def _deployment(replicas: int, ranker: dict, settle_s: float) -> dict:
 
 
 async def _delete_keys(redis_url: str, prefix: str) -> None:
-    from services.ranker.store import RedisFeatureStore
+    from services.ranker.redis_store import RedisFeatureStore
 
     store = RedisFeatureStore(redis_url, prefix)
     try:

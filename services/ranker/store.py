@@ -1,11 +1,10 @@
 """Online features: what Rank needs to know about users and videos, updated by every Ingest.
 
 `FeatureStore` is the interface; `MemoryFeatureStore` keeps everything in this process (embedded
-default, tests, the simulator) and `RedisFeatureStore` keeps it in Redis so that every ranker replica
-sees the same state (production). Both apply an Ingest batch before Ingest returns, so the replica that
-took it sees its effect at once. Other replicas see a user's history at once and video counters within
-`COUNTER_SYNC_SECONDS` (each keeps a mirror of the counters it has read and follows a stream of the
-videos whose counters changed): the one-second promise of ranker.proto.
+default, tests, the simulator) and `redis_store.RedisFeatureStore` keeps it in Redis so that every
+ranker replica sees the same state (production). Both apply an Ingest batch before Ingest returns, so
+the replica that took it sees its effect at once; other replicas see video counters within half a
+second (the one-second promise of ranker.proto).
 
 The store applies events mechanically. What counts as a positive, a negative or a trending signal is
 decided by services/ranker/events.py and arrives here precomputed on each `StoredEvent`.
@@ -22,7 +21,7 @@ import abc
 import base64
 import json
 import time
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,11 +50,6 @@ MAX_SEEN = 10_000
 TRENDING_BUCKET_SECONDS = 3600
 TRENDING_HALF_LIFE_HOURS = 6.0
 TRENDING_BUCKETS = 24  # older buckets are ignored (and expire in Redis)
-# How stale another replica's Ingest may leave a Redis store's counter mirror, at most.
-COUNTER_SYNC_SECONDS = 0.5
-# Entries (one per Ingest batch) kept in the stream of changed videos; a replica that falls further
-# behind than this drops its whole mirror and reads the counters afresh.
-COUNTER_CHANGES_MAXLEN = 100_000
 
 _E = ranker_pb2
 
@@ -329,293 +323,9 @@ class MemoryFeatureStore(FeatureStore):
         return [r for _, r in newer], max([cursor, *(seq for seq, _ in newer)])
 
 
-# ---------------------------------------------------------------------------------------------------
-# Redis
-# ---------------------------------------------------------------------------------------------------
-
-
-class RedisFeatureStore(FeatureStore):
-    """The same features in Redis; one pipelined round trip per Ingest batch and per read.
-
-    Keys (all under `prefix`): u:{user}:pos / :neg / :recent (capped lists, newest first), u:{user}:seen
-    (sorted set by time, capped), u:{user}:hidden / :reported / :follows / :blocked (sets), u:{user}:n
-    (hash of totals); c:{counter} (one hash per counter, video -> value); c:changes (stream: the videos
-    each Ingest batch changed); t:{hour} (trending sorted sets, expiring); s:{session} (served videos,
-    expiring); items (hash of encoded records) and items:seq (sorted set: write order).
-
-    Reading ten counters of a thousand candidates from Redis costs about 10,000 parsed replies per Rank
-    (it tripled Rank's CPU time), so counters are read through a mirror in this process: a video's
-    counters are fetched on first use and again after the change stream names it.
-    """
-
-    def __init__(self, url: str, prefix: str) -> None:
-        import redis.asyncio as redis
-
-        self._redis = redis.from_url(url)
-        self._p = prefix
-        self._mirror = _CounterMirror()
-        self._changes_seen: bytes | None = None  # id of the last change-stream entry read
-        self._next_counter_sync = 0.0
-
-    def _k(self, *parts: str) -> str:
-        return ":".join((self._p, *parts))
-
-    async def ping(self) -> None:
-        await self._redis.ping()
-
-    async def close(self) -> None:
-        await self._redis.aclose()
-
-    async def apply(self, events: list[StoredEvent]) -> None:
-        # The batch is folded first, so that Redis gets one command per key rather than one per event:
-        # redis-py packs each command in Python, which is what bounds Ingest's rate.
-        counters: dict[tuple[str, str], float] = defaultdict(float)  # (counter, video) -> delta
-        trending: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))  # key -> video -> +
-        users: dict[str, _UserWrites] = defaultdict(_UserWrites)
-        for event in events:
-            for name, delta in _counter_deltas(event).items():
-                counters[name, event.video] += delta
-            w = users[event.user]
-            w.seen[event.video] = event.time  # any event means seen
-            kind = event.kind
-            if kind == _E.FEED_EVENT_TYPE_IMPRESSION:
-                w.impressions += 1
-                w.recent.append(event.video)
-            elif kind == _E.FEED_EVENT_TYPE_HIDE:
-                w.sets["hidden"].append(event.video)
-            elif kind == _E.FEED_EVENT_TYPE_REPORT:
-                w.sets["reported"].append(event.video)
-            elif kind == _E.FEED_EVENT_TYPE_FOLLOW:
-                w.sets["follows"].append(event.creator)
-            elif kind == _E.FEED_EVENT_TYPE_BLOCK:
-                w.sets["blocked"].append(event.creator)
-            if event.positive_weight > 0:
-                w.positives.append(f"{event.positive_weight:.4g}|{event.video}")
-            if event.negative:
-                w.negatives.append(event.video)
-            if event.trending_weight:
-                trending[self._k("t", str(trending_bucket(event.time)))][event.video] += event.trending_weight
-
-        pipe = self._redis.pipeline(transaction=False)
-        for (name, video), delta in counters.items():
-            if name == "watch_ratio_sum":
-                pipe.hincrbyfloat(self._k("c", name), video, delta)
-            else:
-                pipe.hincrby(self._k("c", name), video, int(delta))
-        for key, videos in trending.items():
-            for video, weight in videos.items():
-                pipe.zincrby(key, weight, video)
-            pipe.expire(key, (TRENDING_BUCKETS + 1) * TRENDING_BUCKET_SECONDS)
-        for u, w in users.items():
-            pipe.zadd(self._k("u", u, "seen"), w.seen)
-            pipe.zremrangebyrank(self._k("u", u, "seen"), 0, -MAX_SEEN - 1)
-            # LPUSH of several values leaves the last at the head: the lists stay newest first.
-            for name, values, cap in (
-                ("recent", w.recent, MAX_RECENT_IMPRESSIONS),
-                ("pos", w.positives, MAX_POSITIVES),
-                ("neg", w.negatives, MAX_NEGATIVES),
-            ):
-                if values:
-                    pipe.lpush(self._k("u", u, name), *values)
-                    pipe.ltrim(self._k("u", u, name), 0, cap - 1)
-            for name, members in w.sets.items():
-                pipe.sadd(self._k("u", u, name), *members)
-            if w.impressions:
-                pipe.hincrby(self._k("u", u, "n"), "impressions", w.impressions)
-            if w.positives:
-                pipe.hincrby(self._k("u", u, "n"), "positive_events", len(w.positives))
-        changed = {video for _, video in counters}
-        if changed:
-            pipe.xadd(
-                self._k("c", "changes"),
-                {"videos": "\n".join(changed)},
-                maxlen=COUNTER_CHANGES_MAXLEN,
-                approximate=True,
-            )
-        await pipe.execute()
-        self._mirror.forget(changed)  # this replica reads its own writes at once
-
-    async def user_state(self, user: str) -> UserState:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.lrange(self._k("u", user, "pos"), 0, -1)
-        pipe.lrange(self._k("u", user, "neg"), 0, -1)
-        pipe.lrange(self._k("u", user, "recent"), 0, -1)
-        for name in ("hidden", "reported", "follows", "blocked"):
-            pipe.smembers(self._k("u", user, name))
-        pipe.hgetall(self._k("u", user, "n"))
-        pos, neg, recent, hidden, reported, follows, blocked, totals = await pipe.execute()
-        positives = []
-        for entry in pos:
-            weight, video = entry.decode().split("|", 1)
-            positives.append((video, float(weight)))
-        return UserState(
-            positives=positives,
-            negatives=[v.decode() for v in neg],
-            recent_impressions=[v.decode() for v in recent],
-            hidden={v.decode() for v in hidden},
-            reported={v.decode() for v in reported},
-            follows={v.decode() for v in follows},
-            blocked={v.decode() for v in blocked},
-            impressions=int(totals.get(b"impressions", 0)),
-            positive_events=int(totals.get(b"positive_events", 0)),
-        )
-
-    async def seen_mask(self, user: str, videos: list[str]) -> np.ndarray:
-        # The whole seen set (at most MAX_SEEN members, parsed in C by hiredis) costs less than asking
-        # about a thousand candidates: redis-py packs every argument of a command in Python.
-        if not videos:
-            return np.zeros(0, bool)
-        seen = set(await self._redis.zrange(self._k("u", user, "seen"), 0, -1))
-        return np.fromiter((v.encode() in seen for v in videos), bool, len(videos))
-
-    async def counters(self, videos: list[str]) -> np.ndarray:
-        if not videos:
-            return np.zeros((0, len(COUNTERS)))
-        await self._sync_counters()
-        missing = self._mirror.missing(videos)
-        if missing:
-            pipe = self._redis.pipeline(transaction=False)
-            for name in COUNTERS:
-                pipe.hmget(self._k("c", name), missing)
-            columns = await pipe.execute()
-            values = np.array([[float(v) if v is not None else 0.0 for v in column] for column in columns]).T
-            self._mirror.put(missing, values)
-        return self._mirror.get(videos)
-
-    async def _sync_counters(self) -> None:
-        """Forgets the mirrored counters of videos that other replicas' Ingests changed since the last
-        sync (at most every COUNTER_SYNC_SECONDS)."""
-        now = time.monotonic()
-        if now < self._next_counter_sync:
-            return
-        self._next_counter_sync = now + COUNTER_SYNC_SECONDS
-        key = self._k("c", "changes")
-        if self._changes_seen is None:  # first use: the mirror is empty, follow the stream from here
-            last = await self._redis.xrevrange(key, count=1)
-            self._changes_seen = last[0][0] if last else b"0-0"
-            return
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xrange(key, count=1)  # the oldest entry still kept
-        pipe.xread({key: self._changes_seen})
-        oldest, read = await pipe.execute()
-        if (
-            oldest
-            and self._changes_seen != b"0-0"
-            and _stream_id(oldest[0][0]) > _stream_id(self._changes_seen)
-        ):
-            self._mirror.clear()  # fell behind the stream's trimming: changes were lost
-        for _, entries in read:
-            for entry_id, fields in entries:
-                self._mirror.forget(fields[b"videos"].decode().split("\n"))
-                self._changes_seen = entry_id
-
-    async def trending(self, limit: int, now: float) -> list[str]:
-        # The decayed union is stored and only its top `limit` read back: returning every engaged video
-        # with its score took 140 ms of reply parsing at 19,000 videos. MULTI/EXEC keeps replicas that
-        # refresh at the same moment from reading each other's union.
-        weights = {self._k("t", str(bucket)): w for bucket, w in trending_bucket_weights(now).items()}
-        union = self._k("t", "union")
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zunionstore(union, weights)
-        pipe.zrange(union, 0, limit - 1, desc=True)
-        pipe.delete(union)
-        _, top, _ = await pipe.execute()
-        return [video.decode() for video in top]
-
-    async def session_videos(self, session: str) -> set[str]:
-        return {v.decode() for v in await self._redis.smembers(self._k("s", session))}
-
-    async def add_session_videos(self, session: str, videos: list[str], ttl_seconds: int) -> None:
-        if not videos:
-            return
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.sadd(self._k("s", session), *videos)
-        pipe.expire(self._k("s", session), ttl_seconds)
-        await pipe.execute()
-
-    async def put_items(self, records: list[ItemRecord]) -> None:
-        if not records:
-            return
-        last = await self._redis.incrby(self._k("items", "counter"), len(records))
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(self._k("items"), mapping={r.name: encode_record(r) for r in records})
-        pipe.zadd(
-            self._k("items", "seq"), {r.name: last - len(records) + 1 + i for i, r in enumerate(records)}
-        )
-        await pipe.execute()
-
-    async def items_since(self, cursor: int) -> tuple[list[ItemRecord], int]:
-        entries = await self._redis.zrangebyscore(
-            self._k("items", "seq"), f"({cursor}", "+inf", withscores=True
-        )
-        if not entries:
-            return [], cursor
-        names = [name for name, _ in entries]
-        data = await self._redis.hmget(self._k("items"), names)
-        records = [decode_record(d) for d in data if d is not None]
-        return records, max(cursor, int(max(score for _, score in entries)))
-
-    async def delete_all(self) -> int:
-        """Removes every key under the prefix (tests, and resetting a deployment); returns the count."""
-        deleted = 0
-        async for key in self._redis.scan_iter(match=f"{self._p}:*", count=1000):
-            deleted += await self._redis.delete(key)
-        return deleted
-
-
-@dataclass
-class _UserWrites:
-    """One user's share of an Ingest batch, in event order (RedisFeatureStore.apply)."""
-
-    seen: dict[str, float] = field(default_factory=dict)  # video -> time of its latest event
-    recent: list[str] = field(default_factory=list)
-    positives: list[str] = field(default_factory=list)  # "weight|video"
-    negatives: list[str] = field(default_factory=list)
-    sets: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # hidden, reported, ...
-    impressions: int = 0
-
-
-class _CounterMirror:
-    """Video counters read from Redis, kept in this process until a change makes them stale."""
-
-    def __init__(self) -> None:
-        self._rows: dict[str, int] = {}  # video -> row of _values
-        self._stale: set[str] = set()
-        self._values = np.zeros((1024, len(COUNTERS)))
-
-    def missing(self, videos: list[str]) -> list[str]:
-        """The videos among `videos` without fresh counters here (unique, in order)."""
-        rows, stale = self._rows, self._stale
-        return list(dict.fromkeys(v for v in videos if v not in rows or v in stale))
-
-    def put(self, videos: list[str], values: np.ndarray) -> None:
-        for video, row_values in zip(videos, values, strict=True):
-            row = self._rows.get(video)
-            if row is None:
-                row = self._rows[video] = len(self._rows)
-                if row >= len(self._values):
-                    self._values = np.concatenate([self._values, np.zeros_like(self._values)])
-            self._values[row] = row_values
-            self._stale.discard(video)
-
-    def get(self, videos: list[str]) -> np.ndarray:
-        rows = self._rows
-        return self._values[np.fromiter((rows[v] for v in videos), np.int64, len(videos))]
-
-    def forget(self, videos) -> None:
-        rows = self._rows
-        self._stale.update(v for v in videos if v in rows)
-
-    def clear(self) -> None:
-        self._stale.update(self._rows)
-
-
-def _stream_id(entry_id: bytes) -> tuple[int, int]:
-    milliseconds, sequence = entry_id.split(b"-")
-    return int(milliseconds), int(sequence)
-
-
 def store_from_settings(settings) -> FeatureStore:
     if settings.store == "redis":
+        from services.ranker.redis_store import RedisFeatureStore
+
         return RedisFeatureStore(settings.redis_url, settings.key_prefix)
     return MemoryFeatureStore()

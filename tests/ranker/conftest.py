@@ -12,9 +12,10 @@ from services.common.server import KinoServer
 from services.common.settings import load_settings
 from services.common.tensors import to_proto
 from services.ranker.core import RankerCore
+from services.ranker.redis_store import RedisFeatureStore
 from services.ranker.scoring import ContentScorer
 from services.ranker.servicer import registration
-from services.ranker.store import MemoryFeatureStore, RedisFeatureStore
+from services.ranker.store import MemoryFeatureStore
 
 DIM = 384
 TOPICS = 8

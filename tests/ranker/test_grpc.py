@@ -292,8 +292,8 @@ async def test_registration_from_settings_serves_with_the_redis_store():
     from kino.v1 import ranker_pb2_grpc
     from services.common.server import KinoServer
     from services.common.settings import load_settings
+    from services.ranker.redis_store import RedisFeatureStore
     from services.ranker.servicer import registration
-    from services.ranker.store import RedisFeatureStore
 
     prefix = f"kino-test:ranker:{uuid.uuid4().hex}"
     settings = load_settings(

@@ -8,14 +8,8 @@ import pytest
 
 from kino.v1 import ranker_pb2
 from services.ranker.items import ItemRecord
-from services.ranker.store import (
-    COUNTER_INDEX,
-    COUNTER_SYNC_SECONDS,
-    MAX_POSITIVES,
-    MemoryFeatureStore,
-    RedisFeatureStore,
-    StoredEvent,
-)
+from services.ranker.redis_store import COUNTER_SYNC_SECONDS, RedisFeatureStore
+from services.ranker.store import COUNTER_INDEX, MAX_POSITIVES, MemoryFeatureStore, StoredEvent
 from tests.ranker.conftest import redis_test_store
 
 E = ranker_pb2
@@ -128,3 +122,17 @@ async def test_a_redis_replica_sees_another_replicas_counters_within_the_sync_in
             assert fresh[0, COUNTER_INDEX["likes"]] == 1
         finally:
             await second.close()
+
+
+async def test_a_batch_larger_than_one_redis_command_takes_is_applied_whole(store):
+    videos = [f"videos/n{i}" for i in range(2500)]
+    await store.apply([stored("heavy", v, E.FEED_EVENT_TYPE_IMPRESSION) for v in videos])
+    state = await store.user_state("heavy")
+    assert state.impressions == 2500
+    assert state.recent_impressions == videos[::-1][: len(state.recent_impressions)]  # newest first, capped
+    assert (await store.seen_mask("heavy", [videos[0], videos[-1], "videos/other"])).tolist() == [
+        True,
+        True,
+        False,
+    ]
+    assert (await store.counters(videos[:3]))[:, COUNTER_INDEX["impressions"]].tolist() == [1, 1, 1]
