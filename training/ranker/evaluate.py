@@ -59,6 +59,9 @@ class SimulatedPlatform:
         self.recent_topics: dict[int, list[int]] = {}
         self.impressions: dict[int, list[int]] = {}  # video -> users shown to, in order
         self.likes: dict[int, list[int]] = {}
+        # user -> (video, watch ratio + 2 * liked) of every impression: the whole history, for the
+        # diagnostics that ask what a longer memory than the store's would be worth.
+        self.history: dict[int, list[tuple[int, float]]] = {}
 
     async def publish(self, count: int) -> None:
         videos = range(self.published, min(self.published + count, len(self.world.topics)))
@@ -82,6 +85,7 @@ class SimulatedPlatform:
             self.impressions.setdefault(video, []).append(user)
             if response.liked:
                 self.likes.setdefault(video, []).append(user)
+            self.history.setdefault(user, []).append((video, response.watch_ratio + 2.0 * response.liked))
             events += self.world.events(user, video, response, self.now)
             if logs is not None:
                 logs.add(
@@ -194,6 +198,12 @@ async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, se
             "true taste only": world.embeddings[videos] @ world.tastes[int(user)],
             "true taste and quality, no fatigue": world.expected_gain(int(user), videos, []),
             "estimated taste and true quality": _gain_from_taste(world, profile.vector, videos),
+            "true topics of the taste and true quality": _gain_from_taste(
+                world, world.topic_tastes[int(user)], videos
+            ),
+            "taste regressed on the whole history and true quality": _gain_from_taste(
+                world, _regressed_taste(world, platform.history.get(int(user), [])), videos
+            ),
         }
         for method, s in scores.items():
             for metric, value in (("ndcg@10", ndcg_at(s, gains, 10)), ("recall@50", recall_at(s, liked, 50))):
@@ -205,7 +215,27 @@ async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, se
     }
 
 
-DIAGNOSTICS = ("true taste only", "true taste and quality, no fatigue", "estimated taste and true quality")
+DIAGNOSTICS = (
+    "true taste only",
+    "true taste and quality, no fatigue",
+    "estimated taste and true quality",
+    "true topics of the taste and true quality",
+    "taste regressed on the whole history and true quality",
+)
+HISTORY_RIDGE = 1.0
+
+
+def _regressed_taste(world: World, history: list[tuple[int, float]]) -> np.ndarray:
+    """A taste estimate from every impression the user ever had, not the store's last 50 positives:
+    ridge regression of engagement (watch ratio + 2 * liked) on the content embedding, centred."""
+    if len(history) < 2:
+        return np.zeros(world.embeddings.shape[1], np.float32)
+    videos, engagement = zip(*history, strict=True)
+    x = world.embeddings[list(videos)].astype(np.float64)  # (n, D)
+    y = np.asarray(engagement) - np.mean(engagement)
+    x = x - x.mean(axis=0)
+    taste = np.linalg.solve(x.T @ x + HISTORY_RIDGE * np.eye(x.shape[1]), x.T @ y)  # (D,)
+    return (taste / max(np.linalg.norm(taste), 1e-9)).astype(np.float32)
 
 
 def _gain_from_taste(world: World, taste: np.ndarray, videos: np.ndarray) -> np.ndarray:
@@ -398,12 +428,19 @@ sees it). Each ranks the same candidates against the same labels:
 * true taste only: the cosine of the user's true taste vector and the video, without quality or fatigue;
 * true taste and quality, no fatigue: the oracle's expected gain with fatigue left out;
 * estimated taste and true quality: the oracle's formula with the ranker's taste vector (the weighted
-  mean of the recent positives) in place of the true taste.
+  mean of the recent positives) in place of the true taste;
+* true topics of the taste and true quality: the oracle's formula (no fatigue) with the taste's topic
+  mix alone, its personal component left out: what knowing exactly which topics a user likes gives;
+* taste regressed on the whole history and true quality: the same with a taste estimated from every
+  impression the user ever had (ridge regression of watch ratio + 2 · like on the embedding), where the
+  store keeps only the last 50 positives.
 
 The true taste alone reaches {held_out["true taste only"]["ndcg@10"] / oracle:.0%} of the oracle; the ranker's taste estimate,
-even given the true quality, reaches {held_out["estimated taste and true quality"]["ndcg@10"] / oracle:.0%}. The gap to the target is mostly how
-much a user's short history says about their taste (a mix of topic centroids plus a personal component
-spread over every dimension of the embedding space), not how the model combines its inputs.
+even given the true quality, reaches {held_out["estimated taste and true quality"]["ndcg@10"] / oracle:.0%}. A user's taste is a mix of topic centroids plus a
+personal component spread over every dimension of the embedding space: knowing the topic mix exactly
+reaches {held_out["true topics of the taste and true quality"]["ndcg@10"] / oracle:.0%}, and a taste regressed on the user's whole history
+{held_out["taste regressed on the whole history and true quality"]["ndcg@10"] / oracle:.0%}. The gap to the target is how much a user's history says about
+their taste, not how the model combines its inputs.
 
 ## Cold start
 

@@ -118,12 +118,16 @@ class World:
             rng.choice(len(topic_names), size=rng.integers(1, 4), replace=False)
             for _ in range(config.num_users)
         ]
-        tastes = []
+        tastes, topic_tastes = [], []
         for topics in self.user_topics:
             weights = rng.dirichlet(np.ones(len(topics)))
-            taste = weights @ centroids[topics] + 0.08 * rng.normal(size=centroids.shape[1])
+            topic_mix = weights @ centroids[topics]
+            taste = topic_mix + 0.08 * rng.normal(size=centroids.shape[1])
             tastes.append(taste / np.linalg.norm(taste))
+            topic_tastes.append(topic_mix / np.linalg.norm(topic_mix))
         self.tastes = np.stack(tastes).astype(np.float32)  # (U, D)
+        # The taste without its personal component: what knowing a user's topics exactly would give.
+        self.topic_tastes = np.stack(topic_tastes).astype(np.float32)  # (U, D)
         cos = self.tastes @ self.embeddings.T  # (U, V)
         self.cos_mean = cos.mean(axis=1)  # (U,)
         self.cos_std = cos.std(axis=1) + 1e-6
