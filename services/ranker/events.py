@@ -42,6 +42,14 @@ POSITIVE_WEIGHTS = {
 NEGATIVE_TYPES = frozenset(
     {_E.FEED_EVENT_TYPE_SKIP, _E.FEED_EVENT_TYPE_HIDE, _E.FEED_EVENT_TYPE_REPORT, _E.FEED_EVENT_TYPE_BLOCK}
 )
+# What an event says about how much the user liked the video, summed per video in the user's response
+# history (features.regressed_taste): the ranking objective's gain, watch ratio + 2 like + 4 remix. An
+# impression adds 0, so that a video shown and ignored counts as a response of 0.
+RESPONSE_VALUES = {
+    _E.FEED_EVENT_TYPE_IMPRESSION: 0.0,
+    _E.FEED_EVENT_TYPE_LIKE: 2.0,
+    _E.FEED_EVENT_TYPE_REMIX: 4.0,
+}
 # Engagement added to a video's trending score (a full watch adds 1).
 TRENDING_WEIGHTS = {
     _E.FEED_EVENT_TYPE_LIKE: 2.0,
@@ -127,12 +135,14 @@ def _stored(event: ranker_pb2.FeedEvent, kind: int, record: ItemRecord, event_ti
     positive = POSITIVE_WEIGHTS.get(kind, 0.0)
     negative = kind in NEGATIVE_TYPES
     trending = TRENDING_WEIGHTS.get(kind, 0.0)
+    response = RESPONSE_VALUES.get(kind)
     if kind == _E.FEED_EVENT_TYPE_WATCH:
         ratio = min(event.watch_seconds / record.duration_seconds, MAX_WATCH_RATIO)
         if ratio >= POSITIVE_WATCH_RATIO:
             positive = min(ratio, 1.0)
         negative = ratio < SKIP_WATCH_RATIO
         trending = min(ratio, 1.0)
+        response = min(ratio, 1.0)
     return StoredEvent(
         user=event.user,
         video=record.name,
@@ -143,4 +153,5 @@ def _stored(event: ranker_pb2.FeedEvent, kind: int, record: ItemRecord, event_ti
         positive_weight=positive,
         negative=negative,
         trending_weight=trending,
+        response=response,
     )

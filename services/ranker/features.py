@@ -1,8 +1,8 @@
 """Model inputs built from the catalog and the online features, the same way at serving and training.
 
 A user is summarized once per request (`UserProfile`): a taste vector (recency- and weight-averaged
-embeddings of recent positives), the recent positives and negatives themselves, followed and blocked
-creators. Each candidate then gets its content embedding and the dense features in `FEATURE_NAMES`.
+embeddings of recent positives), a second one regressed on the whole response history
+(`regressed_taste`), the recent positives and negatives themselves, followed and blocked creators. Each candidate then gets its content embedding and the dense features in `FEATURE_NAMES`.
 The simulator logs exactly these arrays, so the model trains on what it will see in production.
 """
 
@@ -20,6 +20,9 @@ MAX_PROFILE_POSITIVES = 50  # all the store keeps: a taste estimated from few vi
 MAX_PROFILE_NEGATIVES = 20
 MAX_PROFILE_RECENT = 30
 FATIGUE_WINDOW = 5  # the last impressions that make a topic feel repetitive
+# A taste is regressed on the response history only from this many distinct videos on.
+MIN_RESPONSE_VIDEOS = 10
+RESPONSE_RIDGE = 1.0
 RECENCY_DECAY = 0.97  # weight of the k-th most recent positive: RECENCY_DECAY ** k
 # A positive with at least this weight (a like, share or remix) makes its remixes candidates.
 LIKED_WEIGHT = 2.0
@@ -55,6 +58,7 @@ FEATURE_NAMES = (
     "remix_of_liked",
     "max_cos_recent",  # highest similarity to the user's last FATIGUE_WINDOW impressions (fatigue)
     "mean_cos_recent",  # mean similarity to them
+    "cos_regressed_taste",  # candidate . taste regressed on the user's whole response history (or 0)
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -76,6 +80,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 @dataclass
 class UserProfile:
     vector: np.ndarray  # float32 (D,): unit taste vector, zeros for a cold user
+    regressed: np.ndarray  # float32 (D,): unit taste regressed on the response history, or zeros
     positive_rows: np.ndarray  # int64 (P,): catalog rows of recent positives, newest first, unique
     negative_rows: np.ndarray  # int64 (M,)
     recent_rows: np.ndarray  # int64 (R,): recent impressions, newest first
@@ -110,6 +115,7 @@ def build_profile(state: UserState, catalog: ItemCatalog) -> UserProfile:
     blocked_codes = [catalog.creator_code(c) for c in state.blocked]
     return UserProfile(
         vector=vector.astype(np.float32),
+        regressed=regressed_taste(state.responses, catalog),
         positive_rows=rows,
         negative_rows=catalog.indices_of(state.negatives[:MAX_PROFILE_NEGATIVES]),
         recent_rows=catalog.indices_of(state.recent_impressions[:MAX_PROFILE_RECENT]),
@@ -121,6 +127,41 @@ def build_profile(state: UserState, catalog: ItemCatalog) -> UserProfile:
         num_positives=state.positive_events,
         num_impressions=state.impressions,
     )
+
+
+def regressed_taste(responses: list[tuple[str, float]], catalog: ItemCatalog) -> np.ndarray:
+    """A unit taste vector from everything the user responded to, float32 (D,); zeros below
+    MIN_RESPONSE_VIDEOS distinct videos.
+
+    The store's recent positives (the `vector` of the profile) forget all but the last 50 and ignore
+    what the user was shown and passed over. Here every video in the response history counts with its
+    summed response (0 for one shown and ignored: `events.RESPONSE_VALUES`), and the taste is the ridge
+    regression of response on content, in the catalog's principal directions (`ItemCatalog.taste_basis`).
+    In the simulator, with the true video quality given, ranking by it reached 69% of the oracle's
+    NDCG@10 against 60% for the weighted mean of recent positives (docs/ranker/README.md)."""
+    zeros = np.zeros(catalog.dim, np.float32)
+    basis = catalog.taste_basis()
+    if basis is None or len(responses) < MIN_RESPONSE_VIDEOS:
+        return zeros
+    totals: dict[int, float] = {}
+    index_of = catalog.index_of
+    for video, value in responses:
+        row = index_of(video)
+        if row is not None:
+            totals[row] = totals.get(row, 0.0) + value
+    if len(totals) < MIN_RESPONSE_VIDEOS:
+        return zeros
+    mean, directions = basis
+    rows = np.fromiter(totals, np.int64, len(totals))
+    y = np.fromiter(totals.values(), np.float64, len(totals))
+    x = ((catalog.embeddings[rows] - mean) @ directions).astype(np.float64)  # (n, k)
+    x -= x.mean(axis=0)
+    y -= y.mean()
+    k = x.shape[1]
+    weights = np.linalg.solve(x.T @ x + RESPONSE_RIDGE * np.eye(k), x.T @ y)  # (k,)
+    taste = directions @ weights.astype(np.float32)  # (D,)
+    norm = float(np.linalg.norm(taste))
+    return zeros if norm < 1e-9 else (taste / norm).astype(np.float32)
 
 
 @dataclass
@@ -163,21 +204,22 @@ def candidate_features(
     dense = np.zeros((n, NUM_FEATURES), np.float32)
     nearest = np.full(n, -1, np.int64)
     f = _FEATURE_INDEX
-    # One matmul against the taste vector and the recent positives, negatives and impressions together:
-    # (N, 1 + P + M + R), in bfloat16 where this CPU does that faster (items.similarity_dtype).
+    # One matmul against the two taste vectors and the recent positives, negatives and impressions
+    # together: (N, 2 + P + M + R), in bfloat16 where this CPU does that faster (items.similarity_dtype).
     recent = profile.recent_rows[:FATIGUE_WINDOW]
     positives, negatives = profile.positive_rows, profile.negative_rows
     table = catalog.similarity_table
     references = torch.cat(
         [
-            torch.from_numpy(profile.vector[None]).to(table.dtype),
+            torch.from_numpy(np.stack([profile.vector, profile.regressed])).to(table.dtype),
             table.index_select(0, torch.from_numpy(np.concatenate([positives, negatives, recent]))),
         ]
-    )  # (1 + P + M + R, D)
+    )  # (2 + P + M + R, D)
     sims = (
         torch.mm(table.index_select(0, torch.from_numpy(rows)), references.T).float().numpy()
-    )  # (N, 1 + P + M + R)
-    taste, sims = sims[:, 0], sims[:, 1:]
+    )  # (N, 2 + P + M + R)
+    taste, regressed, sims = sims[:, 0], sims[:, 1], sims[:, 2:]
+    dense[:, f["cos_regressed_taste"]] = regressed  # 0 where the profile has no regressed taste
     p, m = positives.size, positives.size + negatives.size
     if not profile.cold:
         dense[:, f["cos_taste"]] = taste

@@ -38,6 +38,12 @@ NPROBE = 4
 # Stamps of row writes, unique across every catalog of the process: a cache keyed by (row, stamp)
 # knows when a row's embedding changed, whichever catalog the row belongs to.
 _ROW_STAMPS = itertools.count(1)
+# Principal directions of the catalog's embeddings that a user's taste is regressed in
+# (features.regressed_taste). On the simulator's MiniLM catalog 32 directions hold 84% of the variance,
+# and a taste regressed in them ranked as well as one regressed in all 384 dimensions (69% and 68% of
+# the oracle's NDCG@10), at a small fraction of the cost.
+TASTE_BASIS_DIM = 32
+TASTE_BASIS_SAMPLE = 4096
 
 
 @functools.cache
@@ -105,6 +111,8 @@ class ItemCatalog:
         self._newest_cache: tuple[int, np.ndarray] = (-1, np.zeros(0, np.int64))
         self.index: IvfIndex | None = None
         self._indexed_size = 0  # catalog size when the index was trained
+        self._taste_basis: tuple[np.ndarray, np.ndarray] | None = None  # mean (D,), directions (D, k)
+        self._taste_basis_size = 0  # catalog size when the basis was computed
 
     def __len__(self) -> int:
         return len(self.records)
@@ -198,6 +206,26 @@ class ItemCatalog:
             self.index.add(rows, self._embeddings[rows])
         self.version += 1
         return len(records)
+
+    def taste_basis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean (D,), principal directions (D, k)) of the embeddings, recomputed when the catalog has
+        doubled since (from a fixed-seed sample: tens of milliseconds once per doubling); None below
+        TASTE_BASIS_DIM + 1 videos."""
+        n = len(self.records)
+        if n <= TASTE_BASIS_DIM:
+            return None
+        if self._taste_basis is None or n >= 2 * self._taste_basis_size:
+            rows = np.arange(n)
+            if n > TASTE_BASIS_SAMPLE:
+                rows = np.sort(np.random.default_rng(0).choice(n, TASTE_BASIS_SAMPLE, replace=False))
+            sample = self._embeddings[rows].astype(np.float64)  # (S, D)
+            mean = sample.mean(axis=0)
+            centered = sample - mean
+            values, vectors = np.linalg.eigh(centered.T @ centered)  # ascending
+            directions = vectors[:, ::-1][:, :TASTE_BASIS_DIM]  # (D, k)
+            self._taste_basis = (mean.astype(np.float32), np.ascontiguousarray(directions, dtype=np.float32))
+            self._taste_basis_size = n
+        return self._taste_basis
 
     def index_due(self) -> bool:
         """The catalog is big enough for an index and has no index, or has doubled since training."""

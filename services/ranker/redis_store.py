@@ -32,6 +32,7 @@ from services.ranker.store import (
     MAX_NEGATIVES,
     MAX_POSITIVES,
     MAX_RECENT_IMPRESSIONS,
+    MAX_RESPONSES,
     MAX_SEEN,
     TRENDING_BUCKET_SECONDS,
     TRENDING_BUCKETS,
@@ -119,6 +120,7 @@ def _fold(events: list[StoredEvent], key: Callable[..., str]) -> dict:
                 "recent": [],
                 "pos": [],
                 "neg": [],
+                "resp": [],
                 "sets": defaultdict(list),
                 "impressions": 0,
             }
@@ -139,6 +141,8 @@ def _fold(events: list[StoredEvent], key: Callable[..., str]) -> dict:
             u["pos"].append(f"{event.positive_weight:.4g}|{event.video}")
         if event.negative:
             u["neg"].append(event.video)
+        if event.response is not None:
+            u["resp"].append(f"{event.response:.4g}|{event.video}")
         if event.trending_weight:
             trending[key("t", str(trending_bucket(event.time))), event.video] += event.trending_weight
     changed = sorted({video for _, video in counters})
@@ -166,6 +170,7 @@ def _fold(events: list[StoredEvent], key: Callable[..., str]) -> dict:
                         ("recent", "recent", MAX_RECENT_IMPRESSIONS),
                         ("pos", "pos", MAX_POSITIVES),
                         ("neg", "neg", MAX_NEGATIVES),
+                        ("resp", "resp", MAX_RESPONSES),
                     )
                     if u[field]
                 ],
@@ -187,7 +192,7 @@ def _fold(events: list[StoredEvent], key: Callable[..., str]) -> dict:
 class RedisFeatureStore(FeatureStore):
     """The same features in Redis; one round trip per Ingest batch and per read.
 
-    Keys (all under `prefix`): u:{user}:pos / :neg / :recent (capped lists, newest first), u:{user}:seen
+    Keys (all under `prefix`): u:{user}:pos / :neg / :recent / :resp (capped lists, newest first), u:{user}:seen
     (sorted set by time, capped), u:{user}:hidden / :reported / :follows / :blocked (sets), u:{user}:n
     (hash of totals); c:{counter} (one hash per counter, video -> value); c:changes (stream: the videos
     each Ingest batch changed); t:{hour} (trending sorted sets, expiring); s:{session} (served videos,
@@ -229,18 +234,16 @@ class RedisFeatureStore(FeatureStore):
         pipe.lrange(self._k("u", user, "pos"), 0, -1)
         pipe.lrange(self._k("u", user, "neg"), 0, -1)
         pipe.lrange(self._k("u", user, "recent"), 0, -1)
+        pipe.lrange(self._k("u", user, "resp"), 0, -1)
         for name in ("hidden", "reported", "follows", "blocked"):
             pipe.smembers(self._k("u", user, name))
         pipe.hgetall(self._k("u", user, "n"))
-        pos, neg, recent, hidden, reported, follows, blocked, totals = await pipe.execute()
-        positives = []
-        for entry in pos:
-            weight, video = entry.decode().split("|", 1)
-            positives.append((video, float(weight)))
+        pos, neg, recent, resp, hidden, reported, follows, blocked, totals = await pipe.execute()
         return UserState(
-            positives=positives,
+            positives=_weighted(pos),
             negatives=[v.decode() for v in neg],
             recent_impressions=[v.decode() for v in recent],
+            responses=_weighted(resp),
             hidden={v.decode() for v in hidden},
             reported={v.decode() for v in reported},
             follows={v.decode() for v in follows},
@@ -385,6 +388,15 @@ class _CounterMirror:
 
     def clear(self) -> None:
         self._stale.update(self._rows)
+
+
+def _weighted(entries: list[bytes]) -> list[tuple[str, float]]:
+    """List entries "value|video" -> [(video, value)]."""
+    pairs = []
+    for entry in entries:
+        value, video = entry.decode().split("|", 1)
+        pairs.append((video, float(value)))
+    return pairs
 
 
 def _stream_id(entry_id: bytes) -> tuple[int, int]:

@@ -47,6 +47,10 @@ MAX_POSITIVES = 50
 MAX_NEGATIVES = 50
 MAX_RECENT_IMPRESSIONS = 100
 MAX_SEEN = 10_000
+# Response events kept per user (two to four per impression): the history a taste is regressed on.
+# Regressing on the last 200 impressions instead of all of them (median 325 in the simulator) lost
+# 6 of the 9 points of NDCG the whole history gained over the mean of recent positives.
+MAX_RESPONSES = 1500
 TRENDING_BUCKET_SECONDS = 3600
 TRENDING_HALF_LIFE_HOURS = 6.0
 TRENDING_BUCKETS = 24  # older buckets are ignored (and expire in Redis)
@@ -67,6 +71,7 @@ class StoredEvent:
     positive_weight: float = 0.0  # > 0: the video joins the user's recent positives with this weight
     negative: bool = False  # the video joins the user's recent negatives
     trending_weight: float = 0.0  # added to the video's trending score
+    response: float | None = None  # added to the user's response to the video (None: not a response)
 
 
 @dataclass
@@ -74,6 +79,7 @@ class UserState:
     positives: list[tuple[str, float]] = field(default_factory=list)  # (video, weight), newest first
     negatives: list[str] = field(default_factory=list)  # newest first
     recent_impressions: list[str] = field(default_factory=list)  # newest first
+    responses: list[tuple[str, float]] = field(default_factory=list)  # (video, value), newest first
     hidden: set[str] = field(default_factory=set)
     reported: set[str] = field(default_factory=set)
     follows: set[str] = field(default_factory=set)
@@ -182,6 +188,7 @@ class _MemoryUser:
     positives: deque = field(default_factory=lambda: deque(maxlen=MAX_POSITIVES))
     negatives: deque = field(default_factory=lambda: deque(maxlen=MAX_NEGATIVES))
     recent: deque = field(default_factory=lambda: deque(maxlen=MAX_RECENT_IMPRESSIONS))
+    responses: deque = field(default_factory=lambda: deque(maxlen=MAX_RESPONSES))
     seen: OrderedDict = field(default_factory=OrderedDict)
     hidden: set = field(default_factory=set)
     reported: set = field(default_factory=set)
@@ -249,6 +256,8 @@ class MemoryFeatureStore(FeatureStore):
                 user.positive_events += 1
             if event.negative:
                 user.negatives.appendleft(event.video)
+            if event.response is not None:
+                user.responses.appendleft((event.video, event.response))
             if event.trending_weight:
                 bucket = trending_bucket(event.time)
                 scores = self._trending.get(bucket)
@@ -267,6 +276,7 @@ class MemoryFeatureStore(FeatureStore):
             positives=list(state.positives),
             negatives=list(state.negatives),
             recent_impressions=list(state.recent),
+            responses=list(state.responses),
             hidden=set(state.hidden),
             reported=set(state.reported),
             follows=set(state.follows),

@@ -136,3 +136,16 @@ async def test_a_batch_larger_than_one_redis_command_takes_is_applied_whole(stor
         False,
     ]
     assert (await store.counters(videos[:3]))[:, COUNTER_INDEX["impressions"]].tolist() == [1, 1, 1]
+
+
+async def test_responses_are_kept_newest_first(store):
+    await store.apply(
+        [
+            stored("u", "videos/a", E.FEED_EVENT_TYPE_IMPRESSION, response=0.0),
+            stored("u", "videos/a", E.FEED_EVENT_TYPE_WATCH, watch_ratio=0.9, response=0.9),
+            stored("u", "videos/a", E.FEED_EVENT_TYPE_LIKE, response=2.0),
+            stored("u", "videos/a", E.FEED_EVENT_TYPE_FOLLOW, creator="c2"),  # not a response
+        ]
+    )
+    state = await store.user_state("u")
+    assert state.responses == [("videos/a", 2.0), ("videos/a", 0.9), ("videos/a", 0.0)]
