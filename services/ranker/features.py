@@ -93,6 +93,12 @@ class UserProfile:
     num_impressions: int
 
     @property
+    def model_taste(self) -> np.ndarray:
+        """The ranking model's user-tower input: the regressed taste where the history gives one (it
+        ranks better: docs/ranker/README.md), the mean of recent positives otherwise."""
+        return self.regressed if self.regressed.any() else self.vector
+
+    @property
     def cold(self) -> bool:
         return self.positive_rows.size == 0
 

@@ -57,7 +57,7 @@ class ModelScorer(Scorer):
         self.add_items(features.rows, features.row_stamps, features.item_vectors)
         with torch.inference_mode():
             heads = self.model.predict_cached(
-                torch.from_numpy(profile.vector[None]),  # (1, D)
+                torch.from_numpy(profile.model_taste[None]),  # (1, D)
                 torch.from_numpy(self._cache.take(features.rows, axis=0)),  # (N, H + T)
                 torch.from_numpy(features.dense),  # (N, F)
             )

@@ -72,7 +72,7 @@ def test_model_scorer_recomputes_a_cached_video_after_its_embedding_changes():
         features = candidate_features(profile, catalog, rows, np.zeros((rows.size, len(COUNTERS))), 0.0)
         with torch.inference_mode():
             heads = model.predict(
-                torch.from_numpy(profile.vector[None]),
+                torch.from_numpy(profile.model_taste[None]),
                 torch.from_numpy(features.item_vectors),
                 torch.from_numpy(features.dense),
             )

@@ -89,7 +89,7 @@ class SimulatedPlatform:
             events += self.world.events(user, video, response, self.now)
             if logs is not None:
                 logs.add(
-                    page.profile.vector,
+                    page.profile.model_taste,
                     item_vectors[position],
                     dense[position],
                     response.watch_ratio,
