@@ -26,7 +26,7 @@ from services.denoiser.engine.request import EngineRequest, Priority, SamplerSta
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
 from services.denoiser.model.camera import CameraMotion
-from services.denoiser.model.paths import planned_path, resample_path, source_path
+from services.denoiser.model.paths import default_path, resample_path
 
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
@@ -165,13 +165,17 @@ class DenoiserCore:
     def _path(
         self, request: denoiser_pb2.DenoiseRequest, tokens: np.ndarray, pictures: dict[str, np.ndarray | None]
     ) -> np.ndarray | None:
-        """The subject path as (F, 2) positions, one per frame: the request's; for a remix that sends
-        none, the source's own (`source_path`); where the request leaves the layout free, the model's
-        planner's (`planned_path`); None without any."""
+        """The subject path as (F, 2) positions, one per frame: the request's, or where it sends none
+        the source's (a remix) or the model's planner's (`paths.default_path`); None without any."""
         if not request.subject_path:
-            if pictures["source_video"] is not None:
-                return source_path(pictures["source_video"]) if self.card.supports_subject_path else None
-            return planned_path(self.executor.planner, tokens, request.seed, pictures["first_frames"])
+            return default_path(
+                self.executor.planner,
+                tokens,
+                request.seed,
+                path_input=self.card.supports_subject_path,
+                first_frames=pictures["first_frames"],
+                source_video=pictures["source_video"],
+            )
         if not self.card.supports_subject_path:
             raise _unsupported_control("subject_path", self.card.name)
         if len(request.subject_path) > MAX_PATH_POINTS:

@@ -29,7 +29,7 @@ MAX_STEPS = 100
 MAX_GUIDANCE = 20.0
 MIN_DURATION_SECONDS = 0.5
 DEFAULT_DURATION_SECONDS = 2.0
-# With the source's path holding its motion (`paths.source_path`), a remix can free more of the look:
+# With the source's path holding its motion (`paths.default_path`), a remix can free more of the look:
 # measured in docs/modes, the asked colour change went from 75% at 0.6 to 83% at 0.8 while the remix
 # stayed 3-4% of the frame from the source's track.
 DEFAULT_REMIX_STRENGTH = 0.8

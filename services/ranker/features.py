@@ -2,7 +2,8 @@
 
 A user is summarized once per request (`UserProfile`): a taste vector (recency- and weight-averaged
 embeddings of recent positives), a second one regressed on the whole response history
-(`regressed_taste`), the recent positives and negatives themselves, followed and blocked creators. Each candidate then gets its content embedding and the dense features in `FEATURE_NAMES`.
+(`regressed_taste`), the recent positives and negatives themselves, followed and blocked creators.
+Each candidate then gets its content embedding and the dense features in `FEATURE_NAMES`.
 The simulator logs exactly these arrays, so the model trains on what it will see in production.
 """
 

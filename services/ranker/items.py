@@ -92,8 +92,7 @@ class ItemCatalog:
         self._embeddings = np.zeros((capacity, dim), np.float32)  # (capacity, D)
         # The same vectors as a torch tensor for the candidate similarity features, in bfloat16 where
         # that is faster (`similarity_dtype`).
-        self.similarity_dtype = similarity_dtype()
-        self._similarity_table = torch.zeros((capacity, dim), dtype=self.similarity_dtype)  # (capacity, D)
+        self._similarity_table = torch.zeros((capacity, dim), dtype=similarity_dtype())  # (capacity, D)
         self._create_times = np.zeros(capacity, np.float64)  # (capacity,)
         self._creator_codes = np.zeros(capacity, np.int32)  # (capacity,)
         self._unsafe = np.zeros(capacity, bool)  # (capacity,)
@@ -199,7 +198,7 @@ class ItemCatalog:
         if written:
             rows = torch.tensor(written)
             self._similarity_table[rows] = torch.from_numpy(self._embeddings[written]).to(
-                self.similarity_dtype
+                self._similarity_table.dtype
             )
         if self.index is not None:
             rows = self.indices_of([r.name for r in records])
@@ -252,7 +251,7 @@ class ItemCatalog:
             grown = np.zeros((new_capacity, *old.shape[1:]), old.dtype)
             grown[:capacity] = old
             setattr(self, attr, grown)
-        grown = torch.zeros((new_capacity, self.dim), dtype=self.similarity_dtype)
+        grown = torch.zeros((new_capacity, self.dim), dtype=self._similarity_table.dtype)
         grown[:capacity] = self._similarity_table
         self._similarity_table = grown
 

@@ -52,6 +52,13 @@ COUNTER_SYNC_SECONDS = 0.5
 # behind than this drops its whole mirror and reads the counters afresh.
 COUNTER_CHANGES_MAXLEN = 100_000
 _FLOAT_COUNTERS = {"watch_ratio_sum"}
+# Per-user lists (u:{user}:{name}, newest first) and how many entries each keeps.
+_LIST_CAPS = {
+    "recent": MAX_RECENT_IMPRESSIONS,
+    "pos": MAX_POSITIVES,
+    "neg": MAX_NEGATIVES,
+    "resp": MAX_RESPONSES,
+}
 
 # ARGV[1]: the folded batch (`_fold`). Lua's unpack() is bounded by the C stack, so long argument
 # lists go in slices of 1,000.
@@ -164,16 +171,7 @@ def _fold(events: list[StoredEvent], key: Callable[..., str]) -> dict:
             {
                 "prefix": key("u", user, ""),
                 "seen": [x for video, t in u["seen"].items() for x in (t, video)],
-                "lists": [
-                    [name, cap, u[field]]
-                    for name, field, cap in (
-                        ("recent", "recent", MAX_RECENT_IMPRESSIONS),
-                        ("pos", "pos", MAX_POSITIVES),
-                        ("neg", "neg", MAX_NEGATIVES),
-                        ("resp", "resp", MAX_RESPONSES),
-                    )
-                    if u[field]
-                ],
+                "lists": [[name, cap, u[name]] for name, cap in _LIST_CAPS.items() if u[name]],
                 "sets": [[name, members] for name, members in u["sets"].items()],
                 "totals": [
                     [name, count]

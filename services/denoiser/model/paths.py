@@ -61,21 +61,26 @@ def subject_centroids(frames: np.ndarray) -> np.ndarray | None:
     return np.array(centroids, dtype=np.float32)
 
 
-def source_path(source_video: np.ndarray) -> np.ndarray | None:
-    """A remix's path: where the subject is in every frame of its source, (F, 2), so that the remix
-    keeps the source's motion through the path input while its strength frees the look to change
-    (SDEdit alone holds the motion only at strengths too low to change the colour). None when some
-    frame shows no subject: the remix then keeps only what the noised source holds."""
-    return subject_centroids(source_video)
-
-
-def planned_path(
-    planner: PathPlanner | None, tokens: np.ndarray, seed: int, first_frames: np.ndarray | None = None
+def default_path(
+    planner: PathPlanner | None,
+    tokens: np.ndarray,
+    seed: int,
+    *,
+    path_input: bool,
+    first_frames: np.ndarray | None = None,
+    source_video: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """The planner's path for a request that leaves the layout free: from the prompt alone, or, with
-    known first frames (image-to-video, extend), continuing from where the subject is in them. None
-    without a planner, or when the first frames show no subject to continue from (the DiT then
-    invents the motion alone)."""
+    """The subject path for a request that sends none, (F, 2); None where the DiT decides alone.
+
+    * A remix follows its source: where the subject is in every source frame, so that the path input
+      holds the source's motion while the strength frees the look to change (SDEdit alone holds the
+      motion only at strengths too low to change the colour). Only for a model with a path input
+      (`path_input`), and None when some source frame shows no subject.
+    * Otherwise the planner plans it: from the prompt alone, or, with known first frames
+      (image-to-video, extend), continuing from where the subject is in them. None without a planner,
+      or when the first frames show no subject to continue from."""
+    if source_video is not None:
+        return subject_centroids(source_video) if path_input else None
     if planner is None:
         return None
     if first_frames is None:

@@ -28,7 +28,7 @@ from services.denoiser.model.autoencoder import (
 )
 from services.denoiser.model.camera import CameraMotion, apply_camera
 from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
-from services.denoiser.model.paths import path_heatmap, planned_path, source_path
+from services.denoiser.model.paths import default_path, path_heatmap
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 from services.denoiser.model.weights import load_weights, save_weights
@@ -187,7 +187,7 @@ class VideoPipeline:
         subject_path: float (F, 2): where the subject should be in each frame, fractions of the frame.
         camera: (motion, amount): a camera move over the generated scene (`camera.py`).
         plan_path: where the request sends no subject path, choose one: a remix follows its source's
-        (`paths.source_path`); otherwise the planner plans it (`planner.py`; after first frames,
+        (`paths.default_path`); otherwise the planner plans it (`planner.py`; after first frames,
         continuing from them), if the model has one.
         on_step: called after every step. should_cancel: checked before every step; True raises
         GenerationCancelled.
@@ -237,10 +237,14 @@ class VideoPipeline:
             )  # (1, C, h, w)
 
         if subject_path is None and plan_path:
-            if source_video is None:
-                subject_path = planned_path(self.planner, text_tokens, seed, first_frames)
-            elif cfg.dit.path_input:
-                subject_path = source_path(source_video)
+            subject_path = default_path(
+                self.planner,
+                text_tokens,
+                seed,
+                path_input=cfg.dit.path_input,
+                first_frames=first_frames,
+                source_video=source_video,
+            )
         if subject_path is not None:
             path = torch.as_tensor(subject_path, dtype=torch.float32)[None]  # (1, F, 2)
             conditioning.update(path_map=path_heatmap(path, h))  # (1, 1, F, h, w)
