@@ -258,10 +258,10 @@ class RankerCore:
         excluded = self.catalog.indices_of([*state.hidden, *state.reported, *served])
         candidates = static_filter(candidates, self.catalog, profile, user, excluded)
         names = self.catalog.names_of(candidates.rows)
-        seen = await self.store.seen_mask(user, names)
+        seen = state.has_seen(names)
         unseen = np.flatnonzero(~seen)[: self.max_candidates]
         candidates = candidates.take(unseen)
-        names = [names[i] for i in unseen]
+        names = list(map(names.__getitem__, unseen.tolist()))
         counters = await self.store.counters(names)
         fine = ~suppressed_by_reports(counters)
         candidates, counters = candidates.take(fine), counters[fine]
@@ -278,7 +278,8 @@ class RankerCore:
         picked = rerank(
             RerankInput(
                 scores=scores,
-                embeddings=features.item_vectors,
+                embeddings=features.catalog_embeddings,
+                embedding_rows=candidates.rows,
                 creators=self.catalog.creator_codes[candidates.rows],
                 impressions=counters[:, COUNTER_INDEX["impressions"]],
                 age_hours=np.maximum(now - self.catalog.create_times[candidates.rows], 0.0) / 3600.0,
@@ -315,13 +316,7 @@ class RankerCore:
             reasons=reasons,
             next_page_token=next_token,
             profile=profile,
-            features=CandidateFeatures(
-                rows=features.rows[order],
-                row_stamps=features.row_stamps[order],
-                item_vectors=features.item_vectors[order],
-                dense=features.dense[order],
-                nearest_positive=features.nearest_positive[order],
-            ),
+            features=features.take(order),
             num_candidates=len(candidates),
         )
 

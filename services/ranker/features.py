@@ -175,9 +175,26 @@ def regressed_taste(responses: list[tuple[str, float]], catalog: ItemCatalog) ->
 class CandidateFeatures:
     rows: np.ndarray  # int64 (N,): catalog rows
     row_stamps: np.ndarray  # int64 (N,): catalog.row_stamps of those rows (for caches keyed by row)
-    item_vectors: np.ndarray  # float32 (N, D)
     dense: np.ndarray  # float32 (N, NUM_FEATURES)
     nearest_positive: np.ndarray  # int64 (N,): catalog row of the most similar positive, -1 if none
+    catalog_embeddings: np.ndarray  # float32 (catalog rows, D): the catalog's matrix itself, not a copy
+
+    @property
+    def item_vectors(self) -> np.ndarray:
+        """float32 (N, D): the candidates' content embeddings, gathered when asked for. Rank needs only
+        the re-ranked pool's (a fifth of them) and the scorer only those of videos it has not cached:
+        gathering all of them on every call cost a tenth of Rank."""
+        return self.catalog_embeddings[self.rows]
+
+    def take(self, keep: np.ndarray) -> CandidateFeatures:
+        """The features of the candidates at positions `keep` (indices or a mask)."""
+        return CandidateFeatures(
+            rows=self.rows[keep],
+            row_stamps=self.row_stamps[keep],
+            dense=self.dense[keep],
+            nearest_positive=self.nearest_positive[keep],
+            catalog_embeddings=self.catalog_embeddings,
+        )
 
 
 def smoothed_rates(counters: np.ndarray) -> dict[str, np.ndarray]:
@@ -207,7 +224,6 @@ def candidate_features(
 ) -> CandidateFeatures:
     """rows (N,) catalog rows; counters (N, C) their counters in store.COUNTERS order."""
     n = rows.size
-    items = catalog.embeddings[rows]  # (N, D)
     dense = np.zeros((n, NUM_FEATURES), np.float32)
     nearest = np.full(n, -1, np.int64)
     f = _FEATURE_INDEX
@@ -263,7 +279,7 @@ def candidate_features(
     return CandidateFeatures(
         rows=rows,
         row_stamps=catalog.row_stamps[rows],
-        item_vectors=items,
         dense=dense,
         nearest_positive=nearest,
+        catalog_embeddings=catalog.embeddings,
     )

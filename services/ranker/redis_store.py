@@ -9,8 +9,9 @@ with two costs that the in-process store does not have, each designed around:
   commands inside Redis.
 * **Rank**: reading ten counters of a thousand candidates meant 10,000 parsed replies per call, so a
   replica keeps a mirror of the counters it has read and follows `c:changes`, a stream of the videos
-  each batch changed; another replica's Ingest reaches it within `COUNTER_SYNC_SECONDS`. A user's seen
-  set is read whole (parsed in C by hiredis) rather than asked about every candidate.
+  each batch changed; another replica's Ingest reaches it within `COUNTER_SYNC_SECONDS`. A user's
+  whole state, seen set included, is one script call (`_USER_STATE_SCRIPT`) whose reply hiredis
+  parses and decodes in C, rather than a pipeline of nine commands and a question per candidate.
 
 The script derives its keys from the prefix instead of declaring them: fine for one Redis server or a
 primary with replicas; a Redis Cluster would need the keys hash-tagged to one slot per batch.
@@ -111,6 +112,31 @@ return #batch.counters
 """
 
 
+# ARGV[1]: the user's key prefix. A user's whole state in one command: as a pipeline of nine commands
+# it cost more CPU in redis-py than the rest of the Redis store's part of Rank.
+_USER_STATE_SCRIPT = """
+local p = ARGV[1]
+return {
+  redis.call('LRANGE', p .. 'pos', 0, -1),
+  redis.call('LRANGE', p .. 'neg', 0, -1),
+  redis.call('LRANGE', p .. 'recent', 0, -1),
+  redis.call('LRANGE', p .. 'resp', 0, -1),
+  redis.call('SMEMBERS', p .. 'hidden'),
+  redis.call('SMEMBERS', p .. 'reported'),
+  redis.call('SMEMBERS', p .. 'follows'),
+  redis.call('SMEMBERS', p .. 'blocked'),
+  redis.call('HMGET', p .. 'n', 'impressions', 'positive_events'),
+  redis.call('ZRANGE', p .. 'seen', 0, -1),
+}
+"""
+
+# KEYS[1]: the session's set; ARGV[1]: its time to live; ARGV[2...]: the videos served.
+_ADD_SESSION_SCRIPT = """
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+
 def _fold(events: list[StoredEvent], key: Callable[..., str]) -> dict:
     """An Ingest batch as the writes it makes, one entry per key, in the form _APPLY_SCRIPT reads.
     Lists keep event order: LPUSH of several values leaves the last at the head, newest first."""
@@ -205,8 +231,12 @@ class RedisFeatureStore(FeatureStore):
         import redis.asyncio as redis
 
         self._redis = redis.from_url(url)
+        # Replies that are all names are decoded by the parser (in C with hiredis) on this client.
+        self._text = redis.from_url(url, decode_responses=True)
         self._p = prefix
         self._apply_script = self._redis.register_script(_APPLY_SCRIPT)
+        self._user_state_script = self._text.register_script(_USER_STATE_SCRIPT)
+        self._add_session_script = self._redis.register_script(_ADD_SESSION_SCRIPT)
         self._mirror = _CounterMirror()
         self._changes_seen: bytes | None = None  # id of the last change-stream entry read
         self._next_counter_sync = 0.0
@@ -219,6 +249,7 @@ class RedisFeatureStore(FeatureStore):
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._text.aclose()
 
     async def apply(self, events: list[StoredEvent]) -> None:
         writes = _fold(events, self._k)
@@ -228,35 +259,21 @@ class RedisFeatureStore(FeatureStore):
         self._mirror.forget(changed)  # this replica reads its own writes at once
 
     async def user_state(self, user: str) -> UserState:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.lrange(self._k("u", user, "pos"), 0, -1)
-        pipe.lrange(self._k("u", user, "neg"), 0, -1)
-        pipe.lrange(self._k("u", user, "recent"), 0, -1)
-        pipe.lrange(self._k("u", user, "resp"), 0, -1)
-        for name in ("hidden", "reported", "follows", "blocked"):
-            pipe.smembers(self._k("u", user, name))
-        pipe.hgetall(self._k("u", user, "n"))
-        pos, neg, recent, resp, hidden, reported, follows, blocked, totals = await pipe.execute()
+        reply = await self._user_state_script(args=[self._k("u", user, "")])
+        pos, neg, recent, resp, hidden, reported, follows, blocked, (impressions, positives), seen = reply
         return UserState(
             positives=_weighted(pos),
-            negatives=[v.decode() for v in neg],
-            recent_impressions=[v.decode() for v in recent],
+            negatives=neg,
+            recent_impressions=recent,
             responses=_weighted(resp),
-            hidden={v.decode() for v in hidden},
-            reported={v.decode() for v in reported},
-            follows={v.decode() for v in follows},
-            blocked={v.decode() for v in blocked},
-            impressions=int(totals.get(b"impressions", 0)),
-            positive_events=int(totals.get(b"positive_events", 0)),
+            hidden=set(hidden),
+            reported=set(reported),
+            follows=set(follows),
+            blocked=set(blocked),
+            impressions=int(impressions or 0),
+            positive_events=int(positives or 0),
+            seen=set(seen),
         )
-
-    async def seen_mask(self, user: str, videos: list[str]) -> np.ndarray:
-        # The whole seen set (at most MAX_SEEN members, parsed in C by hiredis) costs less than asking
-        # about a thousand candidates: redis-py packs every argument of a command in Python.
-        if not videos:
-            return np.zeros(0, bool)
-        seen = set(await self._redis.zrange(self._k("u", user, "seen"), 0, -1))
-        return np.fromiter((v.encode() in seen for v in videos), bool, len(videos))
 
     async def counters(self, videos: list[str]) -> np.ndarray:
         if not videos:
@@ -318,10 +335,7 @@ class RedisFeatureStore(FeatureStore):
     async def add_session_videos(self, session: str, videos: list[str], ttl_seconds: int) -> None:
         if not videos:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.sadd(self._k("s", session), *videos)
-        pipe.expire(self._k("s", session), ttl_seconds)
-        await pipe.execute()
+        await self._add_session_script(keys=[self._k("s", session)], args=[ttl_seconds, *videos])
 
     async def put_items(self, records: list[ItemRecord]) -> None:
         if not records:
@@ -363,8 +377,11 @@ class _CounterMirror:
 
     def missing(self, videos: list[str]) -> list[str]:
         """The videos among `videos` without fresh counters here (unique, in order)."""
+        wanted = dict.fromkeys(videos)
+        if self._rows.keys() >= wanted.keys() and not (self._stale and not self._stale.isdisjoint(wanted)):
+            return []  # the common case, checked in C
         rows, stale = self._rows, self._stale
-        return list(dict.fromkeys(v for v in videos if v not in rows or v in stale))
+        return [v for v in wanted if v not in rows or v in stale]
 
     def put(self, videos: list[str], values: np.ndarray) -> None:
         for video, row_values in zip(videos, values, strict=True):
@@ -377,8 +394,7 @@ class _CounterMirror:
             self._stale.discard(video)
 
     def get(self, videos: list[str]) -> np.ndarray:
-        rows = self._rows
-        return self._values[np.fromiter((rows[v] for v in videos), np.int64, len(videos))]
+        return self._values[np.fromiter(map(self._rows.__getitem__, videos), np.int64, len(videos))]
 
     def forget(self, videos) -> None:
         rows = self._rows
@@ -388,11 +404,11 @@ class _CounterMirror:
         self._stale.update(self._rows)
 
 
-def _weighted(entries: list[bytes]) -> list[tuple[str, float]]:
+def _weighted(entries: list[str]) -> list[tuple[str, float]]:
     """List entries "value|video" -> [(video, value)]."""
     pairs = []
     for entry in entries:
-        value, video = entry.decode().split("|", 1)
+        value, video = entry.split("|", 1)
         pairs.append((video, float(value)))
     return pairs
 

@@ -19,7 +19,6 @@ the request's own scores. At each position the candidate with the best adjusted 
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,12 +45,15 @@ class RerankConfig:
 @dataclass
 class RerankInput:
     scores: np.ndarray  # float32 (N,): model scores
-    embeddings: np.ndarray  # float32 (N, D): unit content embeddings
+    embeddings: np.ndarray  # float32 (N, D): unit content embeddings (or (M, D) with embedding_rows)
     creators: np.ndarray  # int (N,): creator codes
     impressions: np.ndarray  # float (N,): impressions so far
     age_hours: np.ndarray  # float (N,)
     recent_embeddings: np.ndarray  # float32 (R, D): the user's recent impressions
     recent_creators: np.ndarray  # int (R,)
+    # int (N,): when given, candidate i's embedding is embeddings[embedding_rows[i]], so a caller can
+    # pass its whole catalog matrix instead of copying every candidate's row for a pool of a few hundred.
+    embedding_rows: np.ndarray | None = None
 
 
 @dataclass
@@ -68,10 +70,11 @@ def rerank(x: RerankInput, page_size: int, config: RerankConfig) -> RerankOutput
     pool = top_k(x.scores, max(config.pool, page_size))  # (P,)
     scores = x.scores[pool].astype(np.float64)
     z = (scores - scores.mean()) / (scores.std() + 1e-6)
-    emb = x.embeddings[pool]  # (P, D)
+    emb = x.embeddings[pool if x.embedding_rows is None else x.embedding_rows[pool]]  # (P, D)
     local_creators, creator_of = np.unique(x.creators[pool], return_inverse=True)  # creator_of (P,)
-    recent = Counter(x.recent_creators.tolist())
-    recent_count = np.array([recent[c] for c in local_creators.tolist()], np.float64)  # (K,)
+    recent_count = (
+        (local_creators[:, None] == x.recent_creators[None, :]).sum(axis=1).astype(np.float64)
+    )  # (K,)
     page_count = np.zeros(local_creators.size, np.float64)
     fresh = np.clip(1.0 - x.age_hours[pool] / config.fresh_hours, 0.0, 1.0)
     base = z + config.freshness_bonus * fresh

@@ -54,7 +54,11 @@ class ModelScorer(Scorer):
             self._stamps[rows[stale]] = row_stamps[stale]
 
     def score(self, profile: UserProfile, features: CandidateFeatures) -> np.ndarray:
-        self.add_items(features.rows, features.row_stamps, features.item_vectors)
+        self._grow(features.rows)
+        stale = np.flatnonzero(self._stamps[features.rows] != features.row_stamps)
+        if stale.size:  # normally none: add_items filled them at upsert
+            rows = features.rows[stale]
+            self.add_items(rows, features.row_stamps[stale], features.catalog_embeddings[rows])
         with torch.inference_mode():
             heads = self.model.predict_cached(
                 torch.from_numpy(profile.model_taste[None]),  # (1, D)
