@@ -243,10 +243,12 @@ class RankerCore:
         timer = _StageTimer()
 
         await self._sync_items()
-        state, served = await asyncio.gather(
-            self.store.user_state(user),
-            self.store.session_videos(session) if page_number else _no_videos(),
-        )
+        if page_number:
+            state, served = await asyncio.gather(
+                self.store.user_state(user), self.store.session_videos(session)
+            )
+        else:  # the first page: no session to read, and no task to schedule
+            state, served = await self.store.user_state(user), set()
         profile = build_profile(state, self.catalog)
         if profile.cold:
             metrics.COLD_START_FEEDS.inc()
@@ -348,10 +350,6 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads, user_api="blas")
     log.info("ranker process limited to %d CPU thread(s) for torch and BLAS", threads)
-
-
-async def _no_videos() -> set[str]:
-    return set()
 
 
 def _short(prompt: str, limit: int = 60) -> str:

@@ -1,6 +1,6 @@
 """Candidate retrieval: several sources run concurrently, their union is de-duplicated and filtered.
 
-Sources (each a coroutine, gathered, so that the store reads of one overlap the compute of another):
+Sources (each a coroutine; the global lists they read from the store are cached for a second):
 
 * following: newest videos of creators the user follows;
 * remix: remixes of videos the user liked;
@@ -18,7 +18,6 @@ videos already seen or already served in this paging session.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import zlib
 from dataclasses import dataclass
@@ -113,7 +112,10 @@ class Retriever:
                 (SOURCE_TRENDING, self._trending(now, boost * self.config.trending)),
                 (SOURCE_FRESH, self._fresh(boost * self.config.fresh)),
             ]
-        results = await asyncio.gather(*(source for _, source in plan))
+        # Awaited in turn, not gathered: every source computes in this process, and the two that read
+        # the store (trending, the exploration pool) do so once a second; a task per source cost more
+        # event-loop time than that overlap ever saved.
+        results = [await source for _, source in plan]
         rows = np.concatenate(results)
         sources = np.concatenate(
             [np.full(r.size, s, np.int64) for (s, _), r in zip(plan, results, strict=True)]
