@@ -126,9 +126,10 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 
 # Frames of the video so far that each extension clip starts from: enough to carry position and
 # velocity across the seam (the path planner continues the subject's path from them), while most of
-# the clip is new. docs/modes/REPORT.md sweeps it: with the planner continuing known frames, 2 frames
-# gave the most seams within 2x a normal step (68%, against 28% for 4 and 19% for 8).
-EXTEND_CONTEXT_FRAMES = 2
+# the clip is new. docs/modes/REPORT.md sweeps it on every run. With model v2, 2 frames gave the most
+# seams within 2x a normal step (68%, against 28% for 4); with v3 and v4, 4 frames did (v4: 72% of
+# seams and 82% of velocity changes within 2x, against 70% and 70% for 2 frames, 50% and 78% for 8).
+EXTEND_CONTEXT_FRAMES = 4
 
 
 @dataclass(frozen=True)
