@@ -378,7 +378,7 @@ class _CounterMirror:
     def missing(self, videos: list[str]) -> list[str]:
         """The videos among `videos` without fresh counters here (unique, in order)."""
         wanted = dict.fromkeys(videos)
-        if self._rows.keys() >= wanted.keys() and not (self._stale and not self._stale.isdisjoint(wanted)):
+        if self._rows.keys() >= wanted.keys() and self._stale.isdisjoint(wanted):
             return []  # the common case, checked in C
         rows, stale = self._rows, self._stale
         return [v for v in wanted if v not in rows or v in stale]

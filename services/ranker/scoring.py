@@ -45,20 +45,26 @@ class ModelScorer(Scorer):
         self._stamps = np.zeros(0, np.int64)  # (rows,): the row stamp each entry was computed for
 
     def add_items(self, rows: np.ndarray, row_stamps: np.ndarray, embeddings: np.ndarray) -> None:
+        self._refresh(rows, row_stamps, lambda stale: embeddings[stale])
+
+    def _refresh(self, rows: np.ndarray, row_stamps: np.ndarray, embeddings_of) -> None:
+        """Recomputes the entries of `rows` whose stamp differs; `embeddings_of(stale)` gives the
+        embeddings of the stale positions only, so a Rank whose candidates are all cached gathers none."""
         self._grow(rows)
         stale = np.flatnonzero(self._stamps[rows] != row_stamps)
         if stale.size:
             with torch.inference_mode():
-                fresh = self.model.item_features(torch.from_numpy(np.ascontiguousarray(embeddings[stale])))
+                fresh = self.model.item_features(torch.from_numpy(np.ascontiguousarray(embeddings_of(stale))))
             self._cache[rows[stale]] = fresh.numpy()
             self._stamps[rows[stale]] = row_stamps[stale]
 
     def score(self, profile: UserProfile, features: CandidateFeatures) -> np.ndarray:
-        self._grow(features.rows)
-        stale = np.flatnonzero(self._stamps[features.rows] != features.row_stamps)
-        if stale.size:  # normally none: add_items filled them at upsert
-            rows = features.rows[stale]
-            self.add_items(rows, features.row_stamps[stale], features.catalog_embeddings[rows])
+        # Normally nothing to refresh: add_items filled the entries at upsert.
+        self._refresh(
+            features.rows,
+            features.row_stamps,
+            lambda stale: features.catalog_embeddings[features.rows[stale]],
+        )
         with torch.inference_mode():
             heads = self.model.predict_cached(
                 torch.from_numpy(profile.model_taste[None]),  # (1, D)
