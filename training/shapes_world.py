@@ -296,6 +296,40 @@ def render_reference(spec: SceneSpec, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
+@dataclass(frozen=True)
+class TrainingBatch:
+    """Rendered training clips of one seeded batch (`render_training_batch`), ready to encode."""
+
+    frames: np.ndarray  # uint8 (N, F, H, W, 3)
+    references: np.ndarray  # uint8 (N, H, W, 3): another still of each clip's object
+    paths: np.ndarray  # float32 (N, F, 2): the object's centroid per frame, fractions of the frame
+    captions: list[str]
+    generic_captions: list[str]  # the same clips, described without colour and shape
+
+
+def render_training_batch(seed: tuple[int, ...], count: int, path_fraction: float) -> TrainingBatch:
+    """`count` clips of training combos, a share of them along random paths, from their own seed: batches
+    are independent, so they render in any order or in parallel and give the same dataset."""
+    rng = np.random.default_rng(seed)
+    specs = [sample_spec(rng, held_out=False) for _ in range(count)]
+    along_path = rng.random(count) < path_fraction
+    clips = [
+        render_along_path(s, rng) if a else render(s, rng) for s, a in zip(specs, along_path, strict=True)
+    ]
+    references = np.stack([render_reference(s, rng) for s in specs])
+    generic = [
+        make_generic_caption(c.spec, rng, PATH_PHRASES[rng.integers(len(PATH_PHRASES))] if a else None)
+        for c, a in zip(clips, along_path, strict=True)
+    ]
+    return TrainingBatch(
+        frames=np.stack([c.frames for c in clips]),
+        references=references,
+        paths=np.stack([c.centroids / SIZE for c in clips]).astype(np.float32),
+        captions=[c.caption for c in clips],
+        generic_captions=generic,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Captions
 # ---------------------------------------------------------------------------------------------

@@ -22,10 +22,13 @@ so a resumed run continues the same schedule. Writes safetensors plus config.jso
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,19 +46,12 @@ from services.denoiser.model.autoencoder import (
 from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT, VideoDiTConfig
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import PipelineConfig, VideoPipeline, save_pipeline
-from training.shapes_world import (
-    NUM_FRAMES,
-    PATH_PHRASES,
-    SIZE,
-    make_generic_caption,
-    render,
-    render_along_path,
-    render_reference,
-    sample_spec,
-)
+from training.shapes_world import NUM_FRAMES, SIZE, render, render_training_batch, sample_spec
 from training.train_planner import train_and_measure
 
 logger = logging.getLogger("training.train_video")
+
+CPU = torch.device("cpu")
 
 EXPORT_MARGIN_S = 30.0  # writing the weights at the end
 
@@ -85,7 +81,7 @@ class TrainConfig:
     seed: int = 0
 
 
-def parse_args() -> tuple[TrainConfig, Path, Path, Path | None]:
+def parse_args() -> tuple[TrainConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="total wall-clock budget")
     parser.add_argument("--dit-preset", default=TrainConfig.dit_preset, choices=sorted(VIDEO_DIT_PRESETS))
@@ -110,6 +106,26 @@ def parse_args() -> tuple[TrainConfig, Path, Path, Path | None]:
         "kept, its DiT trains on with a fresh optimizer and schedule",
     )
     parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="the DiT's peak learning rate")
+    parser.add_argument(
+        "--device", default="cpu", help="where the DiT trains and the clips are encoded: cpu, cuda, cuda:N"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="processes that render the dataset's clips")
+    parser.add_argument(
+        "--dataset-only", action="store_true", help="build and cache the dataset in --work-dir, then stop"
+    )
+    parser.add_argument(
+        "--dit-minutes",
+        type=float,
+        default=None,
+        help="the DiT stage's budget, instead of what --minutes leaves after the other stages",
+    )
+    parser.add_argument(
+        "--text-encoder",
+        type=Path,
+        default=None,
+        help="a compact export of the text encoder (python -m training.compact_encoder export DIR), for "
+        "machines without the encoder package",
+    )
     args = parser.parse_args()
     config = TrainConfig(
         minutes=args.minutes,
@@ -121,7 +137,7 @@ def parse_args() -> tuple[TrainConfig, Path, Path, Path | None]:
         seed=args.seed,
     )
     torch.set_num_threads(args.threads)
-    return config, args.work_dir, args.out, args.init_from
+    return config, args
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,11 +255,20 @@ def check_unit_variance(latents: torch.Tensor) -> None:
 
 @torch.no_grad()
 def build_dataset(
-    config: TrainConfig, ae: FrameAutoencoder, work_dir: Path
+    config: TrainConfig,
+    ae: FrameAutoencoder,
+    work_dir: Path,
+    *,
+    device: torch.device = CPU,
+    workers: int = 1,
+    text_encoder: Path | None = None,
 ) -> tuple[LatentDataset, float, float]:
     """Renders, encodes and caches the training set; returns it, the autoencoder's latent scale and
     the seconds the build took. A fresh autoencoder (latent_scale 1) gets the scale measured on the
-    set; one that has a scale (a model trained before) already applies it in `encode`, and keeps it."""
+    set; one that has a scale (a model trained before) already applies it in `encode`, and keeps it.
+    Clips render in seeded batches, in `workers` processes when more than one; the autoencoder runs on
+    `device`; captions are encoded by the service's encoder, or by a compact export of it
+    (`training/compact_encoder.py`) where the encoder package is not installed."""
     path = work_dir / f"dataset_{config.dataset_clips}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=False)
@@ -251,30 +276,30 @@ def build_dataset(
         return LatentDataset(**saved["dataset"]), saved["latent_scale"], saved["build_seconds"]
     started = time.monotonic()
 
-    from services.text_encoder.backends import load_default_backend
-
-    rng = np.random.default_rng([config.seed, 2])
-    ae.eval()
-    latents, references, captions, generic, paths = [], [], [], [], []
     chunk = 32
-    for start in tqdm(range(0, config.dataset_clips, chunk), desc="render + encode clips"):
-        specs = [sample_spec(rng, held_out=False) for _ in range(min(chunk, config.dataset_clips - start))]
-        along_path = rng.random(len(specs)) < config.path_clip_fraction
-        clips = [
-            render_along_path(s, rng) if a else render(s, rng) for s, a in zip(specs, along_path, strict=True)
-        ]
-        video = video_to_tensor(np.stack([c.frames for c in clips]))  # (b, 3, F, H, W)
-        latents.append(ae.encode(video).half())  # (b, C, F, h, w)
-        stills = video_to_tensor(
-            np.stack([render_reference(s, rng) for s in specs])[:, None]
-        )  # (b, 3, 1, H, W)
-        references.append(ae.encode(stills)[:, :, 0].half())  # (b, C, h, w)
-        captions += [c.caption for c in clips]
-        generic += [
-            make_generic_caption(c.spec, rng, PATH_PHRASES[rng.integers(len(PATH_PHRASES))] if a else None)
-            for c, a in zip(clips, along_path, strict=True)
-        ]
-        paths += [torch.from_numpy(c.centroids / SIZE) for c in clips]
+    jobs = [
+        ((config.seed, 2, index), min(chunk, config.dataset_clips - start), config.path_clip_fraction)
+        for index, start in enumerate(range(0, config.dataset_clips, chunk))
+    ]
+    ae.eval().to(device)
+    latents, references, captions, generic, paths = [], [], [], [], []
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            )
+            batches = pool.map(render_training_batch, *zip(*jobs, strict=True))
+        else:
+            batches = (render_training_batch(*job) for job in jobs)
+        for batch in tqdm(batches, total=len(jobs), desc="render + encode clips"):
+            video = video_to_tensor(batch.frames).to(device)  # (b, 3, F, H, W)
+            latents.append(ae.encode(video).half().cpu())  # (b, C, F, h, w)
+            stills = video_to_tensor(batch.references[:, None]).to(device)  # (b, 3, 1, H, W)
+            references.append(ae.encode(stills)[:, :, 0].half().cpu())  # (b, C, h, w)
+            captions += batch.captions
+            generic += batch.generic_captions
+            paths.append(torch.from_numpy(batch.paths))
+    ae.to(CPU)
     latents_t = torch.cat(latents)
     rescale = float(1.0 / latents_t.float().std()) if ae.config.latent_scale == 1.0 else 1.0
     latent_scale = ae.config.latent_scale * rescale
@@ -282,7 +307,14 @@ def build_dataset(
     check_unit_variance(latents_t)
     references_t = (torch.cat(references).float() * rescale).half()
 
-    encoder = load_default_backend()
+    if text_encoder is None:
+        from services.text_encoder.backends import load_default_backend
+
+        encoder = load_default_backend()
+    else:
+        from training.compact_encoder import CompactEncoder
+
+        encoder = CompactEncoder(text_encoder, device=str(device))
 
     def encode_all(texts: list[str], desc: str) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = []
@@ -308,7 +340,7 @@ def build_dataset(
         token_mask,
         generic_tokens,
         generic_mask,
-        torch.stack(paths),
+        torch.cat(paths),
         captions,
     )
     build_seconds = time.monotonic() - started
@@ -337,25 +369,32 @@ def flow_matching_loss(
     # Uniform times. Logit-normal times (SD3's choice for large images) left t > 0.9 in 1.4% of rows, and
     # in this world the noisy end is where everything is decided (where the object is, how it moves):
     # the model denoised real clips well from t = 0.5 but made fragments from pure noise.
-    t = torch.rand(B, generator=generator)
-    noise = torch.randn(x0.shape, generator=generator)
+    device = x0.device
+    t = torch.rand(B, generator=generator, device=device)
+    noise = torch.randn(x0.shape, generator=generator, device=device)
     tb = t.view(B, 1, 1, 1, 1)
     xt = (1 - tb) * x0 + tb * noise  # (B, C, F, h, w)
     target = noise - x0
 
-    has_reference = torch.rand(B, generator=generator) < config.reference_prob
-    generic = has_reference & (torch.rand(B, generator=generator) < config.generic_caption_prob)
+    has_reference = torch.rand(B, generator=generator, device=device) < config.reference_prob
+    generic = has_reference & (
+        torch.rand(B, generator=generator, device=device) < config.generic_caption_prob
+    )
     tokens = torch.where(generic[:, None, None], batch["generic_tokens"], batch["tokens"])  # (B, L, 384)
     token_mask = torch.where(generic[:, None], batch["generic_mask"], batch["token_mask"])  # (B, L)
-    drop = torch.rand(B, generator=generator) < config.caption_dropout
+    drop = torch.rand(B, generator=generator, device=device) < config.caption_dropout
     null_tokens, null_mask = model.null_text_tokens(B, tokens.shape[1])
     tokens = torch.where(drop[:, None, None], null_tokens, tokens)  # (B, L, 384)
     token_mask = torch.where(drop[:, None], null_mask, token_mask)  # (B, L)
 
-    has_known = torch.rand(B, generator=generator) < config.known_frames_prob
-    num_known = torch.randint(1, Fr // 2 + 1, (B,), generator=generator) * has_known  # (B,)
-    known_mask = (torch.arange(Fr)[None] < num_known[:, None]).float().view(B, 1, Fr, 1, 1)  # (B, 1, F, 1, 1)
-    has_path = (torch.rand(B, generator=generator) < config.path_prob).float().view(B, 1, 1, 1, 1)
+    has_known = torch.rand(B, generator=generator, device=device) < config.known_frames_prob
+    num_known = torch.randint(1, Fr // 2 + 1, (B,), generator=generator, device=device) * has_known  # (B,)
+    known_mask = (
+        (torch.arange(Fr, device=device)[None] < num_known[:, None]).float().view(B, 1, Fr, 1, 1)
+    )  # (B, 1, F, 1, 1)
+    has_path = (
+        (torch.rand(B, generator=generator, device=device) < config.path_prob).float().view(B, 1, 1, 1, 1)
+    )
     path_map = path_heatmap(batch["paths"], x0.shape[-1]) * has_path  # (B, 1, F, h, w)
 
     v = model(
@@ -380,20 +419,24 @@ def train_dit(
     work_dir: Path,
     budget_s: float,
     init: VideoDiT | None = None,
+    device: torch.device = CPU,
 ) -> tuple[VideoDiT, dict]:
-    """The EMA of the trained DiT and the stage's state (steps, seconds, loss curve). `init` gives the
-    starting weights of a model trained before; a checkpoint in work_dir takes precedence over it."""
+    """The EMA of the trained DiT (on the CPU) and the stage's state (steps, seconds, loss curve). `init`
+    gives the starting weights of a model trained before; a checkpoint in work_dir takes precedence over
+    it. On a GPU the whole dataset moves to the device once, and the loss is read back only when logged,
+    so that the host never waits on a step."""
     path = work_dir / "dit.pt"
     model = VideoDiT(dit_config)
     if init is not None:
         model.load_state_dict(init.state_dict())
-    ema = VideoDiT(dit_config)
+    model.to(device)
+    ema = VideoDiT(dit_config).to(device)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.99))
     state = {"elapsed_s": 0.0, "step": 0, "losses": []}
     if path.exists():
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, weights_only=False, map_location=device)
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
         opt.load_state_dict(saved["optimizer"])
@@ -416,7 +459,18 @@ def train_dit(
             path,
         )
 
-    generator = torch.Generator().manual_seed(config.seed * 1000 + state["step"])
+    data = {
+        "latents": dataset.latents,
+        "references": dataset.references,
+        "tokens": dataset.tokens,
+        "token_mask": dataset.token_mask,
+        "generic_tokens": dataset.generic_tokens,
+        "generic_mask": dataset.generic_mask,
+        "paths": dataset.paths,
+    }
+    data = {k: v.to(device) for k, v in data.items()}
+    ema_params, model_params = list(ema.parameters()), list(model.parameters())
+    generator = torch.Generator(device).manual_seed(config.seed * 1000 + state["step"])
     start, last_save, window = time.monotonic() - state["elapsed_s"], time.monotonic(), []
     bar = tqdm(
         total=int(budget_s), desc="video DiT", unit="s", initial=int(min(state["elapsed_s"], budget_s))
@@ -430,31 +484,22 @@ def train_dit(
         )
         for group in opt.param_groups:
             group["lr"] = lr
-        idx = torch.randint(len(dataset.captions), (config.batch_size,), generator=generator)
-        batch = {
-            "latents": dataset.latents[idx].float(),
-            "references": dataset.references[idx].float(),
-            "tokens": dataset.tokens[idx].float(),
-            "token_mask": dataset.token_mask[idx],
-            "generic_tokens": dataset.generic_tokens[idx].float(),
-            "generic_mask": dataset.generic_mask[idx],
-            "paths": dataset.paths[idx],
-        }
+        idx = torch.randint(len(dataset.captions), (config.batch_size,), generator=generator, device=device)
+        batch = {k: v[idx].float() if v.dtype == torch.float16 else v[idx] for k, v in data.items()}
         loss = flow_matching_loss(model, batch, generator, config)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model_params, 1.0)
         opt.step()
         decay = min(config.ema_decay, (1 + state["step"]) / (10 + state["step"]))
         with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - decay)
+            torch._foreach_lerp_(ema_params, model_params, 1 - decay)
         state["step"] += 1
-        window.append(loss.item())
+        window.append(loss.detach())
         bar.update(int(time.monotonic() - start) - bar.n)
-        bar.set_postfix(step=state["step"], loss=f"{np.mean(window[-50:]):.4f}", lr=f"{lr:.1e}")
         if state["step"] % 100 == 0:
-            mean = float(np.mean(window))
+            mean = float(torch.stack(window).mean())
+            bar.set_postfix(step=state["step"], loss=f"{mean:.4f}", lr=f"{lr:.1e}")
             state["losses"].append((state["step"], round(time.monotonic() - start, 1), mean))
             logger.info(
                 "dit step %d loss %.5f lr %.2e elapsed %.0fs",
@@ -471,7 +516,7 @@ def train_dit(
     bar.close()
     state["elapsed_s"] = max(budget_s, time.monotonic() - start)
     save()
-    return ema, state
+    return ema.to(CPU), state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,8 +577,23 @@ def continued_from_record(config: PipelineConfig) -> dict:
     return {"version": config.version, **training}
 
 
+def training_device(name: str) -> torch.device:
+    """The device to train on; a CUDA device that is not there is an error, not a silent CPU run."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {name}: torch {torch.__version__} sees no CUDA device here")
+        # TF32 matrix products: float32 training at the matrix units' rate, to about 1e-3 per product.
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
 def main() -> None:
-    config, work_dir, out, init_from = parse_args()
+    config, args = parse_args()
+    work_dir, out, init_from = args.work_dir, args.out, args.init_from
+    device = training_device(args.device)
+    dataset_options = {"device": device, "workers": args.workers, "text_encoder": args.text_encoder}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work_dir.mkdir(parents=True, exist_ok=True)
     file_log = logging.FileHandler(work_dir / "train.log")
@@ -550,7 +610,7 @@ def main() -> None:
         latents_cached = (work_dir / f"dataset_{config.dataset_clips}.pt").exists()
         ae_budget = 0.0 if latents_cached else budget_s * config.autoencoder_fraction
         ae, ae_seconds = train_autoencoder(config, ae_config, work_dir, ae_budget)
-        dataset, latent_scale, dataset_seconds = build_dataset(config, ae, work_dir)
+        dataset, latent_scale, dataset_seconds = build_dataset(config, ae, work_dir, **dataset_options)
         ae_config = dataclasses.replace(ae_config, latent_scale=latent_scale)
         ae.config = ae_config
         dit_config = VIDEO_DIT_PRESETS[config.dit_preset]
@@ -563,7 +623,12 @@ def main() -> None:
             previous.config.dit,
         )
         ae_seconds = 0.0
-        dataset, _, dataset_seconds = build_dataset(config, ae, work_dir)
+        dataset, _, dataset_seconds = build_dataset(config, ae, work_dir, **dataset_options)
+    if args.dataset_only:
+        logger.info(
+            "dataset of %d clips cached in %s (%.0f s)", len(dataset.captions), work_dir, dataset_seconds
+        )
+        return
 
     # The DiT gets what the earlier stages left, measured, so the whole run fits the budget. A continued
     # run keeps its refined decoder: a fresh optimizer's first steps at full rate set it back (measured:
@@ -571,8 +636,16 @@ def main() -> None:
     decoder_budget = 0.0 if previous is not None else budget_s * config.decoder_fraction
     planner_budget = 0.0 if previous is not None else budget_s * config.planner_fraction
     dit_budget = budget_s - ae_seconds - dataset_seconds - decoder_budget - planner_budget - EXPORT_MARGIN_S
+    if args.dit_minutes is not None:
+        dit_budget = args.dit_minutes * 60
     dit, state = train_dit(
-        config, dit_config, dataset, work_dir, dit_budget, init=None if previous is None else previous.dit
+        config,
+        dit_config,
+        dataset,
+        work_dir,
+        dit_budget,
+        init=None if previous is None else previous.dit,
+        device=device,
     )
     if previous is None:
         ae = refine_decoder(config, ae, work_dir, decoder_budget)
@@ -583,6 +656,12 @@ def main() -> None:
     command = f"python -m training.train_video --minutes {config.minutes:g}"
     if init_from is not None:
         command += f" --init-from {init_from} --lr {config.lr:g} --dataset-clips {config.dataset_clips}"
+    if args.dit_minutes is not None:
+        command += f" --dit-minutes {args.dit_minutes:g}"
+    if config.batch_size != TrainConfig.batch_size:
+        command += f" --batch-size {config.batch_size}"
+    if device.type != "cpu":
+        command += f" --device {args.device}"
     pipeline_config = PipelineConfig(
         dit=dit_config,
         autoencoder=ae_config,
@@ -592,6 +671,7 @@ def main() -> None:
             "command": command,
             "continued_from": None if previous is None else continued_from_record(previous.config),
             "train_config": dataclasses.asdict(config),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "dit_steps": state["step"],
             "dit_seconds": round(state["elapsed_s"]),
             "autoencoder_seconds": round(ae_seconds),

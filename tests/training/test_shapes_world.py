@@ -16,6 +16,7 @@ from training.shapes_world import (
     parse_caption,
     render,
     render_along_path,
+    render_training_batch,
     sample_spec,
 )
 
@@ -183,3 +184,20 @@ def test_clips_along_a_random_path_follow_it_and_say_so():
         seen = analyze(clip.frames)
         assert np.allclose(seen.centroids, clip.centroids, atol=0.5)
         assert clip.masks.any(axis=(1, 2)).all()  # the object stays in the frame
+
+
+def test_training_batches_depend_on_their_seed_alone_so_workers_can_render_them_in_any_order():
+    first = render_training_batch((0, 2, 5), 6, path_fraction=0.5)
+    again = render_training_batch((0, 2, 5), 6, path_fraction=0.5)
+    other = render_training_batch((0, 2, 6), 6, path_fraction=0.5)
+    np.testing.assert_array_equal(first.frames, again.frames)
+    assert first.captions == again.captions and first.generic_captions == again.generic_captions
+    assert first.captions != other.captions
+    assert first.frames.shape == (6, NUM_FRAMES, SIZE, SIZE, 3) and first.references.shape == (
+        6,
+        SIZE,
+        SIZE,
+        3,
+    )
+    assert first.paths.shape == (6, NUM_FRAMES, 2) and first.paths.min() > 0 and first.paths.max() < 1
+    assert all(parse_caption(c).color is None for c in first.generic_captions)

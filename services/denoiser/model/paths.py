@@ -23,7 +23,7 @@ PATH_SIGMA = 1.0
 
 def path_heatmap(points: torch.Tensor, size: int, sigma: float = PATH_SIGMA) -> torch.Tensor:
     """points (B, F, 2) as (x, y) fractions of the frame -> heat map (B, 1, F, size, size) in [0, 1]."""
-    centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # (size,)
+    centres = (torch.arange(size, dtype=torch.float32, device=points.device) + 0.5) / size  # (size,)
     dx = (centres.view(1, 1, 1, size) - points[..., 0, None, None]) * size  # (B, F, 1, size)
     dy = (centres.view(1, 1, size, 1) - points[..., 1, None, None]) * size  # (B, F, size, 1)
     return torch.exp(-(dx.square() + dy.square()) / (2 * sigma**2)).unsqueeze(1)  # (B, 1, F, size, size)
