@@ -184,12 +184,7 @@ def export(out: Path, check_texts: int = 2000) -> dict:
     for special in spec["post_processor"]["special_tokens"].values():
         special["ids"] = [new_id[i] for i in special["ids"]]
     spec["padding"] = None
-    spec["truncation"] = {
-        "max_length": MAX_TOKENS,
-        "strategy": "LongestFirst",
-        "stride": 0,
-        "direction": "Right",
-    }
+    spec["truncation"] = None  # set when loaded, like the padding
 
     weights = load_file(source / "model.safetensors")
     compact = {
