@@ -131,6 +131,10 @@ class DenoiserSettings(_Section):
     # of its own while it runs), instead of inside the step that finished them, which would hold up
     # every request in that step.
     pipelined_decodes: bool = True
+    # Where the model runs: "cpu", or "cuda" / "cuda:N" (a CUDA build of torch and a visible device;
+    # loading fails with a clear error otherwise). Seeded noise is drawn on the CPU whatever the
+    # device, so a seed starts from the same noise everywhere.
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]+)?)$")
 
 
 class Settings(_Section):

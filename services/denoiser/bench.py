@@ -4,6 +4,10 @@ Reproduce the numbers and plots of docs/engine/REPORT.md with one command:
 
     nice -n 10 .venv/bin/python -m services.denoiser.bench --report docs/engine
 
+and on a CUDA GPU (about two minutes on an H100 or H200; `--gpu` is the preset below, GPU_PRESET):
+
+    python -m services.denoiser.bench --gpu --device cuda --report docs/engine/gpu
+
 Three servers run the same model, on the same machine, in one process, one after the other, against
 the same open-loop Poisson arrival traces (a mix of interactive and batch requests):
 
@@ -28,6 +32,16 @@ finished within 3x the unloaded latency; refused and unfinished ones count as mi
 shapes-world captions encoded by the TextEncoder's MiniLM, as in production. torch runs one thread:
 on a 2-core machine shared with other work, a second OpenMP thread that waits for a busy core makes
 every step many times slower, and all three servers get the same treatment.
+
+On a GPU a step of 64 rows costs little more than a step of two, so the step engine's capacity is many
+times one-at-a-time serving's, and batch arrivals at 1.5x fcfs's capacity would not saturate it: the
+GPU preset sets the saturated run's batch arrivals at 1.5x the step engine's own closed-loop capacity
+(`BenchConfig.saturate`), so every server has a backlog. Each run also records how late the event loop
+started arrivals (`arrival_lag_*`) and the share of the run the executor was busy with model steps
+(`step_busy_share`): where the Python around the model (scheduler, events, streams) is the limit, these
+say so. Before the runs, one seeded request is run alone and beside eight others, and the largest
+differences of its final latents and frames are recorded (`batch_invariance`): zero on the CPU, the
+measured tolerance on a GPU.
 """
 
 from __future__ import annotations
@@ -37,21 +51,23 @@ import asyncio
 import contextlib
 import json
 import os
+import platform
 import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from services.common.errors import KinoError, resource_exhausted
 from services.common.settings import DenoiserSettings
 from services.denoiser.engine.engine import DenoiseEngine
 from services.denoiser.engine.executor import ModelExecutor, load_executor
 from services.denoiser.engine.plan import DenoiseEvent, EventKind, StepItem, StepPlan
-from services.denoiser.engine.request import EngineRequest, Priority, SamplerState
+from services.denoiser.engine.request import EngineRequest, Priority, SamplerState, ShapeBucket
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
 
@@ -87,8 +103,14 @@ class BenchConfig:
     tenants: int = 4
     torch_threads: int = 1
     seed: int = 0
+    # The saturated run's batch arrivals are 1.5x the closed-loop capacity of this server: "fcfs" (on a
+    # CPU the others barely raise it) or "step-engine" (on a GPU, where fcfs's would leave it idle).
+    saturate: str = "fcfs"
+    throughput_target: float = 1.0  # step-engine over fcfs at saturation, what the report checks
+    invariance_neighbours: int = 8  # requests beside the probe in the batch-invariance check
 
-    def scenarios(self) -> list[Scenario]:
+    def scenarios(self, saturated_batch_load: float = 1.5) -> list[Scenario]:
+        """The mixed runs, then the saturated one; loads are multiples of fcfs's capacity."""
         mixed = [
             Scenario(
                 f"mixed {load:g}x",
@@ -98,8 +120,26 @@ class BenchConfig:
             )
             for load in self.load_factors
         ]
-        saturated = Scenario("saturated", self.saturated_interactive_load, 1.5, self.saturated_window_s)
+        saturated = Scenario(
+            "saturated", self.saturated_interactive_load, saturated_batch_load, self.saturated_window_s
+        )
         return [*mixed, saturated]
+
+
+# A fast GPU in about two minutes: capacity measured for 8 s per server, one mixed load (1.5x), short
+# rounds, and 64 rows per step (a GPU is idle at batch one; the memory budget allows thousands of rows
+# of this model, so max_rows is the limit).
+GPU_PRESET = BenchConfig(
+    load_factors=(1.5,),
+    window_s=12.0,
+    saturated_window_s=12.0,
+    capacity_seconds=8.0,
+    rounds=2,
+    drain_factor=0.25,
+    max_rows=64,
+    saturate="step-engine",
+    throughput_target=2.5,
+)
 
 
 # ---- the three servers ------------------------------------------------------------------------------
@@ -289,6 +329,9 @@ class RunStats:
     steps_per_video: int = 1
     load_averages: list[float] = field(default_factory=list)  # the machine's, after each round
     two_row_step_ms: list[float] = field(default_factory=list)  # median model call of 2-row steps, per round
+    arrival_lags: list[float] = field(default_factory=list)  # seconds each arrival started late
+    step_busy_share: list[float] = field(default_factory=list)  # model steps' share of each round's time
+    mean_step_rows: list[float] = field(default_factory=list)  # batch rows per model step, per round
 
     def summary(self) -> dict:
         out = {
@@ -302,6 +345,12 @@ class RunStats:
             "work_rate_videos_per_min": 60 * self.steady_steps / self.steps_per_video / self.steady_seconds,
             "load_average": self.load_averages,
             "two_row_step_ms": self.two_row_step_ms,
+            "arrivals": len(self.arrival_lags),
+            "arrival_lag_p50_ms": _milliseconds(_percentile(self.arrival_lags, 50)),
+            "arrival_lag_p99_ms": _milliseconds(_percentile(self.arrival_lags, 99)),
+            "arrival_lag_max_ms": _milliseconds(max(self.arrival_lags, default=None)),
+            "step_busy_share": self.step_busy_share,
+            "mean_step_rows": self.mean_step_rows,
         }
         for priority in ("interactive", "batch"):
             mine = [o for o in self.outcomes if o.priority == priority]
@@ -328,17 +377,37 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-class Prompts:
-    """Shapes-world captions encoded once by the TextEncoder's MiniLM, reused round robin."""
+def _milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else round(1000 * seconds, 2)
 
-    def __init__(self, count: int = 64, seed: int = 0) -> None:
+
+class Prompts:
+    """Shapes-world captions encoded once by the TextEncoder's MiniLM, reused round robin.
+
+    `save` and `load` carry the encoded tokens to a machine without the MiniLM package (a GPU
+    machine with no network): the same float32 token embeddings, about 1 MB for 64 captions."""
+
+    def __init__(self, tokens: list[np.ndarray]) -> None:
+        self.tokens = [np.asarray(t, np.float32) for t in tokens]  # (L, D) each
+        self.max_tokens = max(len(t) for t in self.tokens)
+
+    @classmethod
+    def encode(cls, count: int = 64, seed: int = 0) -> Prompts:
         from services.text_encoder.backends import load_default_backend
         from training.shapes_world import make_caption, sample_spec
 
         rng = np.random.default_rng(seed)
         captions = [make_caption(sample_spec(rng), rng) for _ in range(count)]
-        self.tokens = [e.tokens.astype(np.float32) for e in load_default_backend().encode(captions)]
-        self.max_tokens = max(len(t) for t in self.tokens)
+        return cls([e.tokens for e in load_default_backend().encode(captions)])
+
+    @classmethod
+    def load(cls, path: str | Path) -> Prompts:
+        with np.load(path) as saved:
+            return cls([saved[f"prompt_{i}"] for i in range(len(saved.files))])
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **{f"prompt_{i}": t for i, t in enumerate(self.tokens)})
 
     def __getitem__(self, index: int) -> np.ndarray:
         return self.tokens[index % len(self.tokens)]
@@ -391,9 +460,9 @@ async def run_round(
     start = time.monotonic()
     outcomes: list[Outcome] = []
     step_times: list[float] = []
+    tasks: list[asyncio.Task] = []
 
-    async def one(index: int, at: float, priority: Priority) -> None:
-        await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+    async def one(index: int, priority: Priority) -> None:
         outcome = Outcome(priority.name.lower(), time.monotonic() - start, unloaded=unloaded)
         outcomes.append(outcome)
         try:
@@ -409,13 +478,28 @@ async def run_round(
             if event.kind == EventKind.RESULT:
                 outcome.latency = time.monotonic() - start - outcome.arrival
 
-    tasks = [asyncio.ensure_future(one(1000 * round_ + i, at, p)) for i, (at, p) in enumerate(trace)]
-    await asyncio.wait(tasks, timeout=window * (1 + config.drain_factor))
-    for task in tasks:
+    async def arrive() -> None:
+        """Starts each request when its time comes: one timer at a time however many arrivals the
+        window holds (a GPU takes tens a second), and a record of how late the loop let each start."""
+        for i, (at, priority) in enumerate(trace):
+            await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+            stats.arrival_lags.append(time.monotonic() - start - at)
+            tasks.append(asyncio.ensure_future(one(1000 * round_ + i, priority)))
+
+    arriving = asyncio.ensure_future(arrive())
+    end = start + window * (1 + config.drain_factor)
+    await asyncio.wait([arriving], timeout=end - time.monotonic())
+    if tasks and end > time.monotonic():
+        await asyncio.wait(tasks, timeout=end - time.monotonic())
+    for task in [arriving, *tasks]:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(arriving, *tasks, return_exceptions=True)
+    elapsed = time.monotonic() - start
     await server.close()
     await asyncio.to_thread(_wait_idle, executor)
+    stats.step_busy_share.append(round(sum(seconds for _, seconds in executor.steps) / elapsed, 3))
+    rows = [r for r, _ in executor.steps]
+    stats.mean_step_rows.append(round(float(np.mean(rows)), 1) if rows else 0.0)
     # Steady state: finishes in the last three quarters of the arrival window, so that a server that
     # starts many requests at once is not penalised for the time its first batch takes.
     stats.steady_finishes += sum(
@@ -429,8 +513,11 @@ async def run_round(
     stats.two_row_step_ms.append(executor.two_row_step_ms())
 
 
-async def measure_capacity(server, executor, bucket, config, prompts, seconds: float) -> float:
-    """Videos per second the server finishes with a backlog that never runs dry (closed loop)."""
+async def measure_capacity(
+    server, executor, bucket, config, prompts, seconds: float, workers: int = 2
+) -> float:
+    """Videos per second the server finishes with a backlog that never runs dry (closed loop): each of
+    `workers` callers sends its next request when the last one is done."""
     await server.start()
     finished: list[float] = []
     stop = time.monotonic() + seconds
@@ -438,17 +525,86 @@ async def measure_capacity(server, executor, bucket, config, prompts, seconds: f
 
     async def worker(first: int) -> None:
         index = first
-        while time.monotonic() < stop:
+        while time.monotonic() < stop or len(finished) < 2:
             request = make_request(executor, bucket, config, prompts, index, Priority.BATCH, rng)
             async for event in server.submit(request):
                 if event.kind == EventKind.RESULT:
                     finished.append(time.monotonic())
-            index += 100
+            index += workers
 
-    await asyncio.gather(*(worker(200_000 + i) for i in range(2)))
+    await asyncio.gather(*(worker(200_000 + i) for i in range(workers)))
     await server.close()
     await asyncio.to_thread(_wait_idle, executor)
     return (len(finished) - 1) / (finished[-1] - finished[0])
+
+
+def batch_invariance(
+    executor: ModelExecutor, bucket: ShapeBucket, prompts: Prompts, num_steps: int, neighbours: int = 8
+) -> dict:
+    """One seeded request run alone, then in the same steps beside `neighbours` others (other prompts,
+    other seeds): the largest absolute differences of its final latents and of its frames (uint8
+    levels). Zero on the CPU, where the executor makes every layer batch-invariant; on a GPU, the
+    tolerance to state."""
+    card = executor.card
+    rows = 2 if card.default_guidance_scale != 1.0 else 1
+
+    def final(count: int) -> tuple[torch.Tensor, np.ndarray]:
+        samplers = [SamplerState(seed=7 + i, text=prompts[i]) for i in range(count)]  # [0] the probe
+        for step in range(num_steps):
+            items = [
+                StepItem(
+                    f"invariance-{i}",
+                    step,
+                    num_steps,
+                    card.default_guidance_scale,
+                    rows,
+                    sampler,
+                    preview=False,
+                    final=step == num_steps - 1,
+                )  # fmt: skip
+                for i, sampler in enumerate(samplers)
+            ]
+            plan = StepPlan(
+                step_id=-1,
+                bucket=bucket,
+                items=items,
+                num_rows=rows * count,
+                preempted_ids=[],
+                finished_ids=[],
+            )
+            result = executor.run(plan)
+            for item in items:
+                item.sampler.latents = result.latents[item.request_id]
+        return samplers[0].latents.cpu(), result.frames["invariance-0"]
+
+    latents_alone, frames_alone = final(1)
+    latents_batched, frames_batched = final(1 + neighbours)
+    return {
+        "neighbours": neighbours,
+        "num_steps": num_steps,
+        "latents_max_abs_diff": float((latents_alone - latents_batched).abs().max()),
+        "latents_max_abs": float(latents_alone.abs().max()),
+        "frames_max_abs_diff": int(np.abs(frames_alone.astype(int) - frames_batched.astype(int)).max()),
+        "frames_differing_share": float(np.mean(frames_alone != frames_batched)),
+    }
+
+
+def describe_device(device: torch.device) -> dict:
+    """What ran the model, for the report: the GPU's name, or the CPU's model and core count."""
+    if device.type == "cuda":
+        return {
+            "type": "cuda",
+            "name": torch.cuda.get_device_name(device),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+        }
+    name = platform.machine()
+    with contextlib.suppress(OSError):
+        models = [
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+        ]
+        name = models[0].split(":", 1)[1].strip() if models else name
+    return {"type": "cpu", "name": name, "cores": os.cpu_count(), "torch": torch.__version__}
 
 
 def _wait_idle(executor: ModelExecutor) -> None:
@@ -479,13 +635,18 @@ def run_bench(
     config: BenchConfig | None = None,
     report_dir: str | Path | None = None,
     settings: DenoiserSettings | None = None,
+    prompts_file: str | Path | None = None,
 ) -> dict:
     """Runs every scenario on the three servers, prints the table and the ratios to the targets, and
-    writes results.json and the plots to report_dir when given."""
+    writes results.json and the plots to report_dir when given. Prompts are encoded by MiniLM here,
+    or read from `prompts_file` (`Prompts.save`)."""
     config = config or BenchConfig()
     settings = (settings or DenoiserSettings()).model_copy(update={"torch_threads": config.torch_threads})
     executor = TimedExecutor(load_executor(settings))
-    report = asyncio.run(_bench(executor, config, Prompts(seed=config.seed)))
+    device = describe_device(executor.device)
+    print(f"device: {device['name']} ({device['type']}), torch {device['torch']}", flush=True)
+    prompts = Prompts.load(prompts_file) if prompts_file else Prompts.encode(seed=config.seed)
+    report = {"device": device, **asyncio.run(_bench(executor, config, prompts))}
     if report_dir is not None:
         write_results(report, Path(report_dir))
     return report
@@ -511,6 +672,16 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
     )
     print(f"step time by batch rows (ms): {measured}; one decode {1000 * decode_s:.1f} ms")
     print(f"capacity from step times: {60 * profiled_capacity:.1f} videos/min", flush=True)
+    invariance = await asyncio.to_thread(
+        batch_invariance, executor, bucket, prompts, steps, config.invariance_neighbours
+    )
+    print(
+        f"one request alone vs beside {invariance['neighbours']} others: largest difference of final "
+        f"latents {invariance['latents_max_abs_diff']:.3g} (of values up to {invariance['latents_max_abs']:.3g}), "
+        f"of frames {invariance['frames_max_abs_diff']} levels ({100 * invariance['frames_differing_share']:.2f}% "
+        "of values differ)",
+        flush=True,
+    )
 
     def servers():
         return [
@@ -529,8 +700,22 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
         servers()[0], executor, bucket, config, prompts, config.capacity_seconds
     )
     print(f"measured capacity (fcfs, closed loop): {60 * capacity:.1f} videos/min", flush=True)
+    saturated_batch_load, engine_capacity = 1.5, None
+    if config.saturate == "step-engine":
+        # Enough callers for two full batches: one running, one waiting to join as rows free up.
+        workers = 2 * max(1, max_rows // rows)
+        engine_capacity = await measure_capacity(
+            servers()[2], executor, bucket, config, prompts, config.capacity_seconds, workers=workers
+        )
+        saturated_batch_load = 1.5 * engine_capacity / capacity
+        print(
+            f"measured capacity (step-engine, closed loop, {workers} callers): "
+            f"{60 * engine_capacity:.1f} videos/min; saturated batch arrivals at "
+            f"{saturated_batch_load:.2f}x fcfs's capacity",
+            flush=True,
+        )
     results = []
-    for scenario in config.scenarios():
+    for scenario in config.scenarios(saturated_batch_load):
         stats = {name: RunStats(name, scenario, capacity) for name in SERVER_STYLE}
         window = scenario.window_s / config.rounds
         for round_ in range(config.rounds):
@@ -554,13 +739,20 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
         "rows_per_request": rows,
         "max_rows": max_rows,
         "step_ms_by_rows": measured,
+        # What the step engine's scheduler planned with at the end: the warm-up, updated by its steps.
+        "step_ms_by_rows_after_runs": {
+            r: round(1000 * s, 1) for r, s in sorted(step_times.measured(bucket).items())
+        },
         "decode_ms": 1000 * decode_s,
         "profiled_capacity_per_min": 60 * profiled_capacity,
         "capacity_per_min": 60 * capacity,
+        "step_engine_capacity_per_min": None if engine_capacity is None else 60 * engine_capacity,
+        "batch_invariance": invariance,
         "unloaded_latency_s": unloaded,
         "runs": results,
     }
     report["targets"] = _targets(report)
+    print(f"step time by batch rows after the runs (ms): {report['step_ms_by_rows_after_runs']}")
     print(json.dumps(report["targets"], indent=2))
     return report
 
@@ -578,7 +770,9 @@ def _row(s: dict) -> str:
         f"p50 {_fmt(i['p50_s'])} p95 {_fmt(i['p95_s'])} s (x unloaded p50 {_fmt(i['p50_over_unloaded'])} "
         f"p95 {_fmt(i['p95_over_unloaded'])}) SLO {_fmt(i['slo_attainment'])} preview p50 "
         f"{_fmt(i['first_preview_p50_s'])} | batch n={b['arrived']} p50 {_fmt(b['p50_s'])} p95 {_fmt(b['p95_s'])} "
-        f"done {b['finished']} | refused {i['refused'] + b['refused']} | 2-row step ms by round {steps}"
+        f"done {b['finished']} | refused {i['refused'] + b['refused']} | 2-row step ms by round {steps} "
+        f"| rows/step {s['mean_step_rows']} busy {s['step_busy_share']} | arrival lag p99 "
+        f"{_fmt(s['arrival_lag_p99_ms'])} ms"
     )
 
 
@@ -588,6 +782,7 @@ def _targets(report: dict) -> dict:
         r["server"]: r for r in report["runs"] if r["load"] == top and r["scenario"].startswith("mixed")
     }
     saturated = {r["server"]: r for r in report["runs"] if r["scenario"] == "saturated"}
+    target = report["config"]["throughput_target"]
     return {
         "overload": top,
         "slo_attainment_at_overload (target >= 0.95 for step-engine)": {
@@ -597,25 +792,43 @@ def _targets(report: dict) -> dict:
             name: r["interactive"]["p95_over_unloaded"] for name, r in saturated.items()
         },
         "throughput_at_saturation_per_min": {name: r["throughput_per_min"] for name, r in saturated.items()},
-        "throughput_ratio_step_engine_over_fcfs (target >= 1)": (
-            saturated["step-engine"]["throughput_per_min"] / saturated["fcfs"]["throughput_per_min"]
+        f"throughput_ratio_step_engine_over_fcfs (target >= {target:g})": _ratio(
+            saturated["step-engine"]["throughput_per_min"], saturated["fcfs"]["throughput_per_min"]
         ),
         "work_rate_at_saturation_videos_per_min": {
             name: r["work_rate_videos_per_min"] for name, r in saturated.items()
         },
-        "work_rate_ratio_step_engine_over_fcfs": (
-            saturated["step-engine"]["work_rate_videos_per_min"]
-            / saturated["fcfs"]["work_rate_videos_per_min"]
+        "work_rate_ratio_step_engine_over_fcfs": _ratio(
+            saturated["step-engine"]["work_rate_videos_per_min"],
+            saturated["fcfs"]["work_rate_videos_per_min"],
         ),
+        "batch_invariance": {
+            k: report["batch_invariance"][k] for k in ("latents_max_abs_diff", "frames_max_abs_diff")
+        },
     }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _device_name(report: dict) -> str:
+    return report.get("device", {}).get("name", "unknown device")
 
 
 def results_table(report: dict) -> str:
     """The runs as a Markdown table (what REPORT.md quotes)."""
     lines = [
+        f"On {_device_name(report)}.",
+        "",
         "| scenario | server | videos/min finished | work rate (videos/min) | interactive p50 / p95 (x unloaded) "
-        "| interactive SLO | interactive first preview p50 (s) | batch p50 / p95 (s) | refused |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| interactive SLO | interactive first preview p50 (s) | batch p50 / p95 (s) | refused "
+        "| rows per step | model busy | arrival lag p99 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         i, b = r["interactive"], r["batch"]
@@ -623,7 +836,9 @@ def results_table(report: dict) -> str:
             f"| {r['scenario']} | {r['server']} | {r['throughput_per_min']:.1f} | {r['work_rate_videos_per_min']:.1f} "
             f"| {_fmt(i['p50_over_unloaded'])} / {_fmt(i['p95_over_unloaded'])} (n={i['arrived']}) "
             f"| {_fmt(i['slo_attainment'])} | {_fmt(i['first_preview_p50_s'])} "
-            f"| {_fmt(b['p50_s'])} / {_fmt(b['p95_s'])} (n={b['arrived']}) | {i['refused'] + b['refused']} |"
+            f"| {_fmt(b['p50_s'])} / {_fmt(b['p95_s'])} (n={b['arrived']}) | {i['refused'] + b['refused']} "
+            f"| {_fmt(_mean(r.get('mean_step_rows')))} | {_fmt(_mean(r.get('step_busy_share')))} "
+            f"| {_fmt(r.get('arrival_lag_p99_ms'))} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -682,7 +897,10 @@ def write_results(report: dict, out: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     share = round(100 * report["config"]["interactive_share"])
-    fig.suptitle(f"{report['model']}: {report['num_steps']} steps, Poisson arrivals, {share}% interactive")
+    fig.suptitle(
+        f"{report['model']} on {_device_name(report)}: {report['num_steps']} steps, Poisson arrivals, "
+        f"{share}% interactive"
+    )
     fig.tight_layout()
     fig.savefig(out / "mixed.png", dpi=110)
     plt.close(fig)
@@ -705,7 +923,10 @@ def write_results(report: dict, out: Path) -> None:
         ax.set_xticks(x, names)
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=8)
-    fig.suptitle("batch arrivals at 1.5x capacity, light interactive stream")
+    batch_load = saturated["fcfs"]["load"] - report["config"]["saturated_interactive_load"]
+    fig.suptitle(
+        f"{_device_name(report)}: batch arrivals at {batch_load:.2f}x fcfs's capacity, light interactive stream"
+    )
     fig.tight_layout()
     fig.savefig(out / "saturated.png", dpi=110)
     plt.close(fig)
@@ -713,22 +934,39 @@ def write_results(report: dict, out: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report", help="write results.json and the plots to this directory")
+    parser.add_argument("--report", help="write results.json, results.md and the plots to this directory")
     parser.add_argument("--weights", help="weights directory (default: the shipped weights)")
     parser.add_argument(
-        "--window", type=float, default=BenchConfig.window_s, help="seconds of arrivals per mixed run"
+        "--gpu", action="store_true", help="the GPU preset (GPU_PRESET): about two minutes on an H100/H200"
     )
-    parser.add_argument("--saturated-window", type=float, default=BenchConfig.saturated_window_s)
-    parser.add_argument("--capacity-seconds", type=float, default=BenchConfig.capacity_seconds)
-    parser.add_argument("--steps", type=int, default=BenchConfig.num_steps, help="0 = the model's default")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda with --gpu, else cpu)")
+    parser.add_argument("--window", type=float, help="seconds of arrivals per mixed run, over all rounds")
+    parser.add_argument("--saturated-window", type=float, help="seconds of arrivals of the saturated run")
+    parser.add_argument("--capacity-seconds", type=float, help="closed-loop capacity measurement, per server")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per scenario")
+    parser.add_argument("--max-rows", type=int, help="batch rows per step, at most")
+    parser.add_argument("--steps", type=int, help="denoising steps per request; 0 = the model's default")
+    parser.add_argument("--prompts", help="read the encoded prompts from this file instead of running MiniLM")
+    parser.add_argument(
+        "--save-prompts", metavar="FILE", help="encode the prompts with MiniLM, save them to FILE and stop"
+    )
     args = parser.parse_args()
-    config = BenchConfig(
-        window_s=args.window,
-        saturated_window_s=args.saturated_window,
-        capacity_seconds=args.capacity_seconds,
-        num_steps=args.steps,
+    if args.save_prompts:
+        Prompts.encode(seed=BenchConfig.seed).save(args.save_prompts)
+        return 0
+    overrides = {
+        "window_s": args.window,
+        "saturated_window_s": args.saturated_window,
+        "capacity_seconds": args.capacity_seconds,
+        "rounds": args.rounds,
+        "max_rows": args.max_rows,
+        "num_steps": args.steps,
+    }
+    config = replace(
+        GPU_PRESET if args.gpu else BenchConfig(), **{k: v for k, v in overrides.items() if v is not None}
     )
-    run_bench(config, args.report, DenoiserSettings(weights_dir=args.weights))
+    device = args.device or ("cuda" if args.gpu else "cpu")
+    run_bench(config, args.report, DenoiserSettings(weights_dir=args.weights, device=device), args.prompts)
     return 0
 
 

@@ -19,6 +19,7 @@ from services.common.server import KinoServer
 from services.common.settings import load_settings
 from services.common.tensors import from_proto, to_proto
 from services.denoiser.core import DenoiserCore
+from services.denoiser.engine.executor import DeviceUnavailableError
 from services.denoiser.servicer import registration
 from tests.denoiser.engine.helpers import TEXT_DIM, TINY_CONFIG, prompt, save_tiny_weights, tiny_executor
 
@@ -305,6 +306,15 @@ async def test_batch_work_yields_to_an_interactive_request():
 async def test_missing_weights_refuse_to_start_with_the_path(tmp_path):
     settings = load_settings(env={}, denoiser={"weights_dir": str(tmp_path / "nowhere")})
     with pytest.raises(FileNotFoundError, match="nowhere/dit.safetensors"):
+        registration(settings)
+
+
+async def test_a_cuda_device_where_there_is_none_refuses_to_start_saying_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    settings = load_settings(
+        env={"KINO_DENOISER__DEVICE": "cuda"}, denoiser={"weights_dir": str(save_tiny_weights(tmp_path))}
+    )
+    with pytest.raises(DeviceUnavailableError, match="denoiser.device is 'cuda'"):
         registration(settings)
 
 

@@ -7,14 +7,26 @@ step with its own step index; final frames are decoded (in the step, or by `deco
 engine's decode stage beside the next steps), previews drawn straight from the latents
 (`model/preview.py`: a fitted linear map, for a fraction of a decode).
 
-Same seed, same output, whether a request ran alone or in a batch: every request's tensors keep the
-same shapes whatever batch it is in (prompts are padded to a fixed bucket length, masked); the DiT's
-token-wise layers, attention and norms are row-wise in the batch; the layers whose kernel depends on
-the batch size (convolutions, linear layers on per-sample vectors: a 1e-6 difference that a few steps
-grow to 1e-5) run one row at a time (`make_batch_invariant`); the autoencoder decodes one request at
-a time. The stated tolerance is zero: latents and frames are bit-identical alone and batched, and the
-tests hold it to that (torch 2.13, x86 CPU). A BLAS that blocked (B*L, D) products differently for
-different B would break it; the tests would say so.
+Where it runs: `DenoiserSettings.device`, "cpu" or "cuda[:N]". The DiT, the autoencoder and the
+previewer live on that device, and so do a request's latents between steps; the per-row inputs are
+assembled on the host and copied over once per step, seeded noise is drawn by a CPU generator (a seed
+starts from the same noise on any device), and previews and frames come back as numpy. On CUDA a step
+ends with a synchronize, so its measured time (which the scheduler plans with) is the device's. The
+path planner, used once per request before it is queued, stays on the CPU.
+
+Same seed, same output, whether a request ran alone or in a batch. On the CPU the stated tolerance is
+zero: every request's tensors keep the same shapes whatever batch it is in (prompts are padded to a
+fixed bucket length, masked); the DiT's token-wise layers, attention and norms are row-wise in the
+batch; the layers whose kernel depends on the batch size (convolutions, linear layers on per-sample
+vectors: a 1e-6 difference that a few steps grow to 1e-5) run one row at a time
+(`make_batch_invariant`); guidance, the sampler step and previews are elementwise; the autoencoder
+decodes one request at a time. Latents and frames are bit-identical alone and batched, and the tests
+hold it to that (torch 2.13, x86 CPU). A BLAS that blocked (B*L, D) products differently for
+different B would break it; the tests would say so. On CUDA the layers are not wrapped: one row at a
+time would throw away what a GPU is for, and cuBLAS/cuDNN pick kernels by batch size anyway. There the
+tolerance is measured instead, not promised: the bench runs one seeded request alone and beside eight
+others and records the largest difference of its final latents and frames (`bench.batch_invariance`,
+`results.json`).
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
 from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
-from services.denoiser.model.sampler import FlowMatchEulerSampler
+from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +75,33 @@ class RowwiseModule(torch.nn.Module):
         if isinstance(self.layer, torch.nn.Linear) and x.dim() > 2:
             return self.layer(x)
         return torch.cat([self.layer(row[None]) for row in x])
+
+
+class DeviceUnavailableError(RuntimeError):
+    """`DenoiserSettings.device` names a device this process cannot use."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a setting ("cpu", "cuda", "cuda:N"); DeviceUnavailableError when torch here
+    cannot run on it, so the service fails at load and says why, not at the first request."""
+    device = torch.device(name)
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise DeviceUnavailableError(
+            f"denoiser.device {name!r}: only 'cpu', 'cuda' and 'cuda:N' are supported"
+        )
+    if not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"denoiser.device is {name!r}, but torch {torch.__version__} sees no CUDA device here "
+            f"(CUDA build: {torch.version.cuda or 'no'}). Set denoiser.device (KINO_DENOISER__DEVICE) "
+            "to 'cpu', or run where a GPU and a CUDA build of torch are installed."
+        )
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"denoiser.device is {name!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible"
+        )
+    return torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
 
 
 def make_batch_invariant(model: torch.nn.Module) -> torch.nn.Module:
@@ -101,20 +140,32 @@ class ModelExecutor:
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
         planner: PathPlanner | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
-        self.dit = make_batch_invariant(dit).eval()
-        self.autoencoder = autoencoder.eval()
+        self.device = resolve_device(str(device))
+        # The previewer is fitted on the CPU, before the autoencoder moves: the same map on any device.
+        previewer = LatentPreviewer.fit(autoencoder.eval(), max(max(r) for r in card.resolutions))
+        self.previewer = previewer.to(self.device)
+        if self.device.type == "cpu":
+            dit = make_batch_invariant(dit)
+        self.dit = dit.to(self.device).eval()
+        self.autoencoder = autoencoder.to(self.device).eval()
         self.card = card
         self.memory_budget_bytes = memory_budget_bytes
         self.lock = threading.Lock()  # one step at a time, whoever calls
         self.downsample = autoencoder.config.downsample
-        self.previewer = LatentPreviewer.fit(self.autoencoder, max(max(r) for r in card.resolutions))
         self.sampler_shift = sampler_shift
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
         self._samplers: dict[int, FlowMatchEulerSampler] = {}
 
     @classmethod
-    def from_pipeline(cls, pipeline: VideoPipeline, *, memory_budget_bytes: int = 4 << 30) -> ModelExecutor:
+    def from_pipeline(
+        cls,
+        pipeline: VideoPipeline,
+        *,
+        memory_budget_bytes: int = 4 << 30,
+        device: torch.device | str = "cpu",
+    ) -> ModelExecutor:
         config = pipeline.config
         card = ModelCard(
             name=pipeline.model_name,
@@ -133,7 +184,7 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
-            planner=pipeline.planner,
+            planner=pipeline.planner, device=device,
         )  # fmt: skip
 
     def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
@@ -168,55 +219,67 @@ class ModelExecutor:
 
     def run(self, plan: StepPlan) -> StepResult:
         with self.lock, torch.inference_mode():
+            self._synchronize()  # work queued before (a decode) is not this step's
             start = time.perf_counter()
             result = self._run(plan)
+            self._synchronize()
             result.duration_seconds = time.perf_counter() - start
             return result
 
     def _run(self, plan: StepPlan) -> StepResult:
-        bucket = plan.bucket
-        latents = [
-            self._latents(item.sampler, bucket, item.step_index, item.num_steps) for item in plan.items
-        ]
+        bucket, items = plan.bucket, plan.items
+        latents = [self._latents(item.sampler, bucket, item.step_index, item.num_steps) for item in items]
         rows: list[tuple[int, bool]] = []  # (item index, conditional) per batch row
-        for i, item in enumerate(plan.items):
+        # Per item: its conditional row, and its unconditional row (the conditional one when unguided).
+        cond_rows, uncond_rows = [], []
+        for i, item in enumerate(items):
+            cond_rows.append(len(rows))
             rows.append((i, True))
             if item.rows == 2:
                 rows.append((i, False))
-        x = torch.stack([latents[i] for i, _ in rows])  # (B, C, F, h, w)
+            uncond_rows.append(len(rows) - 1)
+        x = torch.stack([latents[i] for i, _ in rows])  # (B, C, F, h, w), on the device
         t = torch.stack(
-            [self.sampler(plan.items[i].num_steps).timesteps(plan.items[i].step_index) for i, _ in rows]
+            [self.sampler(items[i].num_steps).timesteps(items[i].step_index) for i, _ in rows]
         )  # (B,)
         text, text_mask = self._text_rows(plan, rows, bucket.text_tokens)  # (B, S, D), (B, S)
         known, known_mask = self._known_rows(plan, rows, x)  # (B, C, F, h, w), (B, 1, F, 1, 1)
         reference = reference_mask = None
         if bucket.reference:
-            reference = torch.stack([torch.as_tensor(plan.items[i].sampler.reference) for i, _ in rows])
+            reference = torch.stack([self._on_device(items[i].sampler.reference) for i, _ in rows])
             # The conditional row only, as `VideoDiT.forward_with_cfg`: guidance amplifies the look too.
-            reference_mask = torch.tensor([conditional for _, conditional in rows])
+            reference_mask = self._on_device(torch.tensor([conditional for _, conditional in rows]))
         path_map = self._path_rows(plan, rows, x)  # (B, 1, F, h, w) or None
+        # Guidance and every request's own sampler step, for all of them at once: elementwise, so a row's
+        # result does not depend on its batch, and a few kernels per step instead of a few per request.
+        scales = torch.tensor([item.guidance_scale if item.rows == 2 else 1.0 for item in items])  # (N,)
+        sigmas = [self.sampler(item.num_steps).sigmas for item in items]
+        sigma = torch.stack([s[item.step_index] for s, item in zip(sigmas, items, strict=True)])  # (N,)
+        sigma_next = torch.stack([s[item.step_index + 1] for s, item in zip(sigmas, items, strict=True)])
+        cond_index = self._on_device(torch.tensor(cond_rows))  # (N,)
+        uncond_index = self._on_device(torch.tensor(uncond_rows))  # (N,)
         velocity = self.dit(
-            x, t, text, text_mask, known_latents=known, known_mask=known_mask,
+            x, self._on_device(t), text, text_mask, known_latents=known, known_mask=known_mask,
             reference=reference, reference_mask=reference_mask, path_map=path_map,
         )  # fmt: skip
-        result = StepResult(latents={})
-        for i, item in enumerate(plan.items):
-            row = rows.index((i, True))
-            v = velocity[row]  # (C, F, h, w)
-            if item.rows == 2:
-                v_uncond = velocity[row + 1]
-                v = v_uncond + item.guidance_scale * (v - v_uncond)
-            step = self.sampler(item.num_steps).step(v[None], item.step_index, latents[i][None])
-            result.latents[item.request_id] = step.prev_sample[0]
-            if item.preview and not item.final:  # part of the step's time: a matrix product
-                size = bucket.height // PREVIEW_DOWNSCALE
-                result.previews[item.request_id] = self._with_camera(
-                    item.sampler, self.previewer(step.pred_original[0], size)
-                )
-            if not item.final or not plan.decode_finals:
+        v_cond, v_uncond = velocity[cond_index], velocity[uncond_index]  # (N, C, F, h, w)
+        v = v_uncond + self._on_device(scales).view(-1, 1, 1, 1, 1) * (v_cond - v_uncond)  # (N, C, F, h, w)
+        step = euler_step(v, x[cond_index], self._on_device(sigma), self._on_device(sigma_next))
+        result = StepResult(latents={item.request_id: step.prev_sample[j] for j, item in enumerate(items)})
+        previews = [j for j, item in enumerate(items) if item.preview and not item.final]
+        if previews:  # part of the step's time: a few elementwise kernels and one copy back
+            size = bucket.height // PREVIEW_DOWNSCALE
+            pictures = self.previewer.batch(step.pred_original[self._on_device(torch.tensor(previews))], size)
+            for j, picture in zip(previews, pictures, strict=True):
+                result.previews[items[j].request_id] = self._with_camera(items[j].sampler, picture)
+        if not plan.decode_finals:
+            return result
+        for j, item in enumerate(items):
+            if not item.final:
                 continue
+            self._synchronize()
             decode_start = time.perf_counter()
-            result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[0])
+            result.frames[item.request_id] = self._final_frames(item.sampler, step.prev_sample[j])
             result.decodes += 1
             result.decode_seconds += time.perf_counter() - decode_start
         return result
@@ -226,9 +289,10 @@ class ModelExecutor:
 
         The decode stage calls this beside the step loop, so it does not take the step lock: the
         autoencoder shares no state with the DiT, and with one torch thread per caller the decode
-        and the next step run on two cores at once."""
+        and the next step run on two cores at once. On CUDA both queue on the device's default
+        stream, in order; the step that made these latents has synchronized, so they are ready."""
         with torch.inference_mode():
-            return self._final_frames(sampler, torch.as_tensor(sampler.latents))
+            return self._final_frames(sampler, self._on_device(sampler.latents))
 
     def _final_frames(self, sampler: SamplerState, latents: torch.Tensor) -> np.ndarray:
         """Decodes the result; known first frames come back exactly as given, as in the pipeline; then
@@ -237,7 +301,7 @@ class ModelExecutor:
             return self._with_camera(sampler, self.decode(latents))
         k = sampler.known_latents.shape[1]
         latents = latents.clone()
-        latents[:, :k] = torch.as_tensor(sampler.known_latents)
+        latents[:, :k] = self._on_device(sampler.known_latents)
         frames = self.decode(latents)
         frames[:k] = sampler.known_pixels
         return self._with_camera(sampler, frames)
@@ -246,39 +310,55 @@ class ModelExecutor:
     def _with_camera(sampler: SamplerState, frames: np.ndarray) -> np.ndarray:
         return frames if sampler.camera is None else apply_camera(frames, *sampler.camera)
 
+    def _on_device(self, value) -> torch.Tensor:
+        """A tensor (or array) on the model's device; host memory is copied without waiting for the
+        device's queue (the copy is staged at once)."""
+        return torch.as_tensor(value).to(self.device, non_blocking=True)
+
+    def _synchronize(self) -> None:
+        """Waits for the device's queued work, so that the clock read next measures it (CUDA runs
+        asynchronously; a no-op on the CPU)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def _latents(
         self, sampler: SamplerState, bucket: ShapeBucket, step_index: int, num_steps: int
     ) -> torch.Tensor:
         if sampler.latents is not None:
-            return sampler.latents
+            return self._on_device(sampler.latents)
         shape = (
             self.dit.config.latent_channels,
             bucket.num_frames,
             bucket.height // self.downsample,
             bucket.width // self.downsample,
         )
-        noise = torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed))
+        # Drawn on the CPU whatever the device: a seed gives the same start noise everywhere.
+        noise = self._on_device(torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed)))
         if sampler.source is None:
             return noise
         # Remix: the source, noised to the time its first step starts from.
-        return self.sampler(num_steps).add_noise(torch.as_tensor(sampler.source), noise, step_index)
+        return self.sampler(num_steps).add_noise(self._on_device(sampler.source), noise, step_index)
 
     def _text_rows(self, plan: StepPlan, rows, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        null_tokens, null_mask = self.dit.null_text_tokens(1, length)
-        tokens, masks = [], []
-        for i, conditional in rows:
+        """Prompts padded to the bucket's length, assembled on the host and copied over in one go; the
+        null prompt (a parameter, on the device) goes into the unconditional rows there."""
+        tokens = torch.zeros(len(rows), length, self.card.text_dim)  # (B, S, D)
+        masks = torch.zeros(len(rows), length, dtype=torch.bool)  # (B, S)
+        unconditional = []
+        for row, (i, conditional) in enumerate(rows):
             if not conditional:
-                tokens.append(null_tokens[0])
-                masks.append(null_mask[0])
+                unconditional.append(row)
                 continue
             text = torch.as_tensor(plan.items[i].sampler.text)  # (L, D)
-            padded = torch.zeros(length, text.shape[1])
-            padded[: text.shape[0]] = text
-            mask = torch.zeros(length, dtype=torch.bool)
-            mask[: text.shape[0]] = True
-            tokens.append(padded)
-            masks.append(mask)
-        return torch.stack(tokens), torch.stack(masks)
+            tokens[row, : text.shape[0]] = text
+            masks[row, : text.shape[0]] = True
+        tokens, masks = self._on_device(tokens), self._on_device(masks)
+        if unconditional:
+            null_tokens, null_mask = self.dit.null_text_tokens(1, length)  # (1, S, D), (1, S)
+            index = self._on_device(torch.tensor(unconditional))
+            tokens[index] = null_tokens
+            masks[index] = null_mask
+        return tokens, masks
 
     def _known_rows(self, plan: StepPlan, rows, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Known first frames as the DiT takes them; rows without any get zeros and a zero mask."""
@@ -289,9 +369,9 @@ class ModelExecutor:
             frames = plan.items[i].sampler.known_latents
             if frames is not None:
                 k = frames.shape[1]
-                known[row, :, :k] = torch.as_tensor(frames)
+                known[row, :, :k] = self._on_device(frames)
                 mask[row, :, :k] = 1.0
-        return known, mask
+        return known, self._on_device(mask)
 
     def _path_rows(self, plan: StepPlan, rows, x: torch.Tensor) -> torch.Tensor | None:
         """Subject paths as the DiT takes them (both halves of a guided request get the path, like known
@@ -304,7 +384,7 @@ class ModelExecutor:
             path = plan.items[i].sampler.path
             if path is not None:
                 maps[row] = path_heatmap(torch.as_tensor(path)[None], h)[0]
-        return maps
+        return self._on_device(maps)
 
     # ---- pixels <-> latents ------------------------------------------------------------------
 
@@ -313,12 +393,13 @@ class ModelExecutor:
         video = self.autoencoder.decode(latents[None])  # (1, 3, F, H, W)
         if downscale > 1:
             video = F.avg_pool3d(video, kernel_size=(1, downscale, downscale))
-        return tensor_to_video(video)[0].numpy()
+        return tensor_to_video(video)[0].cpu().numpy()
 
     def encode(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (K, H, W, 3) -> (C, K, h, w) latents, one request per call (like decode)."""
+        """uint8 (K, H, W, 3) -> (C, K, h, w) latents on the model's device, one request per call (like
+        decode)."""
         with torch.inference_mode():
-            return self.autoencoder.encode(video_to_tensor(np.array(frames)[None]))[0]
+            return self.autoencoder.encode(self._on_device(video_to_tensor(np.array(frames)[None])))[0]
 
     # ---- warm-up -----------------------------------------------------------------------------
 
@@ -331,8 +412,9 @@ class ModelExecutor:
             bucket.width // self.downsample,
         )
         with self.lock, torch.inference_mode():
+            self._synchronize()
             start = time.perf_counter()
-            self.decode(torch.zeros(shape))
+            self.decode(torch.zeros(shape, device=self.device))  # the copy back waits for the device
             return time.perf_counter() - start
 
     def profile(self, bucket: ShapeBucket, rows: int) -> float:
@@ -362,7 +444,8 @@ WEIGHT_FILES = ("config.json", "dit.safetensors", "autoencoder.safetensors")
 
 
 def load_executor(settings: DenoiserSettings) -> ModelExecutor:
-    """The executor over the shipped weights; FileNotFoundError names what is missing and how to fix it."""
+    """The executor over the shipped weights, on `settings.device`; FileNotFoundError names what is
+    missing and how to fix it, DeviceUnavailableError a device this process cannot use."""
     weights_dir = Path(settings.weights_dir or DEFAULT_WEIGHTS_DIR)
     missing = [name for name in WEIGHT_FILES if not (weights_dir / name).is_file()]
     if missing:
@@ -371,7 +454,10 @@ def load_executor(settings: DenoiserSettings) -> ModelExecutor:
             "missing. Set denoiser.weights_dir (KINO_DENOISER__WEIGHTS_DIR) to a directory holding "
             f"{', '.join(WEIGHT_FILES)}."
         )
+    device = resolve_device(settings.device)  # before the weights load: a wrong device fails at once
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     pipeline = VideoPipeline.from_pretrained(weights_dir)
-    return ModelExecutor.from_pipeline(pipeline, memory_budget_bytes=settings.memory_budget_mb * MIB)
+    return ModelExecutor.from_pipeline(
+        pipeline, memory_budget_bytes=settings.memory_budget_mb * MIB, device=device
+    )

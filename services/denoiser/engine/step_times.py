@@ -44,24 +44,31 @@ class StepTimes:
         return dict(self._seconds.get(bucket, {}))
 
     def predict(self, bucket: ShapeBucket, rows: int) -> float:
-        """Seconds one step of `rows` batch rows of this bucket is expected to take."""
+        """Seconds one step of `rows` batch rows of this bucket is expected to take.
+
+        Never less than a smaller batch's measured time: a batch that adds rows is not faster. Without
+        that floor, a size measured once on a quiet machine (the warm-up) looks cheaper than the
+        smaller sizes measured since under load, the batch-size choice aims at it, and every step's
+        budget, read off the interpolation towards it, shrinks (on a GPU, where the load adds CPU time
+        per row, steps fell to two rows)."""
         if rows <= 0:
             return 0.0
         by_rows = self._seconds.get(bucket)
         if not by_rows:
             return self.prior_fixed_seconds + self.prior_seconds_per_row * rows
+        floor = max((seconds for size, seconds in by_rows.items() if size <= rows), default=0.0)
         if rows in by_rows:
-            return by_rows[rows]
+            return max(by_rows[rows], floor)
         sizes = sorted(by_rows)
         i = bisect.bisect_left(sizes, rows)
         if i == len(sizes):
             largest = sizes[-1]
-            return by_rows[largest] * rows / largest
+            return max(by_rows[largest] * rows / largest, floor)
         if i == 0:
             return by_rows[sizes[0]]
         low, high = sizes[i - 1], sizes[i]
         weight = (rows - low) / (high - low)
-        return by_rows[low] + weight * (by_rows[high] - by_rows[low])
+        return max(by_rows[low] + weight * (by_rows[high] - by_rows[low]), floor)
 
     def best_rows(self, bucket: ShapeBucket, max_rows: int, tolerance: float = 0.1) -> int:
         """The smallest batch size up to max_rows whose row-steps per second are within `tolerance` of

@@ -45,7 +45,8 @@ class LatentPreviewer:
         """Least squares from latents to area-averaged pixels, over `count` synthetic pictures."""
         pictures = torch.from_numpy(synthetic_pictures(count, size, np.random.default_rng(seed)))
         images = pictures.permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, H, W)
-        latents = autoencoder.encode_image(images)  # (N, C, h, w)
+        device = next(autoencoder.parameters()).device
+        latents = autoencoder.encode_image(images.to(device)).cpu()  # (N, C, h, w)
         targets = F.avg_pool2d(images, autoencoder.config.downsample)  # (N, 3, h, w)
         C = latents.shape[1]
         inputs = latents.permute(0, 2, 3, 1).reshape(-1, C)  # (N*h*w, C)
@@ -54,10 +55,24 @@ class LatentPreviewer:
         solution = torch.linalg.lstsq(inputs.double(), outputs.double()).solution.float()  # (C + 1, 3)
         return cls(solution[:C].T.contiguous(), solution[C].contiguous())
 
-    @torch.inference_mode()
+    def to(self, device: torch.device | str) -> LatentPreviewer:
+        return LatentPreviewer(self.weight.to(device), self.bias.to(device))
+
     def __call__(self, latents: torch.Tensor, size: int) -> np.ndarray:
         """(C, F, h, w) latents -> uint8 (F, size, size, 3) preview frames."""
-        rgb = torch.einsum("oc,cfhw->fohw", self.weight, latents.float()) + self.bias[None, :, None, None]
-        if rgb.shape[-1] != size:
+        return self.batch(latents[None], size)[0]
+
+    @torch.inference_mode()
+    def batch(self, latents: torch.Tensor, size: int) -> np.ndarray:
+        """(N, C, F, h, w) latents -> uint8 (N, F, size, size, 3): previews of N clips, one copy back
+        from the device. The map is written out channel by channel, elementwise, so a clip's preview
+        does not depend on the clips beside it (a matrix product's blocking would)."""
+        N, C, Fr, h, w = latents.shape
+        rgb = self.bias.view(1, 3, 1, 1, 1).expand(N, 3, Fr, h, w)  # (N, 3, F, h, w)
+        for c in range(C):
+            rgb = rgb + self.weight[:, c].view(1, 3, 1, 1, 1) * latents[:, c : c + 1].float()
+        rgb = rgb.transpose(1, 2).reshape(N * Fr, 3, h, w)  # (N*F, 3, h, w)
+        if w != size:
             rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False)
-        return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (N*F, 3, size, size)
+        return pixels.permute(0, 2, 3, 1).reshape(N, Fr, size, size, 3).cpu().numpy()

@@ -41,12 +41,7 @@ class FlowMatchEulerSampler:
 
         velocity, latents: (B, C, F, H, W). t_index: an int, or a (B,) long tensor with one index per row.
         """
-        sigma = self._per_row(self.sigmas[t_index], latents)
-        sigma_next = self._per_row(self.sigmas[torch.as_tensor(t_index) + 1], latents)
-        return SamplerStep(
-            prev_sample=latents + (sigma_next - sigma) * velocity,
-            pred_original=latents - sigma * velocity,
-        )
+        return euler_step(velocity, latents, self.sigmas[t_index], self.sigmas[torch.as_tensor(t_index) + 1])
 
     def start_index(self, strength: float) -> int:
         """First step to run for a remix: strength 1 runs every step (the source is ignored), 0 none."""
@@ -58,10 +53,24 @@ class FlowMatchEulerSampler:
         self, clean: torch.Tensor, noise: torch.Tensor, t_index: int | torch.Tensor
     ) -> torch.Tensor:
         """The point on the flow path at sigmas[t_index]: (1 - sigma) * clean + sigma * noise."""
-        sigma = self._per_row(self.sigmas[t_index], clean)
+        sigma = _per_row(self.sigmas[t_index], clean)
         return (1 - sigma) * clean + sigma * noise
 
-    @staticmethod
-    def _per_row(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        sigma = sigma.to(like.dtype)
-        return sigma.view(-1, *([1] * (like.dim() - 1))) if sigma.dim() else sigma
+
+def euler_step(
+    velocity: torch.Tensor, latents: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
+) -> SamplerStep:
+    """One Euler step from sigma to sigma_next: () tensors, or (B,) with one time per row, so that rows
+    of one batch can be at different steps of grids of different lengths.
+
+    velocity, latents: (B, C, F, H, W)."""
+    sigma, sigma_next = _per_row(sigma, latents), _per_row(sigma_next, latents)
+    return SamplerStep(
+        prev_sample=latents + (sigma_next - sigma) * velocity,
+        pred_original=latents - sigma * velocity,
+    )
+
+
+def _per_row(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    sigma = sigma.to(like.device, like.dtype)
+    return sigma.view(-1, *([1] * (like.dim() - 1))) if sigma.dim() else sigma

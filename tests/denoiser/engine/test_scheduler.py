@@ -312,6 +312,26 @@ def test_a_batch_step_stops_at_the_batch_size_with_the_best_measured_throughput(
     assert ids(scheduler.schedule()) == ["a", "b", "c", "d"]
 
 
+def test_batch_steps_do_not_shrink_when_the_load_makes_every_size_slower_than_its_warm_up():
+    """Seen on a GPU: the warm-up measured 64 rows at 12 ms, while under load (CPU time per request)
+    each row costs about 1 ms more. Sizes measured since then looked slower than the stale 64, the
+    batch size aimed just below it, and the step budget, interpolated towards the stale figure, let
+    fewer and fewer rows in: steps fell to a few rows. A larger batch is never predicted faster than a
+    smaller one measured."""
+    times = StepTimes()
+    for rows, ms in {1: 7.1, 2: 7.2, 4: 7.3, 8: 7.6, 16: 8.3, 32: 9.6, 64: 12.1}.items():
+        times.observe(BUCKET, rows, ms / 1000)
+    scheduler = StepScheduler(SchedulerConfig(max_rows=64, batch_step_limit=100), times, clock=FakeClock())
+    for i in range(40):
+        scheduler.add(make_request(f"r{i}", guidance=4.0, priority=BATCH))
+    for _ in range(60):  # what the engine measures: each step's rows at the loaded cost
+        rows = scheduler.schedule().num_rows
+        times.observe(BUCKET, rows, 0.007 + 0.001 * rows)
+    # Rows per second r / (7 + r) ms grow with r: the best is 64 rows, within 10% from 30 rows on.
+    assert scheduler.schedule().num_rows >= 30
+    assert times.predict(BUCKET, 64) >= times.predict(BUCKET, rows)
+
+
 def test_estimates_count_the_decode_of_the_frames_and_not_the_previews():
     scheduler, _, _ = setup()
     scheduler.step_times.observe_decode(BUCKET, 0.5)
