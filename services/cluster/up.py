@@ -7,6 +7,7 @@ on it), prints the endpoint, then serves until SIGINT/SIGTERM and shuts Serve an
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import sys
 
@@ -14,6 +15,27 @@ from services.cluster import catalog
 from services.cluster.local_ray import LocalRayConfig, start_kino_on_ray, stop_kino_on_ray
 from services.cluster.metrics_export import serve_directory
 from services.common.settings import Settings
+
+
+def fit_cpus(services: list[catalog.ServiceSpec], num_cpus: float, headroom: float = 0.25) -> dict[str, dict]:
+    """Deployment options that fit one replica of every service into `num_cpus` logical CPUs.
+
+    Ray reserves a replica's `num_cpus` before it starts it, whether or not the replica uses them; with
+    the code's defaults (half a CPU each) five services need 2.5, so on a 2-CPU machine the last one
+    deployed (the gateway) was never placed. When the defaults do not fit, every reservation shrinks by
+    the same factor, leaving `headroom` of the CPUs for a replica that autoscaling adds. Returns {} when
+    the defaults fit."""
+    from services.cluster.deployments import DEPLOYMENTS
+
+    wanted = {s.name: DEPLOYMENTS[s.name].ray_actor_options.get("num_cpus", 1.0) for s in services}
+    budget = num_cpus * (1 - headroom)
+    if sum(wanted.values()) <= budget:
+        return {}
+    scale = budget / sum(wanted.values())
+    return {
+        name: {"ray_actor_options": {"num_cpus": math.floor(100 * cpus * scale) / 100}}
+        for name, cpus in wanted.items()
+    }
 
 
 async def run_cluster(settings: Settings, port: int | None = None, num_cpus: int = 4) -> None:
@@ -34,6 +56,7 @@ async def run_cluster(settings: Settings, port: int | None = None, num_cpus: int
             num_cpus=num_cpus, metrics_dir=metrics_dir if settings.server.metrics_port >= 0 else None
         ),
         services,
+        deployment_options=fit_cpus(services, num_cpus),
     )
     try:
         print(
