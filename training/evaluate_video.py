@@ -223,7 +223,8 @@ def write_report(out: Path, results: dict, command: str) -> None:
             else "."
         ),
         f"Trained by `{r['training'].get('command', '?')}`: {r['training'].get('dit_steps', '?')} DiT steps in "
-        f"{r['training'].get('total_minutes', '?')} minutes in all on the 2-core CPU"
+        f"{r['training'].get('total_minutes', '?')} minutes in all on "
+        + ("the 2-core CPU" if r["training"].get("device", "cpu") == "cpu" else r["training"]["device"])
         + (
             f", continuing model v{r['training']['continued_from']['version']} "
             f"({r['training']['continued_from'].get('dit_steps', '?')} DiT steps before)."
@@ -358,7 +359,8 @@ def write_report(out: Path, results: dict, command: str) -> None:
         "|---|---|---|",
     ]
     curve = r["training"].get("loss_curve", [])
-    for step, seconds, loss in curve[:: max(1, len(curve) // 12)] + curve[-1:]:
+    rows = curve[:: max(1, len(curve) // 12)]
+    for step, seconds, loss in rows + [row for row in curve[-1:] if row not in rows]:
         lines.append(f"| {step} | {seconds:.0f} | {loss:.4f} |")
     lines.append("")
     (out / "REPORT.md").write_text("\n".join(lines))
