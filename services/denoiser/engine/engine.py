@@ -6,12 +6,14 @@
         events = scheduler.update(plan, result)          # bookkeeping, on the event loop
         hand each event to its caller's stream
         for request in scheduler.take_decodes():         # pipelined decodes (SchedulerConfig)
-            decode its frames in the decode thread, beside the next steps; then its RESULT event
+            queue it for the decode thread, which works beside the next steps (interactive first)
 
 The scheduler is only touched from the event loop, so it needs no lock; the executor runs in a worker
 thread, so gRPC streams keep flowing while a step computes. The decode stage is a second worker
 thread: a final decode costs as much as a few steps, and run inside a step it would hold up every
-request in that step, interactive ones included. Callers get an async iterator of events;
+request in that step, interactive ones included. Due decodes wait in a queue ordered by priority,
+then finishing order, so an interactive request's frames never wait behind batch requests' decodes
+that are still queued (only the one in progress). Callers get an async iterator of events;
 leaving it early (a cancelled RPC) cancels the request, which frees its rows at the next step.
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import statistics
 import time
@@ -89,7 +93,13 @@ class DenoiseEngine:
         self._task: asyncio.Task | None = None
         self._first_preview_seen: set[str] = set()
         self._decode_thread: ThreadPoolExecutor | None = None  # from start() to close()
-        self._decodes: set[asyncio.Task] = set()
+        # Finished requests waiting for the decode thread, most urgent first: (priority, order, request).
+        # One decode at a time, so an interactive request's frames wait for at most the decode in
+        # progress, never for a queue of batch requests' decodes that finished before it.
+        self._due_decodes: list[tuple[int, int, EngineRequest]] = []
+        self._decode_order = itertools.count()
+        self._decode_wake = asyncio.Event()
+        self._decode_task: asyncio.Task | None = None
 
     @property
     def clock(self):
@@ -114,6 +124,10 @@ class DenoiseEngine:
             self._decode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kino-decode")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="denoise-engine")
+        if self._decode_task is None:
+            self._decode_task = asyncio.get_running_loop().create_task(
+                self._decode_loop(), name="denoise-decode"
+            )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -121,10 +135,11 @@ class DenoiseEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for task in list(self._decodes):
-            task.cancel()
+        if self._decode_task is not None:
+            self._decode_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._decode_task
+            self._decode_task = None
         if self._decode_thread is not None:
             self._decode_thread.shutdown(wait=True)
             self._decode_thread = None
@@ -164,9 +179,18 @@ class DenoiseEngine:
                 events = self.scheduler.update(plan, StepResult.make_empty())
             self._dispatch(events)
             for request in self.scheduler.take_decodes():
-                task = asyncio.get_running_loop().create_task(self._decode(request))
-                self._decodes.add(task)
-                task.add_done_callback(self._decodes.discard)
+                heapq.heappush(self._due_decodes, (int(request.priority), next(self._decode_order), request))
+                self._decode_wake.set()
+
+    async def _decode_loop(self) -> None:
+        """The decode stage: one request's frames at a time, the most urgent due request first."""
+        while True:
+            if not self._due_decodes:
+                self._decode_wake.clear()
+                await self._decode_wake.wait()
+                continue
+            _, _, request = heapq.heappop(self._due_decodes)
+            await self._decode(request)
 
     async def _decode(self, request: EngineRequest) -> None:
         """Decodes a finished request's frames in the decode thread, then tells its caller."""

@@ -120,3 +120,44 @@ def test_profile_measures_every_bucket_at_doubling_batch_sizes():
     scheduler = StepScheduler(SchedulerConfig(max_rows=6), StepTimes(), clock=clock)
     DenoiseEngine(scheduler, executor).profile([BUCKET])
     assert scheduler.step_times.measured(BUCKET) == {rows: executor.seconds(rows) for rows in (1, 2, 4, 6)}
+
+
+class GatedDecodeExecutor(ZeroVelocityExecutor):
+    """Each decode waits for a permit and records whose frames it made."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.decode_permits = __import__("threading").Semaphore(0)
+        self.decoded: list[int] = []
+
+    def decode_final(self, sampler, bucket=BUCKET):
+        self.decode_permits.acquire()
+        self.decoded.append(sampler.seed)
+        return super().decode_final(sampler, bucket)
+
+
+async def test_an_interactive_request_is_decoded_before_batch_requests_already_waiting_for_the_decoder():
+    clock = FakeClock()
+    executor = GatedDecodeExecutor(clock)
+    config = SchedulerConfig(pipelined_decodes=True)
+    engine = DenoiseEngine(StepScheduler(config, StepTimes(), clock=clock), executor)
+    engine.start()
+    try:
+        batch = [engine.submit(make_request(f"b{i}", steps=1, seed=i, priority=BATCH)) for i in range(3)]
+        for _ in range(50):  # every batch request has finished its step: one decode started, two queued
+            await asyncio.sleep(0.01)
+            if len(engine._due_decodes) == 2:
+                break
+        assert len(engine._due_decodes) == 2
+        urgent = engine.submit(make_request("i", steps=1, seed=9, priority=Priority.INTERACTIVE))
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if len(engine._due_decodes) == 3:
+                break
+        for _ in range(4):
+            executor.decode_permits.release()
+        await asyncio.wait_for(asyncio.gather(*map(collect, [*batch, urgent])), 5)
+    finally:
+        await engine.close()
+    assert executor.decoded[1] == 9  # right after the decode that was in progress when it finished
+    assert sorted(executor.decoded) == [0, 1, 2, 9]
