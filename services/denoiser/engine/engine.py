@@ -13,7 +13,8 @@ thread, so gRPC streams keep flowing while a step computes. The decode stage is 
 thread: a final decode costs as much as a few steps, and run inside a step it would hold up every
 request in that step, interactive ones included. Due decodes wait in a queue ordered by priority,
 then finishing order, so an interactive request's frames never wait behind batch requests' decodes
-that are still queued (only the one in progress). Callers get an async iterator of events;
+that are still queued (only the one in progress); and batch decodes wait while interactive requests
+are live (for a second at most), since a decode on the other core slows their steps. Callers get an async iterator of events;
 leaving it early (a cancelled RPC) cancels the request, which frees its rows at the next step.
 """
 
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 from services.common.errors import internal
 from services.denoiser.engine import metrics
 from services.denoiser.engine.plan import DenoiseEvent, EventKind, StepPlan, StepResult
-from services.denoiser.engine.request import EngineRequest, SamplerState, ShapeBucket
+from services.denoiser.engine.request import EngineRequest, Priority, SamplerState, ShapeBucket
 from services.denoiser.engine.scheduler import StepScheduler
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class DenoiseEngine:
         # Finished requests waiting for the decode thread, most urgent first: (priority, order, request).
         # One decode at a time, so an interactive request's frames wait for at most the decode in
         # progress, never for a queue of batch requests' decodes that finished before it.
-        self._due_decodes: list[tuple[int, int, EngineRequest]] = []
+        self._due_decodes: list[tuple[int, int, float, EngineRequest]] = []  # ..., due since (monotonic)
         self._decode_order = itertools.count()
         self._decode_wake = asyncio.Event()
         self._decode_task: asyncio.Task | None = None
@@ -179,18 +180,31 @@ class DenoiseEngine:
                 events = self.scheduler.update(plan, StepResult.make_empty())
             self._dispatch(events)
             for request in self.scheduler.take_decodes():
-                heapq.heappush(self._due_decodes, (int(request.priority), next(self._decode_order), request))
-                self._decode_wake.set()
+                due = (int(request.priority), next(self._decode_order), time.monotonic(), request)
+                heapq.heappush(self._due_decodes, due)
+            self._decode_wake.set()  # a deferred batch decode may go now
 
     async def _decode_loop(self) -> None:
-        """The decode stage: one request's frames at a time, the most urgent due request first."""
+        """The decode stage: one request's frames at a time, the most urgent due request first. A batch
+        request's decode waits while interactive requests are live (a decode beside their steps would
+        slow every one of them), for `SchedulerConfig.batch_decode_deferral_s` at most."""
+        deferral = self.scheduler.config.batch_decode_deferral_s
         while True:
-            if not self._due_decodes:
-                self._decode_wake.clear()
-                await self._decode_wake.wait()
-                continue
-            _, _, request = heapq.heappop(self._due_decodes)
-            await self._decode(request)
+            wait = None
+            if self._due_decodes:
+                priority, _, due_since, _ = self._due_decodes[0]
+                held = time.monotonic() - due_since
+                if (
+                    priority == Priority.INTERACTIVE
+                    or held >= deferral
+                    or not self.scheduler.has_interactive_work
+                ):
+                    await self._decode(heapq.heappop(self._due_decodes)[-1])
+                    continue
+                wait = deferral - held
+            self._decode_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._decode_wake.wait(), wait)
 
     async def _decode(self, request: EngineRequest) -> None:
         """Decodes a finished request's frames in the decode thread, then tells its caller."""

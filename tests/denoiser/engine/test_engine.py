@@ -161,3 +161,36 @@ async def test_an_interactive_request_is_decoded_before_batch_requests_already_w
         await engine.close()
     assert executor.decoded[1] == 9  # right after the decode that was in progress when it finished
     assert sorted(executor.decoded) == [0, 1, 2, 9]
+
+
+class GatedStepsRecordedDecodes(GatedExecutor):
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.decoded: list[int] = []
+
+    def decode_final(self, sampler, bucket=BUCKET):
+        self.decoded.append(sampler.seed)
+        return super().decode_final(sampler, bucket)
+
+
+@pytest.mark.parametrize("deferral, decoded_while_interactive_runs", [(5.0, []), (0.05, [1])])
+async def test_a_batch_decode_waits_while_interactive_work_runs_for_the_deferral_at_most(
+    deferral, decoded_while_interactive_runs
+):
+    clock = FakeClock()
+    executor = GatedStepsRecordedDecodes(clock)
+    config = SchedulerConfig(pipelined_decodes=True, batch_decode_deferral_s=deferral)
+    engine = DenoiseEngine(StepScheduler(config, StepTimes(), clock=clock), executor)
+    engine.start()
+    try:
+        batch = engine.submit(make_request("b", steps=1, seed=1, priority=BATCH))
+        urgent = engine.submit(make_request("i", steps=3, seed=2, priority=Priority.INTERACTIVE))
+        executor.permits.release()  # one step for both: the batch request is done, the interactive one is not
+        await asyncio.sleep(0.3)
+        assert executor.decoded == decoded_while_interactive_runs
+        for _ in range(2):
+            executor.permits.release()
+        await asyncio.wait_for(asyncio.gather(collect(batch), collect(urgent)), 5)
+    finally:
+        await engine.close()
+    assert sorted(executor.decoded) == [1, 2]
