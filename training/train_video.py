@@ -662,6 +662,8 @@ def main() -> None:
         command += f" --batch-size {config.batch_size}"
     if device.type != "cpu":
         command += f" --device {args.device}"
+    if args.text_encoder is not None:
+        command += f" --text-encoder {args.text_encoder}"
     pipeline_config = PipelineConfig(
         dit=dit_config,
         autoencoder=ae_config,
