@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from services.text_encoder.backends import DEFAULT_MODEL_NAME, EncodedText, EncoderBackend
+from services.text_encoder.backends import DEFAULT_MODEL_NAME, EncodedText, EncoderBackend, encoded_texts
 
 MAX_TOKENS = 64  # the longest shapes-world caption is about 20 word pieces
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -90,16 +90,7 @@ class CompactEncoder(EncoderBackend):
             mask[i, : len(e.ids)] = True
         with torch.inference_mode():
             hidden = self.forward(ids.to(self._device), mask.to(self._device)).cpu()  # (B, L, D)
-        weights = mask[..., None].float()
-        pooled = F.normalize((hidden * weights).sum(1) / weights.sum(1), dim=1)  # (B, D)
-        return [
-            EncodedText(
-                tokens=np.ascontiguousarray(hidden[i][mask[i]].numpy(), dtype=np.float32),
-                pooled=pooled[i].numpy().astype(np.float32),
-                truncated=bool(e.overflowing),
-            )
-            for i, e in enumerate(encodings)
-        ]
+        return encoded_texts(hidden, mask, [bool(e.overflowing) for e in encodings])
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """BERT's encoder: (B, L) ids and attention mask -> (B, L, D) last hidden states."""

@@ -459,16 +459,11 @@ def train_dit(
             path,
         )
 
-    data = {
-        "latents": dataset.latents,
-        "references": dataset.references,
-        "tokens": dataset.tokens,
-        "token_mask": dataset.token_mask,
-        "generic_tokens": dataset.generic_tokens,
-        "generic_mask": dataset.generic_mask,
-        "paths": dataset.paths,
+    data = {  # every tensor of the dataset, on the device
+        f.name: getattr(dataset, f.name).to(device)
+        for f in dataclasses.fields(dataset)
+        if isinstance(getattr(dataset, f.name), torch.Tensor)
     }
-    data = {k: v.to(device) for k, v in data.items()}
     ema_params, model_params = list(ema.parameters()), list(model.parameters())
     generator = torch.Generator(device).manual_seed(config.seed * 1000 + state["step"])
     start, last_save, window = time.monotonic() - state["elapsed_s"], time.monotonic(), []

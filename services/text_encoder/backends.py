@@ -138,21 +138,24 @@ class HuggingFaceEncoder(EncoderBackend):
             truncated = [bool(e.overflowing) for e in batch.encodings]
             inputs = {k: v for k, v in batch.items() if k in self._forward_args}
             hidden = self._model(**inputs).last_hidden_state.float()  # (B, L, D)
-            mask = batch["attention_mask"].bool()  # (B, L)
-            weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-            summed = (hidden * weights).sum(dim=1)  # (B, D)
-            pooled = F.normalize(summed / weights.sum(dim=1).clamp(min=1e-9), p=2, dim=1)  # (B, D)
-            hidden_np = hidden.numpy()
-            mask_np = mask.numpy()
-            pooled_np = pooled.numpy()
-        return [
-            EncodedText(
-                tokens=np.ascontiguousarray(hidden_np[i][mask_np[i]], dtype=np.float32),
-                pooled=pooled_np[i].astype(np.float32, copy=True),
-                truncated=truncated[i],
-            )
-            for i in range(len(texts))
-        ]
+            return encoded_texts(hidden, batch["attention_mask"].bool(), truncated)
+
+
+def encoded_texts(hidden: torch.Tensor, mask: torch.Tensor, truncated: list[bool]) -> list[EncodedText]:
+    """One EncodedText per row of an encoder's output: hidden float32 (B, L, D) and attention mask bool
+    (B, L) on the CPU. The pooled vector is the mean over the mask, L2-normalized."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+    summed = (hidden * weights).sum(dim=1)  # (B, D)
+    pooled = F.normalize(summed / weights.sum(dim=1).clamp(min=1e-9), p=2, dim=1)  # (B, D)
+    hidden_np, mask_np, pooled_np = hidden.numpy(), mask.numpy(), pooled.numpy()
+    return [
+        EncodedText(
+            tokens=np.ascontiguousarray(hidden_np[i][mask_np[i]], dtype=np.float32),
+            pooled=pooled_np[i].astype(np.float32, copy=True),
+            truncated=truncated[i],
+        )
+        for i in range(len(truncated))
+    ]
 
 
 @functools.cache

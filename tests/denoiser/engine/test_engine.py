@@ -1,6 +1,7 @@
 """The engine loop on a real event loop: streams of events, cancellation by leaving a stream, failures."""
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -43,6 +44,18 @@ async def engine():
 
 async def collect(stream):
     return [event async for event in stream]
+
+
+@contextlib.asynccontextmanager
+async def pipelined_engine(executor, clock, **config):
+    """A started engine whose final frames are decoded beside the step loop; closed on the way out."""
+    scheduler_config = SchedulerConfig(pipelined_decodes=True, **config)
+    engine = DenoiseEngine(StepScheduler(scheduler_config, StepTimes(), clock=clock), executor)
+    engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.close()
 
 
 async def test_streams_deliver_progress_previews_and_the_result(engine):
@@ -97,15 +110,10 @@ class DecodeFailingExecutor(ZeroVelocityExecutor):
 async def test_pipelined_decodes_end_each_stream_with_its_frames_or_its_decode_failure():
     clock = FakeClock()
     executor = DecodeFailingExecutor(clock)
-    config = SchedulerConfig(pipelined_decodes=True)
-    engine = DenoiseEngine(StepScheduler(config, StepTimes(), clock=clock), executor)
-    engine.start()
-    try:
+    async with pipelined_engine(executor, clock) as engine:
         fine = engine.submit(make_request("fine", steps=2, priority=BATCH))
         doomed = engine.submit(make_request("doomed", steps=1, seed=13, priority=BATCH))
         fine_events, doomed_events = await asyncio.wait_for(asyncio.gather(collect(fine), collect(doomed)), 5)
-    finally:
-        await engine.close()
     assert [e.kind for e in fine_events] == [EventKind.PROGRESS, EventKind.PROGRESS, EventKind.RESULT]
     assert fine_events[-1].frames.shape == (BUCKET.num_frames, BUCKET.height, BUCKET.width, 3)
     assert all(plan.decode_finals is False for plan in executor.plans)
@@ -139,10 +147,7 @@ class GatedDecodeExecutor(ZeroVelocityExecutor):
 async def test_an_interactive_request_is_decoded_before_batch_requests_already_waiting_for_the_decoder():
     clock = FakeClock()
     executor = GatedDecodeExecutor(clock)
-    config = SchedulerConfig(pipelined_decodes=True)
-    engine = DenoiseEngine(StepScheduler(config, StepTimes(), clock=clock), executor)
-    engine.start()
-    try:
+    async with pipelined_engine(executor, clock) as engine:
         batch = [engine.submit(make_request(f"b{i}", steps=1, seed=i, priority=BATCH)) for i in range(3)]
         for _ in range(50):  # every batch request has finished its step: one decode started, two queued
             await asyncio.sleep(0.01)
@@ -157,8 +162,6 @@ async def test_an_interactive_request_is_decoded_before_batch_requests_already_w
         for _ in range(4):
             executor.decode_permits.release()
         await asyncio.wait_for(asyncio.gather(*map(collect, [*batch, urgent])), 5)
-    finally:
-        await engine.close()
     assert executor.decoded[1] == 9  # right after the decode that was in progress when it finished
     assert sorted(executor.decoded) == [0, 1, 2, 9]
 
@@ -179,10 +182,7 @@ async def test_a_batch_decode_waits_while_interactive_work_runs_for_the_deferral
 ):
     clock = FakeClock()
     executor = GatedStepsRecordedDecodes(clock)
-    config = SchedulerConfig(pipelined_decodes=True, batch_decode_deferral_s=deferral)
-    engine = DenoiseEngine(StepScheduler(config, StepTimes(), clock=clock), executor)
-    engine.start()
-    try:
+    async with pipelined_engine(executor, clock, batch_decode_deferral_s=deferral) as engine:
         batch = engine.submit(make_request("b", steps=1, seed=1, priority=BATCH))
         urgent = engine.submit(make_request("i", steps=3, seed=2, priority=Priority.INTERACTIVE))
         executor.permits.release()  # one step for both: the batch request is done, the interactive one is not
@@ -191,6 +191,4 @@ async def test_a_batch_decode_waits_while_interactive_work_runs_for_the_deferral
         for _ in range(2):
             executor.permits.release()
         await asyncio.wait_for(asyncio.gather(collect(batch), collect(urgent)), 5)
-    finally:
-        await engine.close()
     assert sorted(executor.decoded) == [1, 2]
