@@ -826,7 +826,7 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
     """REPORT.md from the measurements: the command first, a summary against the targets, then each
     mode with its numbers, a GIF and what would close a missed target."""
     command = "nice .venv/bin/python -m services.gateway.evaluate_modes"
-    defaults = ["--weights", "--out", "--only"]
+    defaults = ["--weights", "--out", "--only", "--render-only"]  # not measurement settings
     extra = " ".join(
         f"--{k.replace('_', '-')} {' '.join(v.strip('[]').split(', '))}"
         for k, v in report["args"].items()
@@ -1105,7 +1105,9 @@ def gap_notes(report: dict) -> list[str]:
                 f"{c['first_color']} {c['first_shape']} -> {c['last_color']} {c['last_shape']}"
                 for c in drifted
             )
-            + "); the others keep colour and shape throughout. Every extension call is anchored to the source's "
+            + ")"
+            + ("; the others keep colour and shape throughout" if len(drifted) < len(chains) else "")
+            + ". Every extension call is anchored to the source's "
             "first frame as its reference image; where the model makes too little use of it (see Cameo), nothing "
             "holds the look once a clip drifts."
         )
