@@ -22,11 +22,14 @@ feeds the result back through `update()`. One rule: every request carries `steps
   of its own steps for the one in flight.
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
   step time (the model call, plus the decodes of final frames due in it) stays within
-  `interactive_slowdown` times the leader's time alone. That one rule is the
+  `interactive_slowdown` times the leader's time alone (the pair's, when two share: below). That one rule is the
   pre-emption of batch jobs, and it adapts to the hardware: on a GPU, where eight rows cost little more
   than two, interactive requests batch together and batch rows fill the rest; on a CPU, where cost
-  grows with rows, interactive requests run one after another (what minimises their latency) and
-  batch requests wait.
+  grows with rows, interactive requests mostly run one after another and batch requests wait.
+* Two urgent requests of one bucket share their steps when that lowers the larger of their predicted
+  slowdowns (finish time over time alone, the wait so far included) below running them one after the
+  other: where two requests' rows cost less than twice one's, an arrival beside a running interactive
+  request no longer waits for all of its steps; a leader already late keeps its step to itself.
 * Aging: a batch request accumulates the time it waited while interactive work ran; past
   `aging_seconds` it is promoted: ranked with the interactive requests (ahead of the younger ones) and
   exempt from the slowdown limit, so it finishes however much interactive traffic arrives.
@@ -77,6 +80,10 @@ class SchedulerConfig:
     # most. A decode beside a step slows it by a third on a 2-core CPU (20.1 -> 26.6 ms for 2 rows), which
     # an interactive request would pay at every step.
     batch_decode_deferral_s: float = 1.0
+    # Two urgent requests share steps when that lowers the larger of their predicted slowdowns
+    # (`StepScheduler._sharing_partner`); off, the second waits whenever its rows would break the
+    # leader's `interactive_slowdown`.
+    share_urgent_steps: bool = True
 
     def __post_init__(self) -> None:
         if self.max_rows < 2:
@@ -277,7 +284,14 @@ class StepScheduler:
         decode = 0.0 if self.config.pipelined_decodes else self.step_times.decode_seconds(bucket)
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
-            alone = self.step_times.predict(bucket, head.rows) + decode * _decodes_next_step(head)
+            rows_led = head.rows
+            partner = (
+                self._sharing_partner(head, ranked, limit, now) if self.config.share_urgent_steps else None
+            )
+            if partner is not None:  # the two share every step: the budget is their shared step's
+                rows_led += partner.rows
+            due = _decodes_next_step(head) + (_decodes_next_step(partner) if partner else 0)
+            alone = self.step_times.predict(bucket, rows_led) + decode * due
             budget = self.config.interactive_slowdown * alone
         else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
             # no longer than its model call plus one decode: an interactive arrival never waits long
@@ -316,6 +330,50 @@ class StepScheduler:
             finished_ids=finished_ids,
             decode_finals=not self.config.pipelined_decodes,
         )
+
+    def _sharing_partner(
+        self, head: EngineRequest, ranked: list[EngineRequest], limit: int, now: float
+    ) -> EngineRequest | None:
+        """The next urgent request of the head's bucket, when running the two together lowers the
+        larger of their predicted slowdowns (finish time over time alone, queueing included) below
+        what running them one after the other gives; else None.
+
+        With two rows' cost c times one's, sharing costs the head (c - 1) of the steps they share, and
+        saves the other the wait for all of the head's: on a GPU (c near 1) they share at once, where
+        rows cost time (a CPU, c about 1.7) they share unless the head is already late, and where a
+        step costs twice its rows or more they never do. Two at a time: a third urgent request
+        waits for one of them to finish.
+        """
+        partner = next(
+            (
+                r
+                for r in ranked[1:]
+                if self.policy.is_urgent(r) and r.bucket == head.bucket and head.rows + r.rows <= limit
+            ),
+            None,
+        )
+        if partner is None:
+            return None
+        times, bucket = self.step_times, head.bucket
+        decode = times.decode_seconds(bucket)
+        one = {r.request_id: times.predict(bucket, r.rows) for r in (head, partner)}
+        both = times.predict(bucket, head.rows + partner.rows)
+
+        def slowdown(request: EngineRequest, finish: float) -> float:
+            alone = (request.num_steps - request.start_step) * one[request.request_id] + decode
+            return (now - request.arrival + finish + decode) / alone
+
+        h, p = head.remaining_steps, partner.remaining_steps
+        head_alone = h * one[head.request_id]
+        one_after_other = max(
+            slowdown(head, head_alone), slowdown(partner, head_alone + p * one[partner.request_id])
+        )
+        shared = min(h, p) * both
+        together = max(
+            slowdown(head, shared + (h - min(h, p)) * one[head.request_id]),
+            slowdown(partner, shared + (p - min(h, p)) * one[partner.request_id]),
+        )
+        return partner if together < one_after_other else None
 
     def _item(self, request: EngineRequest) -> StepItem:
         step = request.steps_done + 1 - request.start_step  # steps of this run, counting this one

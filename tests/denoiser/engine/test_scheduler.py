@@ -153,6 +153,29 @@ def test_interactive_requests_batch_together_where_rows_are_cheap_and_queue_wher
     assert ids(scheduler.schedule()) == ["a"]
 
 
+def test_an_interactive_arrival_shares_the_steps_of_a_running_one_where_that_lowers_the_worse_slowdown():
+    def arrival_beside_a_running_request(fixed_seconds, seconds_per_row, head_waited=0.0):
+        scheduler, executor, clock = setup(interactive_slowdown=1.0)
+        hardware(scheduler, fixed_seconds, seconds_per_row)
+        executor.fixed_seconds, executor.seconds_per_row = fixed_seconds, seconds_per_row
+        scheduler.add(make_request("running", guidance=4.0, steps=10))
+        clock.advance(head_waited)
+        step(scheduler, executor)
+        step(scheduler, executor)
+        scheduler.add(make_request("arrived", guidance=4.0, steps=10))
+        scheduler.add(make_request("batch", priority=BATCH, guidance=4.0))
+        return ids(scheduler.schedule())
+
+    # Four rows cost 1.67x two: sharing slows the running request by 0.67 of 8 steps (1.53x its time
+    # alone) and spares the arrival the wait for them (1.8x): the worse of the two is lower shared.
+    assert arrival_beside_a_running_request(0.01, 0.01) == ["running", "arrived"]
+    # Four rows cost twice two: sharing saves nobody anything, and the arrival waits.
+    assert arrival_beside_a_running_request(0.0, 0.01) == ["running"]
+    # The running request already waited 0.5 s before its first step (1.7 times its time alone): slowing it
+    # further would make the worse slowdown worse, so the arrival waits.
+    assert arrival_beside_a_running_request(0.01, 0.01, head_waited=0.5) == ["running"]
+
+
 def test_aging_promotes_a_displaced_batch_request_so_it_is_never_starved():
     scheduler, executor, _ = setup(interactive_slowdown=1.0, aging_seconds=1.0, max_rows=2)
     scheduler.add(make_request("batch", priority=BATCH, steps=2))
