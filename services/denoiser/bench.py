@@ -150,11 +150,18 @@ class StepEngineServer:
 
     name = "step-engine"
 
-    def __init__(self, executor: ModelExecutor, config: BenchConfig, step_times: StepTimes) -> None:
+    def __init__(
+        self,
+        executor: ModelExecutor,
+        config: BenchConfig,
+        step_times: StepTimes,
+        scheduler_overrides: dict | None = None,
+    ) -> None:
         scheduler_config = SchedulerConfig(
             max_rows=config.max_rows,
             max_queued=config.max_queued,
             pipelined_decodes=DenoiserSettings().pipelined_decodes,  # as the VideoDenoiser runs it
+            **(scheduler_overrides or {}),
         )
         self.engine = DenoiseEngine(
             StepScheduler(scheduler_config, step_times, row_limit=executor.row_limit), executor

@@ -8,6 +8,7 @@ import pytest
 
 from services.common.settings import DenoiserSettings
 from services.denoiser.bench import GPU_PRESET, Prompts, batch_invariance, run_bench
+from services.denoiser.bench_variants import parse_variant
 from tests.denoiser.engine.helpers import prompt, save_tiny_weights, tiny_executor
 
 
@@ -48,3 +49,16 @@ def test_the_gpu_preset_runs_end_to_end_on_the_cpu_and_writes_its_report(tmp_pat
     assert written["device"] == report["device"]
     for name in ("results.md", "mixed.png", "saturated.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+
+
+def test_scheduler_variants_parse_to_typed_overrides_and_unknown_names_fail_before_any_measuring():
+    assert parse_variant("share_urgent_steps=false,batch_step_limit=1.5,max_rows=8") == {
+        "share_urgent_steps": False,
+        "batch_step_limit": 1.5,
+        "max_rows": 8,
+    }
+    assert parse_variant("") == {}
+    with pytest.raises(SystemExit, match="unknown SchedulerConfig field 'sharing'"):
+        parse_variant("sharing=true")
+    with pytest.raises(SystemExit, match="takes true or false"):
+        parse_variant("share_urgent_steps=yes")

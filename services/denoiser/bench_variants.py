@@ -1,0 +1,122 @@
+"""The saturated run on the step engine alone, once per scheduler setting: what a policy change does to
+the interactive tail, measured side by side.
+
+    .venv/bin/python -m services.denoiser.bench_variants --interactive-load 0.25 --rounds 3 \\
+        share_urgent_steps=false share_urgent_steps=true
+
+Each variant is a set of `SchedulerConfig` overrides (`name=value,name=value`; an empty string is the
+defaults). Rounds are interleaved (round 1 of every variant, then round 2...) against the same arrival
+trace, each with its own yardstick measured just before it (one-at-a-time serving's unloaded latency),
+because this machine's speed drifts between minutes. `--interactive-load` raises the interactive
+stream above the full bench's (0.08 of capacity) so that more interactive requests overlap: the tail
+of a few dozen requests rests on a handful of overlaps, and a comparison needs more of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+from dataclasses import replace
+
+from services.common.settings import DenoiserSettings
+from services.denoiser.bench import (
+    BenchConfig,
+    Prompts,
+    RequestLevelServer,
+    RunStats,
+    Scenario,
+    StepEngineServer,
+    TimedExecutor,
+    measure_capacity,
+    run_round,
+    unloaded_latency,
+)
+from services.denoiser.engine.engine import DenoiseEngine
+from services.denoiser.engine.executor import load_executor
+from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
+from services.denoiser.engine.step_times import StepTimes
+
+
+def parse_variant(text: str) -> dict:
+    """`name=value,...` into SchedulerConfig overrides, each value converted to the field's type."""
+    fields = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
+    overrides = {}
+    for pair in filter(None, text.split(",")):
+        name, _, value = pair.partition("=")
+        if name not in fields:
+            raise SystemExit(f"unknown SchedulerConfig field {name!r}; known: {sorted(fields)}")
+        kind = type(getattr(SchedulerConfig(), name))
+        if kind is bool:
+            if value.lower() not in ("true", "false"):
+                raise SystemExit(f"{name} takes true or false, not {value!r}")
+            overrides[name] = value.lower() == "true"
+        else:
+            overrides[name] = kind(value)
+    return overrides
+
+
+async def compare(variants: list[str], config: BenchConfig, interactive_load: float) -> list[dict]:
+    settings = DenoiserSettings().model_copy(update={"torch_threads": config.torch_threads})
+    executor = TimedExecutor(load_executor(settings))
+    prompts = Prompts.encode(seed=config.seed)
+    card = executor.card
+    bucket = executor.bucket(card.frame_counts[-1], *card.resolutions[-1], prompts.max_tokens)
+    step_times = StepTimes()
+    profiler = StepScheduler(
+        SchedulerConfig(max_rows=config.max_rows), step_times, row_limit=executor.row_limit
+    )
+    await asyncio.to_thread(DenoiseEngine(profiler, executor).profile, [bucket])
+
+    def fcfs() -> RequestLevelServer:
+        return RequestLevelServer("fcfs", executor, config, max_requests=1)
+
+    capacity = await measure_capacity(fcfs(), executor, bucket, config, prompts, config.capacity_seconds)
+    print(f"measured capacity (fcfs, closed loop): {60 * capacity:.1f} videos/min", flush=True)
+    scenario = Scenario("saturated", interactive_load, 1.5, config.saturated_window_s)
+    stats = {v: RunStats(v or "defaults", scenario, capacity) for v in variants}
+    window = scenario.window_s / config.rounds
+    for round_ in range(config.rounds):
+        for variant in variants:
+            reference = await unloaded_latency(fcfs(), executor, bucket, config, prompts)
+            server = StepEngineServer(executor, config, step_times, parse_variant(variant))
+            await run_round(
+                server, executor, bucket, config, prompts, stats[variant], window, round_, reference
+            )
+            done = stats[variant].summary()["interactive"]
+            print(
+                f"round {round_ + 1}/{config.rounds} {variant or 'defaults'}: {done['finished']} interactive so far",
+                flush=True,
+            )
+    results = []
+    for variant in variants:
+        summary = stats[variant].summary()
+        results.append(summary)
+        i = summary["interactive"]
+        print(
+            f"{variant or 'defaults':40s} interactive n={i['finished']} p50 {i['p50_over_unloaded']:.2f}x "
+            f"p95 {i['p95_over_unloaded']:.2f}x unloaded; {summary['throughput_per_min']:.1f} videos/min finished"
+        )
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", help="SchedulerConfig overrides, name=value[,name=value]")
+    parser.add_argument(
+        "--interactive-load", type=float, default=0.25, help="interactive arrivals / capacity"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--window", type=float, default=105.0, help="seconds of arrivals per variant, all rounds"
+    )
+    args = parser.parse_args()
+    for variant in args.variants:
+        parse_variant(variant)  # an unknown name fails before minutes of measuring
+    config = replace(BenchConfig(), rounds=args.rounds, saturated_window_s=args.window, capacity_seconds=15.0)
+    asyncio.run(compare(args.variants, config, args.interactive_load))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
