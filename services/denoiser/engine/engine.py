@@ -13,11 +13,8 @@ thread, so gRPC streams keep flowing while a step computes. The decode stage is 
 thread: a final decode costs as much as a few steps, and run inside a step it would hold up every
 request in that step, interactive ones included. Due decodes wait in a queue ordered by priority,
 then finishing order, so an interactive request's frames never wait behind batch requests' decodes
-that are still queued; and batch decodes wait while interactive requests are live (for a second at
-most), since a decode on the other core slows their steps. An interactive request's decode never waits
-for another decode at all: it takes a second decode thread when the first is busy (two interactive
-requests that shared their steps finish together), and the step loop holds its next step while two
-decodes run, so the three do not share two cores. Callers get an async iterator of events;
+that are still queued (only the one in progress); and batch decodes wait while interactive requests
+are live (for a second at most), since a decode on the other core slows their steps. Callers get an async iterator of events;
 leaving it early (a cancelled RPC) cancels the request, which frees its rows at the next step.
 """
 
@@ -104,9 +101,6 @@ class DenoiseEngine:
         self._decode_order = itertools.count()
         self._decode_wake = asyncio.Event()
         self._decode_task: asyncio.Task | None = None
-        self._decodes: set[asyncio.Task] = set()  # decodes in progress: one, or two when one is urgent
-        self._steps_may_run = asyncio.Event()  # cleared while two decodes run
-        self._steps_may_run.set()
 
     @property
     def clock(self):
@@ -128,7 +122,7 @@ class DenoiseEngine:
 
     def start(self) -> None:
         if self._decode_thread is None:
-            self._decode_thread = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kino-decode")
+            self._decode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kino-decode")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="denoise-engine")
         if self._decode_task is None:
@@ -147,9 +141,6 @@ class DenoiseEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._decode_task
             self._decode_task = None
-        for task in list(self._decodes):
-            task.cancel()
-        await asyncio.gather(*self._decodes, return_exceptions=True)
         if self._decode_thread is not None:
             self._decode_thread.shutdown(wait=True)
             self._decode_thread = None
@@ -173,7 +164,6 @@ class DenoiseEngine:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._steps_may_run.wait()
             plan = self.scheduler.schedule()
             self._record_plan(plan)
             if plan.runs_model:
@@ -195,41 +185,26 @@ class DenoiseEngine:
             self._decode_wake.set()  # a deferred batch decode may go now
 
     async def _decode_loop(self) -> None:
-        """The decode stage: the most urgent due request first, one decode at a time, or two when the
-        second is interactive (`SchedulerConfig.urgent_decode_slot`). A batch request's decode waits while
-        interactive requests are live (a decode beside their steps would slow every one of them), for
-        `SchedulerConfig.batch_decode_deferral_s` at most."""
+        """The decode stage: one request's frames at a time, the most urgent due request first. A batch
+        request's decode waits while interactive requests are live (a decode beside their steps would
+        slow every one of them), for `SchedulerConfig.batch_decode_deferral_s` at most."""
         deferral = self.scheduler.config.batch_decode_deferral_s
-        slots = 2 if self.scheduler.config.urgent_decode_slot else 1
         while True:
             wait = None
-            if self._due_decodes and len(self._decodes) < slots:
+            if self._due_decodes:
                 priority, _, due_since, _ = self._due_decodes[0]
-                urgent = priority == Priority.INTERACTIVE
                 held = time.monotonic() - due_since
-                if urgent or (
-                    not self._decodes and (held >= deferral or not self.scheduler.has_interactive_work)
+                if (
+                    priority == Priority.INTERACTIVE
+                    or held >= deferral
+                    or not self.scheduler.has_interactive_work
                 ):
-                    self._start_decode(heapq.heappop(self._due_decodes)[-1])
+                    await self._decode(heapq.heappop(self._due_decodes)[-1])
                     continue
-                if not self._decodes:
-                    wait = deferral - held
+                wait = deferral - held
             self._decode_wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._decode_wake.wait(), wait)
-
-    def _start_decode(self, request: EngineRequest) -> None:
-        task = asyncio.get_running_loop().create_task(self._decode(request), name="denoise-decode-one")
-        self._decodes.add(task)
-        if len(self._decodes) == 2:
-            self._steps_may_run.clear()
-
-        def done(finished: asyncio.Task) -> None:
-            self._decodes.discard(finished)
-            self._steps_may_run.set()
-            self._decode_wake.set()
-
-        task.add_done_callback(done)
 
     async def _decode(self, request: EngineRequest) -> None:
         """Decodes a finished request's frames in the decode thread, then tells its caller."""

@@ -84,9 +84,6 @@ class SchedulerConfig:
     # (`StepScheduler._sharing_partner`); off, the second waits whenever its rows would break the
     # leader's `interactive_slowdown`.
     share_urgent_steps: bool = True
-    # With pipelined decodes: an interactive request's decode takes a second decode thread when the first
-    # is busy, and the step loop waits while both run (`DenoiseEngine._decode_loop`).
-    urgent_decode_slot: bool = True
 
     def __post_init__(self) -> None:
         if self.max_rows < 2:
