@@ -5,8 +5,8 @@ the interactive tail, measured side by side.
         share_urgent_steps=false share_urgent_steps=true
 
 Each variant is a set of `SchedulerConfig` overrides (`name=value,name=value`; an empty string is the
-defaults). Rounds are interleaved (round 1 of every variant, then round 2...) against the same arrival
-trace, each with its own yardstick measured just before it (one-at-a-time serving's unloaded latency),
+defaults). Rounds are interleaved (round 1 of every variant, then round 2..., the order rotating)
+against the same arrival trace, each with its own yardstick measured just before it (one-at-a-time serving's unloaded latency),
 because this machine's speed drifts between minutes. `--interactive-load` raises the interactive
 stream above the full bench's (0.08 of capacity) so that more interactive requests overlap: the tail
 of a few dozen requests rests on a handful of overlaps, and a comparison needs more of them.
@@ -77,7 +77,8 @@ async def compare(variants: list[str], config: BenchConfig, interactive_load: fl
     stats = {v: RunStats(v or "defaults", scenario, capacity) for v in variants}
     window = scenario.window_s / config.rounds
     for round_ in range(config.rounds):
-        for variant in variants:
+        # A rotating order, as in the full bench: no variant always runs first after a yardstick.
+        for variant in variants[round_ % len(variants) :] + variants[: round_ % len(variants)]:
             reference = await unloaded_latency(fcfs(), executor, bucket, config, prompts)
             server = StepEngineServer(executor, config, step_times, parse_variant(variant))
             await run_round(
