@@ -6,8 +6,8 @@ the interactive tail, measured side by side.
 
 Each variant is a set of `SchedulerConfig` overrides (`name=value,name=value`; an empty string is the
 defaults). Rounds are interleaved (round 1 of every variant, then round 2..., the order rotating)
-against the same arrival trace, each with its own yardstick measured just before it (one-at-a-time serving's unloaded latency),
-because this machine's speed drifts between minutes. `--interactive-load` raises the interactive
+against the same arrival trace, each with its own yardstick measured just before it (one-at-a-time
+serving's unloaded latency), because this machine's speed drifts between minutes. `--interactive-load` raises the interactive
 stream above the full bench's (0.08 of capacity) so that more interactive requests overlap: the tail
 of a few dozen requests rests on a handful of overlaps, and a comparison needs more of them.
 """
@@ -39,20 +39,29 @@ from services.denoiser.engine.step_times import StepTimes
 
 
 def parse_variant(text: str) -> dict:
-    """`name=value,...` into SchedulerConfig overrides, each value converted to the field's type."""
-    fields = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
+    """`name=value,...` into SchedulerConfig overrides, each value converted to the field's type and
+    the whole checked by SchedulerConfig itself; a bad one exits with the reason."""
+    names = sorted(f.name for f in dataclasses.fields(SchedulerConfig))
     overrides = {}
     for pair in filter(None, text.split(",")):
         name, _, value = pair.partition("=")
-        if name not in fields:
-            raise SystemExit(f"unknown SchedulerConfig field {name!r}; known: {sorted(fields)}")
+        if name not in names:
+            raise SystemExit(f"unknown SchedulerConfig field {name!r}; known: {names}")
         kind = type(getattr(SchedulerConfig(), name))
         if kind is bool:
             if value.lower() not in ("true", "false"):
                 raise SystemExit(f"{name} takes true or false, not {value!r}")
             overrides[name] = value.lower() == "true"
-        else:
+            continue
+        try:
             overrides[name] = kind(value)
+        except ValueError:
+            expected = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+            raise SystemExit(f"{name} takes {expected}, not {value!r}") from None
+    try:
+        SchedulerConfig(**overrides)
+    except ValueError as error:
+        raise SystemExit(f"{text!r}: {error}") from None
     return overrides
 
 

@@ -62,3 +62,7 @@ def test_scheduler_variants_parse_to_typed_overrides_and_unknown_names_fail_befo
         parse_variant("sharing=true")
     with pytest.raises(SystemExit, match="takes true or false"):
         parse_variant("share_urgent_steps=yes")
+    with pytest.raises(SystemExit, match="max_rows takes an integer, not 'many'"):
+        parse_variant("max_rows=many")
+    with pytest.raises(SystemExit, match="max_rows must be at least 2"):
+        parse_variant("max_rows=1")
