@@ -26,9 +26,9 @@ feeds the result back through `update()`. One rule: every request carries `steps
   pre-emption of batch jobs, and it adapts to the hardware: on a GPU, where eight rows cost little more
   than two, interactive requests batch together and batch rows fill the rest; on a CPU, where cost
   grows with rows, interactive requests mostly run one after another and batch requests wait.
-* Two urgent requests of one bucket share their steps when that lowers the larger of their predicted
-  slowdowns (finish time over time alone, the wait so far included) below running them one after the
-  other: where two requests' rows cost less than twice one's, an arrival beside a running interactive
+* With `share_urgent_steps` (off by default), two urgent requests of one bucket share their steps
+  when that lowers the larger of their predicted slowdowns (finish time over time alone, the wait so
+  far included) below running them one after the other: an arrival beside a running interactive
   request no longer waits for all of its steps; a leader already late keeps its step to itself.
 * Aging: a batch request accumulates the time it waited while interactive work ran; past
   `aging_seconds` it is promoted: ranked with the interactive requests (ahead of the younger ones) and
@@ -82,8 +82,9 @@ class SchedulerConfig:
     batch_decode_deferral_s: float = 1.0
     # Two urgent requests share steps when that lowers the larger of their predicted slowdowns
     # (`StepScheduler._sharing_partner`); off, the second waits whenever its rows would break the
-    # leader's `interactive_slowdown`.
-    share_urgent_steps: bool = True
+    # leader's `interactive_slowdown`. Off by default: side by side on the 2-core CPU it did not lower
+    # the interactive tail (docs/engine/REPORT.md).
+    share_urgent_steps: bool = False
 
     def __post_init__(self) -> None:
         if self.max_rows < 2:

@@ -154,8 +154,8 @@ def test_interactive_requests_batch_together_where_rows_are_cheap_and_queue_wher
 
 
 def test_an_interactive_arrival_shares_the_steps_of_a_running_one_where_that_lowers_the_worse_slowdown():
-    def arrival_beside_a_running_request(fixed_seconds, seconds_per_row, head_waited=0.0):
-        scheduler, executor, clock = setup(interactive_slowdown=1.0)
+    def arrival_beside_a_running_request(fixed_seconds, seconds_per_row, head_waited=0.0, share=True):
+        scheduler, executor, clock = setup(interactive_slowdown=1.0, share_urgent_steps=share)
         hardware(scheduler, fixed_seconds, seconds_per_row)
         executor.fixed_seconds, executor.seconds_per_row = fixed_seconds, seconds_per_row
         scheduler.add(make_request("running", guidance=4.0, steps=10))
@@ -169,6 +169,7 @@ def test_an_interactive_arrival_shares_the_steps_of_a_running_one_where_that_low
     # Four rows cost 1.67x two: sharing slows the running request by 0.67 of 8 steps (1.53x its time
     # alone) and spares the arrival the wait for them (1.8x): the worse of the two is lower shared.
     assert arrival_beside_a_running_request(0.01, 0.01) == ["running", "arrived"]
+    assert arrival_beside_a_running_request(0.01, 0.01, share=False) == ["running"]  # the default
     # Four rows cost twice two: sharing saves nobody anything, and the arrival waits.
     assert arrival_beside_a_running_request(0.0, 0.01) == ["running"]
     # The running request already waited 0.5 s before its first step (1.7 times its time alone): slowing it
