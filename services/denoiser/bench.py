@@ -648,8 +648,7 @@ def run_bench(
     writes results.json and the plots to report_dir when given. Prompts are encoded by MiniLM here,
     or read from `prompts_file` (`Prompts.save`)."""
     config = config or BenchConfig()
-    settings = (settings or DenoiserSettings()).model_copy(update={"torch_threads": config.torch_threads})
-    executor = TimedExecutor(load_executor(settings))
+    executor = bench_executor(config, settings)
     device = describe_device(executor.device)
     print(f"device: {device['name']} ({device['type']}), torch {device['torch']}", flush=True)
     prompts = Prompts.load(prompts_file) if prompts_file else Prompts.encode(seed=config.seed)
@@ -659,14 +658,31 @@ def run_bench(
     return report
 
 
-async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts) -> dict:
+def bench_executor(config: BenchConfig, settings: DenoiserSettings | None = None) -> TimedExecutor:
+    """The model as every server of the bench runs it: the settings' device and weights, the bench's
+    torch threads, each step's time recorded."""
+    settings = (settings or DenoiserSettings()).model_copy(update={"torch_threads": config.torch_threads})
+    return TimedExecutor(load_executor(settings))
+
+
+async def profiled_bucket(
+    executor: ModelExecutor, config: BenchConfig, prompts: Prompts
+) -> tuple[ShapeBucket, StepScheduler]:
+    """The bench's shape bucket (the model's largest clip, the prompts' padding) and a scheduler whose
+    step times are profiled on it; the step engine's servers share those step times."""
     card = executor.card
     bucket = executor.bucket(card.frame_counts[-1], *card.resolutions[-1], prompts.max_tokens)
-    step_times = StepTimes()
     scheduler = StepScheduler(
-        SchedulerConfig(max_rows=config.max_rows), step_times, row_limit=executor.row_limit
+        SchedulerConfig(max_rows=config.max_rows), StepTimes(), row_limit=executor.row_limit
     )
     await asyncio.to_thread(DenoiseEngine(scheduler, executor).profile, [bucket])
+    return bucket, scheduler
+
+
+async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts) -> dict:
+    card = executor.card
+    bucket, scheduler = await profiled_bucket(executor, config, prompts)
+    step_times = scheduler.step_times
     steps = config.num_steps or card.default_steps
     rows = 2 if card.default_guidance_scale != 1.0 else 1
     max_rows = scheduler.row_limit(bucket)

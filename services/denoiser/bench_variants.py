@@ -19,7 +19,6 @@ import asyncio
 import dataclasses
 from dataclasses import replace
 
-from services.common.settings import DenoiserSettings
 from services.denoiser.bench import (
     BenchConfig,
     Prompts,
@@ -27,15 +26,13 @@ from services.denoiser.bench import (
     RunStats,
     Scenario,
     StepEngineServer,
-    TimedExecutor,
+    bench_executor,
     measure_capacity,
+    profiled_bucket,
     run_round,
     unloaded_latency,
 )
-from services.denoiser.engine.engine import DenoiseEngine
-from services.denoiser.engine.executor import load_executor
-from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
-from services.denoiser.engine.step_times import StepTimes
+from services.denoiser.engine.scheduler import SchedulerConfig
 
 
 def parse_variant(text: str) -> dict:
@@ -66,16 +63,10 @@ def parse_variant(text: str) -> dict:
 
 
 async def compare(variants: list[str], config: BenchConfig, interactive_load: float) -> list[dict]:
-    settings = DenoiserSettings().model_copy(update={"torch_threads": config.torch_threads})
-    executor = TimedExecutor(load_executor(settings))
+    executor = bench_executor(config)
     prompts = Prompts.encode(seed=config.seed)
-    card = executor.card
-    bucket = executor.bucket(card.frame_counts[-1], *card.resolutions[-1], prompts.max_tokens)
-    step_times = StepTimes()
-    profiler = StepScheduler(
-        SchedulerConfig(max_rows=config.max_rows), step_times, row_limit=executor.row_limit
-    )
-    await asyncio.to_thread(DenoiseEngine(profiler, executor).profile, [bucket])
+    bucket, profiled = await profiled_bucket(executor, config, prompts)
+    step_times = profiled.step_times
 
     def fcfs() -> RequestLevelServer:
         return RequestLevelServer("fcfs", executor, config, max_requests=1)

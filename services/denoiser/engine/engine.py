@@ -14,8 +14,9 @@ thread: a final decode costs as much as a few steps, and run inside a step it wo
 request in that step, interactive ones included. Due decodes wait in a queue ordered by priority,
 then finishing order, so an interactive request's frames never wait behind batch requests' decodes
 that are still queued (only the one in progress); and batch decodes wait while interactive requests
-are live (for a second at most), since a decode on the other core slows their steps. Callers get an async iterator of events;
-leaving it early (a cancelled RPC) cancels the request, which frees its rows at the next step.
+are live (for a second at most), since a decode on the other core slows their steps. Callers get an
+async iterator of events; leaving it early (a cancelled RPC) cancels the request, which frees its
+rows at the next step.
 """
 
 from __future__ import annotations
@@ -94,10 +95,11 @@ class DenoiseEngine:
         self._task: asyncio.Task | None = None
         self._first_preview_seen: set[str] = set()
         self._decode_thread: ThreadPoolExecutor | None = None  # from start() to close()
-        # Finished requests waiting for the decode thread, most urgent first: (priority, order, request).
+        # Finished requests waiting for the decode thread, most urgent first: (priority, order, due since,
+        # request).
         # One decode at a time, so an interactive request's frames wait for at most the decode in
         # progress, never for a queue of batch requests' decodes that finished before it.
-        self._due_decodes: list[tuple[int, int, float, EngineRequest]] = []  # ..., due since (monotonic)
+        self._due_decodes: list[tuple[int, int, float, EngineRequest]] = []  # due since: monotonic
         self._decode_order = itertools.count()
         self._decode_wake = asyncio.Event()
         self._decode_task: asyncio.Task | None = None
