@@ -145,6 +145,48 @@ def test_a_short_training_run_lowers_the_flow_matching_loss():
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
 
 
+class _OffByOne(torch.nn.Module):
+    """A stand-in predictor for clips of zeros: exact (noise = x_t / t) except one latent cell, off by 1."""
+
+    def __init__(self, cell: tuple[int, int]):
+        super().__init__()
+        self.cell = cell
+
+    def null_text_tokens(self, batch: int, length: int):
+        return torch.zeros(batch, length, TINY.text_dim), torch.ones(batch, length, dtype=torch.bool)
+
+    def forward(self, xt, t, *args, **kwargs):
+        v = xt / t.view(-1, 1, 1, 1, 1)
+        v[..., self.cell[0], self.cell[1]] += 1.0
+        return v
+
+
+def test_the_subject_loss_weight_counts_the_subject_cells_more_than_the_backdrop():
+    from training.train_video import TrainConfig, flow_matching_loss
+
+    batch = {
+        "latents": torch.zeros(2, 4, 4, 8, 8),
+        "references": torch.zeros(2, 4, 8, 8),
+        "tokens": torch.zeros(2, 3, TINY.text_dim),
+        "token_mask": torch.ones(2, 3, dtype=torch.bool),
+        "generic_tokens": torch.zeros(2, 3, TINY.text_dim),
+        "generic_mask": torch.ones(2, 3, dtype=torch.bool),
+        "paths": torch.full((2, 4, 2), 0.5 + 0.5 / 8),  # the centre of latent cell (4, 4)
+    }
+    plain = TrainConfig(caption_dropout=0.0, reference_prob=0.0, known_frames_prob=0.0, path_prob=0.0)
+    weighted = dataclasses.replace(plain, subject_loss_weight=4.0)
+
+    def loss(model, config):
+        return flow_matching_loss(model, batch, torch.Generator().manual_seed(0), config).item()
+
+    on_subject, on_backdrop = _OffByOne((4, 4)), _OffByOne((0, 0))
+    # The plain mean: one wrong cell of 64 costs 1/64 wherever it is.
+    assert loss(on_subject, plain) == pytest.approx(1 / 64, rel=1e-4)
+    assert loss(on_backdrop, plain) == pytest.approx(1 / 64, rel=1e-4)
+    # Weighted: the same error costs more on the subject than on the backdrop.
+    assert loss(on_subject, weighted) > 3 * loss(on_backdrop, weighted)
+
+
 # model(...)[0, 0, 0].flatten()[:16] for the perturbed tiny model above, seed 0.
 EXPECTED_SLICE = [
     0.20969,
