@@ -135,13 +135,14 @@ def sample_spec(rng: np.random.Generator, *, held_out: bool | None = False) -> S
 # ---------------------------------------------------------------------------------------------
 
 
-def _trajectory(spec: SceneSpec) -> tuple[np.ndarray, list[Impact]]:
-    """Bounding-box centres (F, 2) in pixels and the impacts, for the spec's motion."""
+def _trajectory(spec: SceneSpec, num_frames: int = NUM_FRAMES) -> tuple[np.ndarray, list[Impact]]:
+    """Bounding-box centres (num_frames, 2) in pixels and the impacts, for the spec's motion. The first
+    NUM_FRAMES are the clip's whatever num_frames is; past them the same laws go on (`long_path`)."""
     rng = np.random.default_rng(spec.seed)
     r = HALF_EXTENT[spec.size]
     lo, hi = r + 1.0, SIZE - r - 1.0
     last = NUM_FRAMES - 1
-    t = np.arange(NUM_FRAMES, dtype=np.float64)
+    t = np.arange(num_frames, dtype=np.float64)
     impacts: list[Impact] = []
 
     if spec.motion == "stays still":
@@ -152,7 +153,7 @@ def _trajectory(spec: SceneSpec) -> tuple[np.ndarray, list[Impact]]:
         speed = rng.uniform(1.5, 2.5)
         travel = speed * last
         start = rng.uniform(lo, hi - travel)  # along the motion axis, before the sign is applied
-        along = start + speed * t
+        along = np.minimum(start + speed * t, hi)  # past the clip, it stops at the far side
         if spec.motion in ("moves left", "moves up"):
             along = lo + hi - along
         across = np.full_like(t, rng.uniform(lo, hi))
@@ -166,7 +167,7 @@ def _trajectory(spec: SceneSpec) -> tuple[np.ndarray, list[Impact]]:
             vx = rng.uniform(4.0, 6.0) * rng.choice([-1.0, 1.0])
             x0 = rng.uniform(lo, hi)
             xs, impacts, x, v = [x0], [], x0, vx
-            for f in range(1, NUM_FRAMES):
+            for f in range(1, num_frames):
                 nx = x + v
                 if nx > right_wall or nx < left_wall:
                     wall = right_wall if nx > right_wall else left_wall
@@ -182,8 +183,8 @@ def _trajectory(spec: SceneSpec) -> tuple[np.ndarray, list[Impact]]:
                 break
         y = rng.uniform(lo, hi)
         for i, imp in enumerate(impacts):
-            impacts[i] = dataclasses.replace(imp, frame=_nearest_frame(imp.time_s))
-        return np.stack([np.array(xs), np.full(NUM_FRAMES, y)], axis=1), impacts
+            impacts[i] = dataclasses.replace(imp, frame=_nearest_frame(imp.time_s, num_frames))
+        return np.stack([np.array(xs), np.full(num_frames, y)], axis=1), impacts
 
     if spec.motion == "bounces on the floor":
         floor = SIZE - r
@@ -192,38 +193,39 @@ def _trajectory(spec: SceneSpec) -> tuple[np.ndarray, list[Impact]]:
             gravity = rng.uniform(0.9, 1.3)
             y0 = rng.uniform(lo, lo + 14.0)
             vy0 = rng.uniform(0.0, 1.5)
-            ys, impacts = _fall(y0, vy0, gravity, floor, restitution)
+            ys, impacts = _fall(y0, vy0, gravity, floor, restitution, num_frames)
             if impacts and 2 <= impacts[0].frame <= last - 3:
                 break
         x = rng.uniform(lo, hi)
-        return np.stack([np.full(NUM_FRAMES, x), ys], axis=1), impacts
+        return np.stack([np.full(num_frames, x), ys], axis=1), impacts
 
     raise AssertionError(spec.motion)
 
 
 def _fall(
-    y0: float, vy0: float, gravity: float, floor: float, restitution: float
+    y0: float, vy0: float, gravity: float, floor: float, restitution: float, num_frames: int = NUM_FRAMES
 ) -> tuple[np.ndarray, list[Impact]]:
     """Exact ballistic motion sampled at every frame, with bounces solved in closed form."""
-    ys = np.empty(NUM_FRAMES)
+    ys = np.empty(num_frames)
     impacts: list[Impact] = []
     t0, y, v = 0.0, y0, vy0  # the current arc starts at time t0 (in frames) at height y, speed v (down > 0)
-    for f in range(NUM_FRAMES):
+    for f in range(num_frames):
         while True:
             # Time from t0 at which this arc reaches the floor: y + v*s + g*s^2/2 = floor.
             s = (-v + math.sqrt(v * v + 2 * gravity * (floor - y))) / gravity
             if t0 + s > f or v * v < 1e-6:
                 break
             impact_speed = v + gravity * s
-            impacts.append(Impact(_nearest_frame((t0 + s) / FPS), (t0 + s) / FPS, "floor", impact_speed))
+            impact_frame = _nearest_frame((t0 + s) / FPS, num_frames)
+            impacts.append(Impact(impact_frame, (t0 + s) / FPS, "floor", impact_speed))
             t0, y, v = t0 + s, floor, -impact_speed * restitution
         dt = f - t0
         ys[f] = min(floor, y + v * dt + 0.5 * gravity * dt * dt)
     return ys, impacts
 
 
-def _nearest_frame(time_s: float) -> int:
-    return min(NUM_FRAMES - 1, int(round(time_s * FPS)))
+def _nearest_frame(time_s: float, num_frames: int = NUM_FRAMES) -> int:
+    return min(num_frames - 1, int(round(time_s * FPS)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +253,20 @@ def render(spec: SceneSpec, caption_rng: np.random.Generator | None = None) -> C
     centres, impacts = _trajectory(spec)
     caption = make_caption(spec, caption_rng or np.random.default_rng(spec.seed))
     return _draw(spec, centres, tuple(impacts), caption)
+
+
+def long_path(spec: SceneSpec, num_frames: int) -> np.ndarray:
+    """The object's centroid (num_frames, 2) in pixels when the spec's motion goes on past its clip:
+    bounces keep bouncing, a fall settles on the floor, and a straight move stops at the far side of
+    the frame. The first NUM_FRAMES are `render(spec)`'s. What a continuation (extending a video)
+    should do, from any point of it."""
+    centres, _ = _trajectory(spec, num_frames)
+    r = HALF_EXTENT[spec.size]
+    centroids = np.empty((num_frames, 2), np.float32)
+    for f, (cx, cy) in enumerate(centres):  # of the drawn pixels, as `render` measures them
+        ys, xs = np.nonzero(shape_mask(spec.shape, cx, cy, r))
+        centroids[f] = xs.mean() + 0.5, ys.mean() + 0.5
+    return centroids
 
 
 PATH_PHRASES = ("following a path", "moving along a path", "taking a winding route", "wandering around")

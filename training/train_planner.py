@@ -27,7 +27,7 @@ from tqdm import tqdm
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig, to_flow_space
 from services.denoiser.model.weights import save_weights
 from training.evaluator import classify_motion, find_reversals
-from training.shapes_world import SIZE, make_caption, render, sample_spec
+from training.shapes_world import NUM_FRAMES, SIZE, long_path, make_caption, render, sample_spec
 
 logger = logging.getLogger("training.train_planner")
 
@@ -36,12 +36,60 @@ logger = logging.getLogger("training.train_planner")
 # extension a few), so one planner serves text-to-video and continuation.
 PREFIX_PROB = 0.5
 MAX_PREFIX = 8
+# Of the rows with a prefix, the share cut from the world's long paths at a random point
+# (`continuation_windows`). An extension continues from wherever the video got to: near a wall, between
+# two bounces, on the floor. Clips of the dataset all start where a clip starts, so a planner trained
+# on them alone planned a jump at 41-78% of a minute-long chain's seams (more than twice a normal step).
+CONTINUATION_PROB = 0.5
+CONTINUATION_SPAN = 64  # frames of long path the windows are cut from
+
+
+@dataclasses.dataclass(frozen=True)
+class ContinuationWindows:
+    """Windows of the world's long paths (`shapes_world.long_path`) starting anywhere after frame 0,
+    with their captions' pooled embeddings: what continuing a motion from any point of it looks like."""
+
+    paths: torch.Tensor  # float32 (N, F, 2), fractions of the frame
+    tokens: list[np.ndarray]  # float32 (L, text_dim) per caption
+
+
+def continuation_windows(
+    encoder, count: int, *, held_out: bool = False, seed: int = 3
+) -> ContinuationWindows:
+    rng = np.random.default_rng(seed)
+    paths, captions = [], []
+    for _ in tqdm(range(count), desc="continuation windows", leave=False):
+        spec = sample_spec(rng, held_out=held_out)
+        start = int(rng.integers(1, CONTINUATION_SPAN - NUM_FRAMES + 1))
+        paths.append(long_path(spec, CONTINUATION_SPAN)[start : start + NUM_FRAMES] / SIZE)
+        captions.append(make_caption(spec, rng))
+    tokens = []
+    for start in range(0, count, 256):
+        tokens += [np.asarray(e.tokens, np.float32) for e in encoder.encode(captions[start : start + 256])]
+    return ContinuationWindows(torch.from_numpy(np.stack(paths)), tokens)
+
+
+def _pooled(model: PathPlanner, tokens: list[np.ndarray]) -> torch.Tensor:
+    """Each caption's mean-pooled token embedding, (N, text_dim)."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model.pooled_text(torch.from_numpy(t)[None], torch.ones(1, len(t), dtype=torch.bool))
+                for t in tokens
+            ]
+        )
 
 
 def train_planner(
-    dataset, budget_s: float, *, config: PathPlannerConfig | None = None, seed: int = 0
+    dataset,
+    budget_s: float,
+    *,
+    config: PathPlannerConfig | None = None,
+    seed: int = 0,
+    continuation: ContinuationWindows | None = None,
 ) -> tuple[PathPlanner, dict]:
-    """dataset: the video model's LatentDataset (paths, tokens, generic tokens). Returns the EMA model."""
+    """dataset: the video model's LatentDataset (paths, tokens, generic tokens); continuation: windows
+    that a share of the rows with a prefix are drawn from instead. Returns the EMA model."""
     config = config or PathPlannerConfig(prefix_input=True)
     torch.manual_seed(seed)
     model, ema = PathPlanner(config), PathPlanner(config)
@@ -52,6 +100,8 @@ def train_planner(
     with torch.no_grad():  # pooled once: the text norm has no parameters
         text = model.pooled_text(dataset.tokens.float(), dataset.token_mask)  # (N, text_dim)
         generic = model.pooled_text(dataset.generic_tokens.float(), dataset.generic_mask)
+    if continuation is not None:
+        windows, window_text = to_flow_space(continuation.paths), _pooled(model, continuation.tokens)
     N, step, losses, start = len(paths), 0, [], time.monotonic()
     bar = tqdm(total=int(budget_s), desc="path planner", unit="s")
     while (elapsed := time.monotonic() - start) < budget_s:
@@ -60,17 +110,22 @@ def train_planner(
         idx = torch.randint(N, (256,), generator=generator)
         x0 = paths[idx]
         cond = torch.where((torch.rand(256, generator=generator) < 0.3)[:, None], generic[idx], text[idx])
+        prefix = {}
+        if config.prefix_input:
+            lengths = torch.randint(1, MAX_PREFIX + 1, (256,), generator=generator)
+            lengths = lengths * (torch.rand(256, generator=generator) < PREFIX_PROB)  # (256,), 0 = none
+            if continuation is not None:
+                cut = (lengths > 0) & (torch.rand(256, generator=generator) < CONTINUATION_PROB)  # (256,)
+                w = torch.randint(len(windows), (256,), generator=generator)
+                x0 = torch.where(cut[:, None, None], windows[w], x0)
+                cond = torch.where(cut[:, None], window_text[w], cond)
+            known_mask = (torch.arange(config.num_frames)[None] < lengths[:, None]).float()  # (256, F)
+            prefix = {"known": x0, "known_mask": known_mask}
         drop = torch.rand(256, generator=generator) < 0.1
         cond = torch.where(drop[:, None], model.text_norm(model.null_text)[None].expand_as(cond), cond)
         t = torch.rand(256, generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
-        prefix = {}
-        if config.prefix_input:
-            lengths = torch.randint(1, MAX_PREFIX + 1, (256,), generator=generator)
-            lengths = lengths * (torch.rand(256, generator=generator) < PREFIX_PROB)  # (256,), 0 = none
-            known_mask = (torch.arange(config.num_frames)[None] < lengths[:, None]).float()  # (256, F)
-            prefix = {"known": x0, "known_mask": known_mask}
         error = (model(xt, t, cond, **prefix) - (noise - x0)).square()  # (256, F, 2)
         loss = error.mean()
         opt.zero_grad(set_to_none=True)
@@ -137,16 +192,42 @@ def continuation_accuracy(
     }
 
 
-def train_and_measure(dataset, budget_s: float, seed: int = 0) -> tuple[PathPlanner, dict]:
+def mid_path_seams(planner: PathPlanner, windows: ContinuationWindows, known_frames: int = 4) -> dict:
+    """Paths planned after the first `known_frames` positions of windows cut from anywhere in long
+    paths (held-out combinations): how far the first planned step strays from the world's (pixels,
+    median and p90), and how often it stays within 2x the world's own step there (floored at 1 px),
+    the measure an extension's seams are held to."""
+    errors, within = [], []
+    k = known_frames
+    for i, (truth, tokens) in enumerate(zip(windows.paths.numpy() * SIZE, windows.tokens, strict=True)):
+        path = planner.sample(tokens, seed=i, known=truth[:k] / SIZE) * SIZE
+        step, true_step = path[k] - path[k - 1], truth[k] - truth[k - 1]
+        errors.append(float(np.linalg.norm(step - true_step)))
+        within.append(float(np.linalg.norm(step)) <= 2 * max(float(np.linalg.norm(true_step)), 1.0))
+    return {
+        "seam_step_error_px_median": round(float(np.median(errors)), 2),
+        "seam_step_error_px_p90": round(float(np.percentile(errors, 90)), 2),
+        "seam_step_within_2x": round(float(np.mean(within)), 3),
+    }
+
+
+def train_and_measure(
+    dataset, budget_s: float, seed: int = 0, windows: int = 12_000
+) -> tuple[PathPlanner, dict]:
     """The trained planner and its training record, with its held-out motion accuracy from the prompt
-    alone and after one and four known positions."""
+    alone, after one and four known positions, and after four positions anywhere in a long path."""
     from services.text_encoder.backends import load_default_backend
 
-    planner, record = train_planner(dataset, budget_s, seed=seed)
     encoder = load_default_backend()
+    continuation = continuation_windows(encoder, windows, seed=seed + 3) if windows else None
+    planner, record = train_planner(dataset, budget_s, seed=seed, continuation=continuation)
+    record["continuation_windows"] = windows
     record["held_out_motion_accuracy"] = motion_accuracy(planner, encoder)
     for k in (1, 4):
         record[f"continuation_after_{k}"] = continuation_accuracy(planner, encoder, k)
+    record["continuation_mid_path"] = mid_path_seams(
+        planner, continuation_windows(encoder, 160, held_out=True, seed=seed + 4)
+    )
     return planner, record
 
 
@@ -168,16 +249,36 @@ def main() -> None:
     parser.add_argument("--dataset-clips", type=int, default=6000)
     parser.add_argument("--out", type=Path, default=Path("services/denoiser/weights"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--continuation-windows",
+        type=int,
+        default=12_000,
+        help="windows of long paths to learn continuing from any point (0: the dataset's clips only)",
+    )
+    parser.add_argument(
+        "--measure-only", action="store_true", help="measure the planner in --out, train nothing"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     from training.train_video import LatentDataset
 
+    if args.measure_only:
+        from services.denoiser.model.pipeline import VideoPipeline
+        from services.text_encoder.backends import load_default_backend
+
+        planner = VideoPipeline.from_pretrained(args.out).planner
+        windows = continuation_windows(load_default_backend(), 160, held_out=True, seed=4)
+        print(json.dumps({"continuation_mid_path": mid_path_seams(planner, windows)}))
+        return
     saved = torch.load(args.work_dir / f"dataset_{args.dataset_clips}.pt", weights_only=False)
-    planner, record = train_and_measure(LatentDataset(**saved["dataset"]), args.minutes * 60)
+    planner, record = train_and_measure(
+        LatentDataset(**saved["dataset"]), args.minutes * 60, windows=args.continuation_windows
+    )
     record["evaluator_on_rendered_paths"] = ground_truth_motion_accuracy()
     record["command"] = (
         f"python -m training.train_planner --minutes {args.minutes:g} --dataset-clips {args.dataset_clips}"
+        f" --continuation-windows {args.continuation_windows}"
     )
     logger.info("planner: %s", record)
     write_planner(args.out, planner, record)

@@ -12,7 +12,7 @@ from services.common.tensors import to_proto
 from services.denoiser.core import DenoiserCore
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
 from tests.denoiser.engine.helpers import prompt, tiny_executor
-from training.train_planner import train_planner
+from training.train_planner import ContinuationWindows, continuation_windows, train_planner
 
 SMALL = PathPlannerConfig(hidden_size=64, depth=2, steps=10, prefix_input=True)
 CAPTION = np.random.default_rng(1).standard_normal(384).astype(np.float32)  # "moving right"; negated: left
@@ -59,6 +59,32 @@ def test_the_planner_learns_which_way_a_caption_moves():
             assert np.allclose(path[:4], known, atol=1e-6)
             assert abs(path[4, 0] - path[3, 0]) < 0.15  # no jump: a path crosses 0.5 of the frame here
             assert np.sign(path[-1, 0] - path[3, 0]) == sign
+
+
+def test_continuation_windows_teach_the_planner_to_go_on_from_where_a_clip_ended():
+    """Clips of the toy set all move; windows say that a rightward path which reached the far side
+    rests there. After training on both, a prefix resting at the far side stays put."""
+    offsets = np.arange(256) % 12  # cut anywhere from 11 frames before the arrival to the arrival
+    xs = np.minimum(0.6 + 0.05 * (np.arange(16)[None] + offsets[:, None]), 0.85)  # (256, 16)
+    windows = ContinuationWindows(
+        paths=torch.from_numpy(np.stack([xs, np.full_like(xs, 0.5)], axis=-1)).float(),
+        tokens=[np.tile(CAPTION, (3, 1))] * len(xs),
+    )
+    torch.set_num_threads(1)
+    planner, _ = train_planner(toy_dataset(), budget_s=15.0, config=SMALL, continuation=windows)
+    known = np.stack([np.full(4, 0.85), np.full(4, 0.5)], axis=1).astype(np.float32)
+    for seed in range(3):
+        path = planner.sample(np.tile(CAPTION, (3, 1)), seed, known=known)
+        assert np.abs(path[4:, 0] - 0.85).max() < 0.08, path[:, 0]
+
+
+def test_continuation_windows_are_cut_from_long_paths_after_their_start():
+    from services.text_encoder.backends import load_default_backend
+
+    windows = continuation_windows(load_default_backend(), 8, seed=0)
+    assert windows.paths.shape == (8, 16, 2) and len(windows.tokens) == 8
+    assert windows.paths.min() > 0 and windows.paths.max() < 1
+    assert all(t.ndim == 2 and t.shape[1] == 384 for t in windows.tokens)
 
 
 def test_the_denoiser_plans_a_path_only_where_the_request_leaves_the_layout_free_and_a_remix_follows_its_source():

@@ -1,9 +1,12 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from training.evaluator import analyze, score
 from training.shapes_world import (
     COLORS,
+    HALF_EXTENT,
     HELD_OUT_COMBOS,
     MOTIONS,
     NUM_FRAMES,
@@ -11,6 +14,7 @@ from training.shapes_world import (
     SHAPES,
     SIZE,
     SceneSpec,
+    long_path,
     make_caption,
     make_generic_caption,
     parse_caption,
@@ -201,3 +205,22 @@ def test_training_batches_depend_on_their_seed_alone_so_workers_can_render_them_
     )
     assert first.paths.shape == (6, NUM_FRAMES, 2) and first.paths.min() > 0 and first.paths.max() < 1
     assert all(parse_caption(c).color is None for c in first.generic_captions)
+
+
+@pytest.mark.parametrize("motion", MOTIONS)
+def test_long_paths_start_as_the_clip_and_go_on_by_the_same_laws(motion):
+    rng = np.random.default_rng(5)
+    for _ in range(12):
+        spec = dataclasses.replace(sample_spec(rng), motion=motion)
+        path = long_path(spec, 64)
+        np.testing.assert_allclose(path[:NUM_FRAMES], render(spec).centroids, atol=1e-4)
+        r = HALF_EXTENT[spec.size]
+        assert path.min() >= r / 2 and path.max() <= SIZE - r / 2  # never leaves the frame
+        steps = np.diff(path, axis=0)
+        if motion.startswith("moves"):  # goes one way, then rests at the far side
+            axis = 0 if motion in ("moves left", "moves right") else 1
+            sign = 1 if motion in ("moves right", "moves down") else -1
+            assert np.all(sign * steps[:, axis] >= -1e-4)
+            assert np.allclose(steps[-10:], 0, atol=1e-4)
+        if motion == "bounces left and right":  # keeps crossing the frame
+            assert np.median(np.abs(steps[NUM_FRAMES:, 0])) > 3.0
