@@ -255,6 +255,19 @@ def render(spec: SceneSpec, caption_rng: np.random.Generator | None = None) -> C
     return _draw(spec, centres, tuple(impacts), caption)
 
 
+# Frames of a motion carried on past its clip that continuation windows are cut from.
+LONG_PATH_FRAMES = 64
+
+
+def render_continuation(spec: SceneSpec, rng: np.random.Generator) -> Clip:
+    """A clip cut at a random point after frame 0 from the spec's motion carried on past its clip (see
+    `long_path`), captioned as usual: what extending a video asks the model to continue from, such as
+    an object resting at the far side after "moves right" or caught between two bounces."""
+    start = int(rng.integers(1, LONG_PATH_FRAMES - NUM_FRAMES + 1))
+    centres, _ = _trajectory(spec, LONG_PATH_FRAMES)
+    return _draw(spec, centres[start : start + NUM_FRAMES], (), make_caption(spec, rng))
+
+
 def long_path(spec: SceneSpec, num_frames: int) -> np.ndarray:
     """The object's centroid (num_frames, 2) in pixels when the spec's motion goes on past its clip:
     bounces keep bouncing, a fall settles on the floor, and a straight move stops at the far side of
@@ -323,14 +336,21 @@ class TrainingBatch:
     generic_captions: list[str]  # the same clips, described without colour and shape
 
 
-def render_training_batch(seed: tuple[int, ...], count: int, path_fraction: float) -> TrainingBatch:
-    """`count` clips of training combos, a share of them along random paths, from their own seed: batches
-    are independent, so they render in any order or in parallel and give the same dataset."""
+def render_training_batch(
+    seed: tuple[int, ...], count: int, path_fraction: float, continuation_fraction: float = 0.0
+) -> TrainingBatch:
+    """`count` clips of training combos, a share of them along random paths and a share cut from their
+    motion past its clip (`render_continuation`), from their own seed: batches are independent, so they
+    render in any order or in parallel and give the same dataset."""
     rng = np.random.default_rng(seed)
     specs = [sample_spec(rng, held_out=False) for _ in range(count)]
     along_path = rng.random(count) < path_fraction
+    continued = np.zeros(count, bool)  # no draw at 0, so datasets made before the option stay the same
+    if continuation_fraction:
+        continued = (rng.random(count) < continuation_fraction) & ~along_path
     clips = [
-        render_along_path(s, rng) if a else render(s, rng) for s, a in zip(specs, along_path, strict=True)
+        render_along_path(s, rng) if a else render_continuation(s, rng) if c else render(s, rng)
+        for s, a, c in zip(specs, along_path, continued, strict=True)
     ]
     references = np.stack([render_reference(s, rng) for s in specs])
     generic = [

@@ -27,7 +27,15 @@ from tqdm import tqdm
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig, to_flow_space
 from services.denoiser.model.weights import save_weights
 from training.evaluator import classify_motion, find_reversals
-from training.shapes_world import NUM_FRAMES, SIZE, long_path, make_caption, render, sample_spec
+from training.shapes_world import (
+    LONG_PATH_FRAMES,
+    NUM_FRAMES,
+    SIZE,
+    long_path,
+    make_caption,
+    render,
+    sample_spec,
+)
 
 logger = logging.getLogger("training.train_planner")
 
@@ -41,7 +49,6 @@ MAX_PREFIX = 8
 # two bounces, on the floor. Clips of the dataset all start where a clip starts, so a planner trained
 # on them alone planned a jump at 41-78% of a minute-long chain's seams (more than twice a normal step).
 CONTINUATION_PROB = 0.5
-CONTINUATION_SPAN = 64  # frames of long path the windows are cut from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +67,8 @@ def continuation_windows(
     paths, captions = [], []
     for _ in tqdm(range(count), desc="continuation windows", leave=False):
         spec = sample_spec(rng, held_out=held_out)
-        start = int(rng.integers(1, CONTINUATION_SPAN - NUM_FRAMES + 1))
-        paths.append(long_path(spec, CONTINUATION_SPAN)[start : start + NUM_FRAMES] / SIZE)
+        start = int(rng.integers(1, LONG_PATH_FRAMES - NUM_FRAMES + 1))
+        paths.append(long_path(spec, LONG_PATH_FRAMES)[start : start + NUM_FRAMES] / SIZE)
         captions.append(make_caption(spec, rng))
     tokens = []
     for start in range(0, count, 256):

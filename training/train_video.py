@@ -77,6 +77,9 @@ class TrainConfig:
     generic_caption_prob: float = 0.6  # of those, rows whose caption leaves colour and shape out
     path_prob: float = 0.3  # rows that get their subject's path
     path_clip_fraction: float = 0.15  # clips rendered along random paths rather than the world's motions
+    # Clips cut from a motion carried on past its clip (shapes_world.render_continuation): an extension
+    # continues from wherever the video got to, e.g. an object resting at the far side after "moves right".
+    continuation_clip_fraction: float = 0.2
     # Extra loss weight where the subject is (a Gaussian around its path, in latent cells): the subject
     # covers a few percent of the frame, so a plain mean spends most of the gradient on flat backdrop
     # while shape lives in the subject's outline. 0 is the plain mean.
@@ -291,7 +294,12 @@ def build_dataset(
 
     chunk = 32
     jobs = [
-        ((config.seed, 2, index), min(chunk, config.dataset_clips - start), config.path_clip_fraction)
+        (
+            (config.seed, 2, index),
+            min(chunk, config.dataset_clips - start),
+            config.path_clip_fraction,
+            config.continuation_clip_fraction,
+        )
         for index, start in enumerate(range(0, config.dataset_clips, chunk))
     ]
     ae.eval().to(device)

@@ -8,6 +8,7 @@ from training.shapes_world import (
     COLORS,
     HALF_EXTENT,
     HELD_OUT_COMBOS,
+    LONG_PATH_FRAMES,
     MOTIONS,
     NUM_FRAMES,
     PATH_PHRASES,
@@ -20,6 +21,7 @@ from training.shapes_world import (
     parse_caption,
     render,
     render_along_path,
+    render_continuation,
     render_training_batch,
     sample_spec,
 )
@@ -224,3 +226,20 @@ def test_long_paths_start_as_the_clip_and_go_on_by_the_same_laws(motion):
             assert np.allclose(steps[-10:], 0, atol=1e-4)
         if motion == "bounces left and right":  # keeps crossing the frame
             assert np.median(np.abs(steps[NUM_FRAMES:, 0])) > 3.0
+
+
+def test_continuation_clips_are_cut_from_the_long_path_after_its_start():
+    rng = np.random.default_rng(6)
+    for _ in range(10):
+        spec = sample_spec(rng)
+        clip = render_continuation(spec, np.random.default_rng(1))
+        path = long_path(spec, LONG_PATH_FRAMES)
+        starts = [
+            s
+            for s in range(1, LONG_PATH_FRAMES - NUM_FRAMES + 1)
+            if np.allclose(path[s : s + NUM_FRAMES], clip.centroids, atol=1e-4)
+        ]
+        assert starts, spec
+        assert parse_caption(clip.caption).motion == spec.motion
+    batch = render_training_batch((0, 1), 16, path_fraction=0.0, continuation_fraction=1.0)
+    assert batch.frames.shape[0] == 16
