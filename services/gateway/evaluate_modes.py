@@ -1087,14 +1087,23 @@ def gap_notes(report: dict) -> list[str]:
             sweep_note = (
                 f" In the sweep, {best[0]} context frames kept {_pct(best[1]['seam_step_within_2x'])} of seam steps "
                 f"within 2x against {_pct(sweep[chosen]['seam_step_within_2x'])} with {chosen}, on two short chains "
-                "and at the cost of more denoise calls per second of video: worth confirming on the minute-long "
-                "chains before changing `EXTEND_CONTEXT_FRAMES`."
+                "and at the cost of more denoise calls per second of video; on minute-long chains the short sweep "
+                "has not held before (see `EXTEND_CONTEXT_FRAMES` in services/gateway/pipeline.py)."
+            )
+        resting = [c for c in chains if c["normal_step_px"] < 2.0]
+        resting_note = ""
+        if resting:
+            worst = min(resting, key=lambda c: c["seam_step_within_2x"])
+            resting_note = (
+                f" Worst is an object at rest, as after a straight move reaches the far side ('{worst['caption']}': "
+                f"normal step {worst['normal_step_px']:.1f} px, seam step {worst['seam_step_px_median']:.1f} px): "
+                "there 2x a normal step is 2-3 px, and any wobble of the first new frame counts as a jump."
             )
         notes.append(
-            "* **Extension seams**: the known frames fix where the clip starts, but the model does not carry the "
-            "velocity through them reliably (known first frames were in a quarter of its training rows), so the "
-            "first new frame often jumps. Longer training with known frames in more rows (and with "
-            "context lengths of 2 to 8, as extension uses them) is the fix." + sweep_note
+            "* **Extension seams**: the path planner continues from wherever the video got to (it is trained on "
+            "windows cut anywhere from the world's motions carried past their clips), so what is left is the DiT "
+            "drawing the first new frame a few pixels off the plan." + resting_note + " More DiT training on "
+            "continuation clips (a fifth of its set since v8) is the fix." + sweep_note
         )
     drifted = [c for c in chains if not (c["same_color"] == 1.0 and c["same_shape"] == 1.0)]
     if drifted:
@@ -1102,14 +1111,18 @@ def gap_notes(report: dict) -> list[str]:
             f"* **Identity over a minute**: in {len(drifted)} of {len(chains)} chains what the evaluator reads changes "
             "over the minute ("
             + "; ".join(
-                f"{c['first_color']} {c['first_shape']} -> {c['last_color']} {c['last_shape']}"
+                f"{c['first_color']} {c['first_shape']} first, read as {' / '.join(c['shapes_seen'])} "
+                f"({_pct(c['same_shape'])} of segments as the first), "
+                f"{' / '.join(c['colors_seen'])} in colour"
                 for c in drifted
             )
             + ")"
             + ("; the others keep colour and shape throughout" if len(drifted) < len(chains) else "")
-            + ". Every extension call is anchored to the source's "
-            "first frame as its reference image; where the model makes too little use of it (see Cameo), nothing "
-            "holds the look once a clip drifts."
+            + (". The colour holds; " if all(c["same_color"] == 1.0 for c in chains) else ". ")
+            + "the shape is read differently from segment to segment, as it is "
+            "across text-to-video clips (held-out shape accuracy in docs/model/REPORT.md): every extension call is "
+            "anchored to the source's first frame as its reference image, but a segment whose object wobbles "
+            "reads as another shape. Steadier shapes in the DiT (docs/model/NOTES.md) are the fix."
         )
     remix_strength = report.get("remix", {}).get("default_strength", 0.6)
     remix_report = report.get("remix", {}).get("by_strength", {}).get(f"{remix_strength:g}")
@@ -1125,8 +1138,8 @@ def gap_notes(report: dict) -> list[str]:
         notes.append(
             f"* **Subject path**: the mean error per case is {_pct(min(errors))} to {_pct(max(errors))} of the "
             "frame; what is left is "
-            "the DiT's rendering, not the path input: its objects wobble (most clips flicker, see "
-            "docs/model/NOTES.md), and a wobbling object's centroid strays from any path. More DiT training "
+            "the DiT's rendering, not the path input: its objects wobble (some clips flicker, see "
+            "docs/model/NOTES.md), and a wobbling object's centroid strays from any path. A steadier DiT "
             "is the fix; the zigzag's worst frame shows the model also lags sharp turns."
         )
     return [*notes, ""]
