@@ -46,8 +46,9 @@ PREFIX_PROB = 0.5
 MAX_PREFIX = 8
 # Of the rows with a prefix, the share cut from the world's long paths at a random point
 # (`continuation_windows`). An extension continues from wherever the video got to: near a wall, between
-# two bounces, on the floor. Clips of the dataset all start where a clip starts, so a planner trained
-# on them alone planned a jump at 41-78% of a minute-long chain's seams (more than twice a normal step).
+# two bounces, on the floor. Clips of the dataset all start where a clip starts: a planner trained on
+# them alone kept its first step after four positions cut from anywhere in a long path within 2x the
+# world's step 68% of the time (`mid_path_seams`); with the windows, 92.5%.
 CONTINUATION_PROB = 0.5
 
 
@@ -63,6 +64,8 @@ class ContinuationWindows:
 def continuation_windows(
     encoder, count: int, *, held_out: bool = False, seed: int = 3
 ) -> ContinuationWindows:
+    """`count` windows of training (or held-out) combinations, each cut at a random frame after the
+    first from a path of LONG_PATH_FRAMES, with its caption encoded by `encoder`."""
     rng = np.random.default_rng(seed)
     paths, captions = [], []
     for _ in tqdm(range(count), desc="continuation windows", leave=False):

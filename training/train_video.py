@@ -82,7 +82,8 @@ class TrainConfig:
     continuation_clip_fraction: float = 0.2
     # Extra loss weight where the subject is (a Gaussian around its path, in latent cells): the subject
     # covers a few percent of the frame, so a plain mean spends most of the gradient on flat backdrop
-    # while shape lives in the subject's outline. 0 is the plain mean.
+    # while shape lives in the subject's outline. 0 is the plain mean; 3 over 10,200 steps from v7 gave no
+    # gain beyond the evaluation's noise (docs/model/NOTES.md).
     subject_loss_weight: float = 0.0
     checkpoint_every_s: float = 120.0
     seed: int = 0
