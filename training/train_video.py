@@ -257,6 +257,27 @@ class LatentDataset:
     captions: list[str]
 
 
+def dataset_recipe(config: TrainConfig) -> dict:
+    """What decides a cached training set's clips besides their number (which names the cache file)."""
+    return {
+        "seed": config.seed,
+        "path_clip_fraction": config.path_clip_fraction,
+        "continuation_clip_fraction": config.continuation_clip_fraction,
+    }
+
+
+def check_dataset_recipe(saved: dict, config: TrainConfig, path: Path) -> None:
+    """A cached set drawn with another seed or other clip fractions than the run asks for would train
+    the run on clips it did not ask for, silently: refuse it. Sets cached before the recipe was
+    recorded carry none and are taken as they are."""
+    recipe = saved.get("recipe")
+    if recipe is not None and recipe != dataset_recipe(config):
+        raise ValueError(
+            f"{path} was built with {recipe}, this run asks for {dataset_recipe(config)}: "
+            "use another --work-dir, or delete the file to rebuild it"
+        )
+
+
 def check_unit_variance(latents: torch.Tensor) -> None:
     """The DiT's flow runs from unit noise to the data: latents far from unit variance make it another
     (much harder) problem. A latent scale applied twice once trained a whole run on latents with a
@@ -289,6 +310,7 @@ def build_dataset(
     path = work_dir / f"dataset_{config.dataset_clips}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=False)
+        check_dataset_recipe(saved, config, path)
         check_unit_variance(saved["dataset"]["latents"])
         return LatentDataset(**saved["dataset"]), saved["latent_scale"], saved["build_seconds"]
     started = time.monotonic()
@@ -371,6 +393,7 @@ def build_dataset(
             "dataset": dataclasses.asdict(dataset),
             "latent_scale": latent_scale,
             "build_seconds": build_seconds,
+            "recipe": dataset_recipe(config),
         },
         path,
     )

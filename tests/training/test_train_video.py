@@ -1,9 +1,12 @@
 """Guards of the video model's training run."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import torch
 
-from training.train_video import check_unit_variance
+from training.train_video import TrainConfig, check_dataset_recipe, check_unit_variance, dataset_recipe
 
 
 def test_a_dataset_of_latents_far_from_unit_variance_is_refused():
@@ -20,3 +23,12 @@ def test_training_on_a_cuda_device_that_is_not_there_stops_with_a_reason():
     assert training_device("cpu").type == "cpu"
     with pytest.raises(SystemExit, match="sees no CUDA device"):
         training_device("cuda")
+
+
+def test_a_cached_dataset_drawn_another_way_is_refused_with_the_difference():
+    config = TrainConfig(seed=2)
+    check_dataset_recipe({"recipe": dataset_recipe(config)}, config, Path("d.pt"))  # the same: taken
+    check_dataset_recipe({}, config, Path("d.pt"))  # cached before recipes were recorded: taken
+    for other in (TrainConfig(seed=1), dataclasses.replace(config, continuation_clip_fraction=0.0)):
+        with pytest.raises(ValueError, match="use another --work-dir"):
+            check_dataset_recipe({"recipe": dataset_recipe(other)}, config, Path("d.pt"))
