@@ -274,12 +274,7 @@ def long_path(spec: SceneSpec, num_frames: int) -> np.ndarray:
     the frame. The first NUM_FRAMES are `render(spec)`'s. What a continuation (extending a video)
     should do, from any point of it."""
     centres, _ = _trajectory(spec, num_frames)
-    r = HALF_EXTENT[spec.size]
-    centroids = np.empty((num_frames, 2), np.float32)
-    for f, (cx, cy) in enumerate(centres):  # of the drawn pixels, as `render` measures them
-        ys, xs = np.nonzero(shape_mask(spec.shape, cx, cy, r))
-        centroids[f] = xs.mean() + 0.5, ys.mean() + 0.5
-    return centroids
+    return _masks_and_centroids(spec, centres)[1]
 
 
 PATH_PHRASES = ("following a path", "moving along a path", "taking a winding route", "wandering around")
@@ -303,16 +298,23 @@ def render_along_path(spec: SceneSpec, rng: np.random.Generator) -> Clip:
     return _draw(spec, centres, (), make_caption(spec, rng, motion_phrase=PATH_PHRASES[rng.integers(4)]))
 
 
-def _draw(spec: SceneSpec, centres: np.ndarray, impacts: tuple[Impact, ...], caption: str) -> Clip:
+def _masks_and_centroids(spec: SceneSpec, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The object's pixels bool (F, H, W) at bounding-box centres (F, 2), and their centroids float32
+    (F, 2): where the object is, as a clip's ground truth and a long path both measure it."""
     r = HALF_EXTENT[spec.size]
     masks = np.stack([shape_mask(spec.shape, cx, cy, r) for cx, cy in centres])  # (F, H, W)
-    frames = np.empty((NUM_FRAMES, SIZE, SIZE, 3), np.uint8)
-    frames[:] = BACKGROUND_PALETTE[spec.background]
-    frames[masks] = PALETTE[spec.color]
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
     area = masks.sum(axis=(1, 2))
     centroids = np.stack([(masks * xs).sum(axis=(1, 2)) / area, (masks * ys).sum(axis=(1, 2)) / area], axis=1)
-    return Clip(frames, masks, centroids.astype(np.float32), impacts, spec, caption)
+    return masks, centroids.astype(np.float32)
+
+
+def _draw(spec: SceneSpec, centres: np.ndarray, impacts: tuple[Impact, ...], caption: str) -> Clip:
+    masks, centroids = _masks_and_centroids(spec, centres)
+    frames = np.empty((NUM_FRAMES, SIZE, SIZE, 3), np.uint8)
+    frames[:] = BACKGROUND_PALETTE[spec.background]
+    frames[masks] = PALETTE[spec.color]
+    return Clip(frames, masks, centroids, impacts, spec, caption)
 
 
 def render_reference(spec: SceneSpec, rng: np.random.Generator) -> np.ndarray:

@@ -62,7 +62,8 @@ def parse_variant(text: str) -> dict:
     return overrides
 
 
-async def compare(variants: list[str], config: BenchConfig, interactive_load: float) -> list[dict]:
+async def compare(variants: dict[str, dict], config: BenchConfig, interactive_load: float) -> list[dict]:
+    """variants: each variant's text (its name in the output) and its SchedulerConfig overrides."""
     executor = bench_executor(config)
     prompts = Prompts.encode(seed=config.seed)
     bucket, profiled = await profiled_bucket(executor, config, prompts)
@@ -76,11 +77,12 @@ async def compare(variants: list[str], config: BenchConfig, interactive_load: fl
     scenario = Scenario("saturated", interactive_load, 1.5, config.saturated_window_s)
     stats = {v: RunStats(v or "defaults", scenario, capacity) for v in variants}
     window = scenario.window_s / config.rounds
+    names = list(variants)
     for round_ in range(config.rounds):
         # A rotating order, as in the full bench: no variant always runs first after a yardstick.
-        for variant in variants[round_ % len(variants) :] + variants[: round_ % len(variants)]:
+        for variant in names[round_ % len(names) :] + names[: round_ % len(names)]:
             reference = await unloaded_latency(fcfs(), executor, bucket, config, prompts)
-            server = StepEngineServer(executor, config, step_times, parse_variant(variant))
+            server = StepEngineServer(executor, config, step_times, variants[variant])
             await run_round(
                 server, executor, bucket, config, prompts, stats[variant], window, round_, reference
             )
@@ -112,10 +114,9 @@ def main() -> int:
         "--window", type=float, default=105.0, help="seconds of arrivals per variant, all rounds"
     )
     args = parser.parse_args()
-    for variant in args.variants:
-        parse_variant(variant)  # an unknown name fails before minutes of measuring
+    variants = {variant: parse_variant(variant) for variant in args.variants}  # fails before any measuring
     config = replace(BenchConfig(), rounds=args.rounds, saturated_window_s=args.window, capacity_seconds=15.0)
-    asyncio.run(compare(args.variants, config, args.interactive_load))
+    asyncio.run(compare(variants, config, args.interactive_load))
     return 0
 
 

@@ -95,11 +95,10 @@ class DenoiseEngine:
         self._task: asyncio.Task | None = None
         self._first_preview_seen: set[str] = set()
         self._decode_thread: ThreadPoolExecutor | None = None  # from start() to close()
-        # Finished requests waiting for the decode thread, most urgent first: (priority, order, due since,
-        # request).
-        # One decode at a time, so an interactive request's frames wait for at most the decode in
-        # progress, never for a queue of batch requests' decodes that finished before it.
-        self._due_decodes: list[tuple[int, int, float, EngineRequest]] = []  # due since: monotonic
+        # Finished requests waiting for the decode thread, most urgent first: (priority, order, due since
+        # (monotonic), request). One decode at a time, so an interactive request's frames wait for at
+        # most the decode in progress, never for a queue of batch requests' decodes that finished before it.
+        self._due_decodes: list[tuple[int, int, float, EngineRequest]] = []
         self._decode_order = itertools.count()
         self._decode_wake = asyncio.Event()
         self._decode_task: asyncio.Task | None = None
