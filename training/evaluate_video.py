@@ -204,6 +204,14 @@ def percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _training_work(training: dict) -> str:
+    """What the latest training run did: DiT steps, or the decoder's tuning (training/tune_decoder.py)."""
+    tuning = training.get("decoder_tuning")
+    if tuning:
+        return f"{tuning['steps']} decoder steps on {tuning['pairs']} pairs of the DiT's samples and their targets"
+    return f"{training.get('dit_steps', '?')} DiT steps"
+
+
 def write_report(out: Path, results: dict, command: str) -> None:
     r = results
     lines = [
@@ -222,7 +230,7 @@ def write_report(out: Path, results: dict, command: str) -> None:
             if r.get("planner_params")
             else "."
         ),
-        f"Trained by `{r['training'].get('command', '?')}`: {r['training'].get('dit_steps', '?')} DiT steps in "
+        f"Trained by `{r['training'].get('command', '?')}`: {_training_work(r['training'])} in "
         f"{r['training'].get('total_minutes', '?')} minutes in all on "
         + ("the 2-core CPU" if r["training"].get("device", "cpu") == "cpu" else r["training"]["device"])
         + (
@@ -355,13 +363,20 @@ def write_report(out: Path, results: dict, command: str) -> None:
         "",
         "## Training loss",
         "",
-        "| DiT step | seconds | flow-matching loss |",
-        "|---|---|---|",
     ]
-    curve = r["training"].get("loss_curve", [])
+    tuning = r["training"].get("decoder_tuning")
+    if tuning:  # the latest run tuned the decoder (the DiT's own curve is in the earlier model's record)
+        lines += [
+            "| decoder step | seconds | loss on the DiT's samples | loss on rendered clips |",
+            "|---|---|---|---|",
+        ]
+        curve = tuning["loss_curve"]
+    else:
+        lines += ["| DiT step | seconds | flow-matching loss |", "|---|---|---|"]
+        curve = r["training"].get("loss_curve", [])
     rows = curve[:: max(1, len(curve) // 12)]
-    for step, seconds, loss in rows + [row for row in curve[-1:] if row not in rows]:
-        lines.append(f"| {step} | {seconds:.0f} | {loss:.4f} |")
+    for step, seconds, *losses in rows + [row for row in curve[-1:] if row not in rows]:
+        lines.append(f"| {step} | {seconds:.0f} | " + " | ".join(f"{loss:.4f}" for loss in losses) + " |")
     lines.append("")
     (out / "REPORT.md").write_text("\n".join(lines))
 

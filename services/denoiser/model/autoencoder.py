@@ -6,6 +6,11 @@ and the DiT only has to learn what moves where. There is no KL term: the latents
 constant measured after training (`latent_scale`) so that they have unit variance, and small noise
 is added during training so the decoder forgives the denoiser's small errors.
 
+A decoder may also look across frames (`temporal_decoder`): a residual 3D convolution after each of its
+residual blocks, as video models add temporal layers to an image decoder to stop flicker. It is tuned
+on the DiT's own samples (`training/tune_decoder.py`), where one frame alone is ambiguous (a rippling
+square reads as a circle) and its neighbours are not. Without it each frame decodes on its own.
+
 Pixels are float in [-1, 1]; latents are `(B, C, F, h, w)`, like the DiT's input.
 """
 
@@ -24,6 +29,7 @@ class FrameAutoencoderConfig:
     latent_channels: int = 4
     widths: tuple[int, ...] = (32, 64, 64)  # channels at 1/2, 1/4, 1/8 of the frame size
     latent_scale: float = 1.0  # latents are multiplied by this after encoding; set after training
+    temporal_decoder: bool = False  # a TemporalBlock after each decoder ResBlock
 
     @property
     def downsample(self) -> int:
@@ -47,6 +53,22 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+
+
+class TemporalBlock(nn.Module):
+    """Mixes each feature with the same place in the neighbouring frames (3x3x3 kernels), residually. The
+    last convolution starts at zero, so a decoder gains the block without changing its output."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv3d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv3d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, F, h, w) -> the same shape."""
         return x + self.conv2(F.silu(self.conv1(F.silu(x))))
 
 
@@ -77,6 +99,15 @@ class FrameAutoencoder(nn.Module):
             ]
         decoder += [nn.SiLU(), nn.Conv2d(w[0], unshuffled, 3, padding=1), nn.PixelShuffle(2)]
         self.decoder = nn.Sequential(*decoder)
+        # Keyed by the index of the decoder layer each block follows; empty for a per-frame decoder, whose
+        # weights stay what they were before temporal blocks existed.
+        self.temporal = nn.ModuleDict(
+            {
+                str(i): TemporalBlock(layer.conv1.in_channels)
+                for i, layer in enumerate(decoder)
+                if config.temporal_decoder and isinstance(layer, ResBlock)
+            }
+        )
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """video (B, 3, F, H, W) in [-1, 1] -> latents (B, C, F, H/8, W/8), unit variance."""
@@ -91,8 +122,21 @@ class FrameAutoencoder(nn.Module):
         z = (
             latents.permute(0, 2, 1, 3, 4).reshape(B * Fr, C, h, w) / self.config.latent_scale
         )  # (B*F, c, h, w)
-        frames = self.decoder(z)  # (B*F, 3, H, W)
+        frames = self.decode_frames(z, Fr)  # (B*F, 3, H, W)
         return frames.reshape(B, Fr, *frames.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, 3, F, H, W)
+
+    def decode_frames(self, z: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Unscaled latents (B*F, C, h, w), clip by clip, -> frames (B*F, 3, H, W)."""
+        if not self.temporal:
+            return self.decoder(z)
+        x = z
+        for i, layer in enumerate(self.decoder):
+            x = layer(x)
+            block = self.temporal[str(i)] if str(i) in self.temporal else None  # noqa: SIM401 (ModuleDict has no get)
+            if block is not None:
+                clips = x.reshape(-1, num_frames, *x.shape[1:]).transpose(1, 2)  # (B, c, F, h', w')
+                x = block(clips).transpose(1, 2).reshape(x.shape)
+        return x
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """image (B, 3, H, W) -> latents (B, C, h, w)."""
