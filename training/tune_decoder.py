@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,7 +364,6 @@ def main() -> None:
             ),
         },
     )
-    shutil.rmtree(args.out, ignore_errors=True)
     save_pipeline(args.out, pipeline_config, previous.dit, autoencoder.eval(), previous.planner)
     logger.info(
         "wrote %s (decoder tuned for %d steps on %d pairs)", args.out, state["step"], len(pairs.latents)

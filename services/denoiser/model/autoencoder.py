@@ -132,10 +132,9 @@ class FrameAutoencoder(nn.Module):
         x = z
         for i, layer in enumerate(self.decoder):
             x = layer(x)
-            block = self.temporal[str(i)] if str(i) in self.temporal else None  # noqa: SIM401 (ModuleDict has no get)
-            if block is not None:
+            if str(i) in self.temporal:
                 clips = x.reshape(-1, num_frames, *x.shape[1:]).transpose(1, 2)  # (B, c, F, h', w')
-                x = block(clips).transpose(1, 2).reshape(x.shape)
+                x = self.temporal[str(i)](clips).transpose(1, 2).reshape(x.shape)
         return x
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
