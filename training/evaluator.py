@@ -56,17 +56,23 @@ class VideoAnalysis:
         return not self.area_cv <= FLICKER_LIMIT
 
 
+def border_pixels(pixels: np.ndarray) -> np.ndarray:
+    """float (F, H, W, 3) -> the frames' edge pixels (F, 2H + 2W, 3): the background shows there."""
+    return np.concatenate([pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
+
+
+def nearest_background(border: np.ndarray) -> str:
+    """The palette background nearest to the median of `border` pixels (..., 3)."""
+    median = np.median(border.reshape(-1, 3), axis=0)
+    return list(BACKGROUND_PALETTE)[int(np.argmin(np.linalg.norm(_BACKGROUND_COLORS - median, axis=1)))]
+
+
 def analyze(frames: np.ndarray) -> VideoAnalysis:
     """frames: uint8 (F, H, W, 3)."""
     pixels = frames.astype(np.float32)
     num_frames, height, width, _ = frames.shape
-    border = np.concatenate(
-        [pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], axis=1
-    )  # (F, 2H + 2W, 3)
-    background_rgb = np.median(border.reshape(-1, 3), axis=0)
-    background = list(BACKGROUND_PALETTE)[
-        int(np.argmin(np.linalg.norm(_BACKGROUND_COLORS - background_rgb, axis=1)))
-    ]
+    border = border_pixels(pixels)  # (F, 2H + 2W, 3)
+    background = nearest_background(border)
     frame_bg = np.median(border, axis=1)  # (F, 3)
     masks = np.linalg.norm(pixels - frame_bg[:, None, None, :], axis=-1) > OBJECT_THRESHOLD  # (F, H, W)
     areas = masks.sum(axis=(1, 2))

@@ -176,10 +176,25 @@ def object_crops(rng: np.random.Generator, count: int, crop: int = 32) -> tuple[
         images.append(clip.frames[f, y0 : y0 + crop, x0 : x0 + crop])
         masks.append(clip.masks[f, y0 : y0 + crop, x0 : x0 + crop])
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 3, crop, crop)
-    near_object = F.max_pool2d(
-        torch.from_numpy(np.stack(masks)).float()[:, None], 5, 1, 2
-    )  # (N, 1, crop, crop)
-    return x, 1 + 4 * near_object
+    return x, object_weight(torch.from_numpy(np.stack(masks)).float()[:, None])
+
+
+def object_weight(masks: torch.Tensor) -> torch.Tensor:
+    """Per-pixel loss weights (N, 1, H, W) from object masks (N, 1, H, W): 5 on and within two pixels of
+    the object (its edges decide the shape read from a clip), 1 elsewhere."""
+    return 1 + 4 * F.max_pool2d(masks, 5, 1, 2)
+
+
+def latent_noise(z: torch.Tensor) -> torch.Tensor:
+    """Noise to add to latents before decoding in training, so the decoder forgives the denoiser's small
+    errors; relative to the latents' spread, since their scale is free."""
+    return 0.15 * z.detach().std() * torch.randn_like(z)
+
+
+def weighted_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The decoder's loss: weighted L2 + L1/2."""
+    error = pred - target
+    return (weight * (error.square() + 0.5 * error.abs())).mean()
 
 
 def reconstruction_loss(
@@ -190,9 +205,7 @@ def reconstruction_loss(
     DiT learned stay valid."""
     with torch.set_grad_enabled(train_encoder):
         z = ae.encoder(x)
-    noise = 0.15 * z.detach().std() * torch.randn_like(z)  # relative: the latents' scale is free
-    error = ae.decoder(z + noise) - x
-    return (weight * (error.square() + 0.5 * error.abs())).mean()
+    return weighted_error(ae.decoder(z + latent_noise(z)), x, weight)
 
 
 def train_autoencoder(
@@ -276,6 +289,18 @@ def check_dataset_recipe(saved: dict, config: TrainConfig, path: Path) -> None:
             f"{path} was built with {recipe}, this run asks for {dataset_recipe(config)}: "
             "use another --work-dir, or delete the file to rebuild it"
         )
+
+
+def pad_tokens(encoded, dim: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoded prompts (each with `tokens` (L_i, dim) and `num_tokens`) -> tokens (N, L, dim) zero padded
+    to the longest, and the mask (N, L) of real tokens."""
+    length = max(e.num_tokens for e in encoded)
+    tokens = torch.zeros(len(encoded), length, dim, dtype=dtype)
+    token_mask = torch.zeros(len(encoded), length, dtype=torch.bool)
+    for i, e in enumerate(encoded):
+        tokens[i, : e.num_tokens] = torch.from_numpy(e.tokens.copy()).to(dtype)
+        token_mask[i, : e.num_tokens] = True
+    return tokens, token_mask
 
 
 def check_unit_variance(latents: torch.Tensor) -> None:
@@ -364,13 +389,7 @@ def build_dataset(
         encoded = []
         for start in tqdm(range(0, len(texts), 256), desc=desc):
             encoded += encoder.encode(texts[start : start + 256])
-        length = max(e.num_tokens for e in encoded)
-        tokens = torch.zeros(len(encoded), length, encoder.dim, dtype=torch.float16)
-        token_mask = torch.zeros(len(encoded), length, dtype=torch.bool)
-        for i, e in enumerate(encoded):
-            tokens[i, : e.num_tokens] = torch.from_numpy(e.tokens.copy()).half()
-            token_mask[i, : e.num_tokens] = True
-        return tokens, token_mask
+        return pad_tokens(encoded, encoder.dim, torch.float16)
 
     tokens, token_mask = encode_all(captions, "encode captions")
     generic_tokens, generic_mask = encode_all(generic, "encode generic captions")

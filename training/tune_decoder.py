@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -41,7 +40,7 @@ from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_vide
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import VideoPipeline, save_pipeline
 from services.denoiser.model.sampler import FlowMatchEulerSampler
-from training.evaluator import OBJECT_THRESHOLD
+from training.evaluator import OBJECT_THRESHOLD, border_pixels, nearest_background
 from training.shapes_world import (
     BACKGROUND_PALETTE,
     HALF_EXTENT,
@@ -53,15 +52,19 @@ from training.shapes_world import (
     sample_spec,
     shape_mask,
 )
-from training.train_video import continued_from_record
+from training.train_video import (
+    continued_from_record,
+    latent_noise,
+    object_weight,
+    pad_tokens,
+    weighted_error,
+)
 
 logger = logging.getLogger("training.tune_decoder")
 
 # A sample whose object's side is off its nearest size class by more than this ratio is left out: the
 # target would have to resize it, which is not the decoder's job.
 SIDE_RATIO_RANGE = (0.75, 1.3)
-_BACKGROUNDS = list(BACKGROUND_PALETTE)
-_BACKGROUND_RGB = np.array([BACKGROUND_PALETTE[b] for b in _BACKGROUNDS], np.float32)
 
 
 @dataclass(frozen=True)
@@ -103,12 +106,8 @@ def draw_samples(pipeline: VideoPipeline, encoder, config: TuneConfig) -> Sample
     out = []
     for start in tqdm(range(0, config.clips, config.sample_batch), desc="samples", unit="batch"):
         chunk = encoded[start : start + config.sample_batch]
-        b, longest = len(chunk), max(len(e.tokens) for e in chunk)
-        tokens = torch.zeros(b, longest, cfg.dit.text_dim)
-        mask = torch.zeros(b, longest, dtype=torch.bool)
-        for i, e in enumerate(chunk):
-            tokens[i, : len(e.tokens)] = torch.tensor(np.asarray(e.tokens, np.float32))
-            mask[i, : len(e.tokens)] = True
+        b = len(chunk)
+        tokens, mask = pad_tokens(chunk, cfg.dit.text_dim, torch.float32)
         conditioning = {}
         if pipeline.planner is not None:
             paths = np.stack(
@@ -142,10 +141,11 @@ def crisp_target(frames: np.ndarray, spec: SceneSpec) -> np.ndarray | None:
     Background and size are the sample's own (a caption need not name them): the nearest background of
     the palette to the border, the size class nearest to the clip's median bounding-box side."""
     pixels = frames.astype(np.float32)
-    border = np.concatenate([pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
-    nearest = np.linalg.norm(_BACKGROUND_RGB - np.median(border.reshape(-1, 3), axis=0), axis=1)
-    background = _BACKGROUNDS[int(np.argmin(nearest))]
-    far = np.linalg.norm(pixels - _BACKGROUND_RGB[_BACKGROUNDS.index(background)], axis=-1) > OBJECT_THRESHOLD
+    background = nearest_background(border_pixels(pixels))
+    far = (
+        np.linalg.norm(pixels - np.array(BACKGROUND_PALETTE[background], np.float32), axis=-1)
+        > OBJECT_THRESHOLD
+    )
     boxes = []
     for mask in far:
         labels, count = ndimage.label(mask)
@@ -190,7 +190,7 @@ def make_pairs(autoencoder: FrameAutoencoder, samples: Samples) -> Pairs:
             )
             latents.append(batch[k] / autoencoder.config.latent_scale)
             targets.append(torch.from_numpy(target).permute(0, 3, 1, 2).float() / 127.5 - 1)
-            weights.append(1 + 4 * F.max_pool2d(torch.from_numpy(near).float()[:, None], 5, 1, 2))
+            weights.append(object_weight(torch.from_numpy(near).float()[:, None]))
     if not latents:
         raise SystemExit("no sample had a readable object: is the DiT trained?")
     return Pairs(torch.stack(latents), torch.stack(targets), torch.stack(weights))
@@ -201,24 +201,17 @@ def make_pairs(autoencoder: FrameAutoencoder, samples: Samples) -> Pairs:
 # ---------------------------------------------------------------------------------------------
 
 
-def weighted_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The decoder's reconstruction loss (train_video.reconstruction_loss): weighted L2 + L1/2."""
-    error = pred - target
-    return (weight * (error.square() + 0.5 * error.abs())).mean()
-
-
 def rendered_round_trip(
     autoencoder: FrameAutoencoder, rng: np.random.Generator, clips: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Latents of rendered clips with the training noise (train_video.reconstruction_loss), (B*F, C, h, w)
+    """Latents of rendered clips with the training noise (train_video.latent_noise), (B*F, C, h, w)
     unscaled, and their frames and loss weights: the decoder must keep decoding real frames."""
     rendered = [render(sample_spec(rng, held_out=False)) for _ in range(clips)]
     x = torch.from_numpy(np.concatenate([c.frames for c in rendered])).permute(0, 3, 1, 2).float() / 127.5 - 1
     masks = torch.from_numpy(np.concatenate([c.masks for c in rendered])).float()[:, None]
     with torch.no_grad():
         z = autoencoder.encoder(x)
-    z = z + 0.15 * z.std() * torch.randn_like(z)
-    return z, x, 1 + 4 * F.max_pool2d(masks, 5, 1, 2)
+    return z + latent_noise(z), x, object_weight(masks)
 
 
 def tune(autoencoder: FrameAutoencoder, pairs: Pairs, config: TuneConfig, work_dir: Path) -> dict:
