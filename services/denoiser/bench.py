@@ -320,6 +320,9 @@ class Outcome:
     latency: float | None = None  # seconds after arrival, None when refused or unfinished
     refused: str = ""  # the error reason when refused
     unloaded: float = 0.0  # unloaded latency measured just before its round (the SLO's yardstick)
+    round_: int = 0
+    first_step: float | None = None  # seconds after arrival when its first step was done
+    last_step: float | None = None  # seconds after arrival when its last step was done
 
 
 @dataclass
@@ -377,7 +380,35 @@ class RunStats:
                 "first_preview_p95_s": _percentile(previews, 95),
                 "slo_attainment": sum(1 for x in ratios if x <= SLO_FACTOR) / len(mine) if mine else None,
             }
+        out["interactive"]["slowest"] = self.slowest("interactive")
         return out
+
+    def slowest(self, priority: str, count: int = 5) -> list[dict]:
+        """What the tail is made of: the `count` slowest finished requests of a priority, their latency
+        split in x unloaded (until the first step, the steps, after the last step: the decode and the
+        wait for it), and how many requests of the same priority were in flight when each arrived.
+        Rounds restart the clock, so "in flight" compares requests of the same round only."""
+        done = [o for o in self.outcomes if o.priority == priority and o.latency is not None]
+        rows = []
+        for o in sorted(done, key=lambda o: o.latency / o.unloaded, reverse=True)[:count]:
+            overlapping = sum(
+                1
+                for other in done
+                if other is not o
+                and other.round_ == o.round_
+                and other.arrival <= o.arrival < other.arrival + other.latency
+            )
+            first, last = o.first_step or 0.0, o.last_step or 0.0
+            rows.append(
+                {
+                    "over_unloaded": round(o.latency / o.unloaded, 2),
+                    "to_first_step": round(first / o.unloaded, 2),
+                    "steps": round((last - first) / o.unloaded, 2),
+                    "after_last_step": round((o.latency - last) / o.unloaded, 2),
+                    "in_flight_at_arrival": overlapping,
+                }
+            )
+        return rows
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -470,7 +501,7 @@ async def run_round(
     tasks: list[asyncio.Task] = []
 
     async def one(index: int, priority: Priority) -> None:
-        outcome = Outcome(priority.name.lower(), time.monotonic() - start, unloaded=unloaded)
+        outcome = Outcome(priority.name.lower(), time.monotonic() - start, unloaded=unloaded, round_=round_)
         outcomes.append(outcome)
         try:
             events = server.submit(make_request(executor, bucket, config, prompts, index, priority, rng))
@@ -480,6 +511,9 @@ async def run_round(
         async for event in events:
             if event.kind == EventKind.PROGRESS:
                 step_times.append(time.monotonic() - start)
+                outcome.last_step = step_times[-1] - outcome.arrival
+                if outcome.first_step is None:
+                    outcome.first_step = outcome.last_step
             if event.kind == EventKind.PREVIEW and outcome.first_preview is None:
                 outcome.first_preview = time.monotonic() - start - outcome.arrival
             if event.kind == EventKind.RESULT:

@@ -100,6 +100,12 @@ async def compare(variants: dict[str, dict], config: BenchConfig, interactive_lo
             f"{variant or 'defaults':40s} interactive n={i['finished']} p50 {i['p50_over_unloaded']:.2f}x "
             f"p95 {i['p95_over_unloaded']:.2f}x unloaded; {summary['throughput_per_min']:.1f} videos/min finished"
         )
+        for row in i["slowest"]:
+            print(
+                f"    {row['over_unloaded']:.2f}x: to the first step {row['to_first_step']:.2f}, steps "
+                f"{row['steps']:.2f}, after the last step {row['after_last_step']:.2f}; "
+                f"{row['in_flight_at_arrival']} interactive in flight at arrival"
+            )
     return results
 
 

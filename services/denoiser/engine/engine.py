@@ -102,6 +102,9 @@ class DenoiseEngine:
         self._decode_order = itertools.count()
         self._decode_wake = asyncio.Event()
         self._decode_task: asyncio.Task | None = None
+        # When interactive work became live (monotonic), None while there is none: a batch decode that
+        # was already due then has been held back only since then.
+        self._interactive_since: float | None = None
 
     @property
     def clock(self):
@@ -151,6 +154,8 @@ class DenoiseEngine:
         self.scheduler.add(request)
         stream = RequestStream(self, request)
         self._streams[request.request_id] = stream
+        if request.priority == Priority.INTERACTIVE and self._interactive_since is None:
+            self._interactive_since = time.monotonic()  # batch decodes are held back from now
         self._record_queue_depth()
         self._wake.set()
         return stream
@@ -180,6 +185,8 @@ class DenoiseEngine:
             else:
                 events = self.scheduler.update(plan, StepResult.make_empty())
             self._dispatch(events)
+            if not self.scheduler.has_interactive_work:
+                self._interactive_since = None
             for request in self.scheduler.take_decodes():
                 due = (int(request.priority), next(self._decode_order), time.monotonic(), request)
                 heapq.heappush(self._due_decodes, due)
@@ -188,13 +195,18 @@ class DenoiseEngine:
     async def _decode_loop(self) -> None:
         """The decode stage: one request's frames at a time, the most urgent due request first. A batch
         request's decode waits while interactive requests are live (a decode beside their steps would
-        slow every one of them), for `SchedulerConfig.batch_decode_deferral_s` at most."""
+        slow every one of them), for `SchedulerConfig.batch_decode_deferral_s` at most, counted from
+        when it was first held back: from when it became due, or from when interactive work began if
+        it was already waiting then (for the decode in progress). Counted from its due time alone, a
+        decode queued just before an interactive arrival would start part-way through that request's
+        steps, and its frames could then wait behind it."""
         deferral = self.scheduler.config.batch_decode_deferral_s
         while True:
             wait = None
+            now = time.monotonic()
             if self._due_decodes:
                 priority, _, due_since, _ = self._due_decodes[0]
-                held = time.monotonic() - due_since
+                held = now - max(due_since, self._interactive_since or due_since)
                 if (
                     priority == Priority.INTERACTIVE
                     or held >= deferral

@@ -66,3 +66,29 @@ def test_scheduler_variants_parse_to_typed_overrides_and_unknown_names_fail_befo
         parse_variant("max_rows=many")
     with pytest.raises(SystemExit, match="max_rows must be at least 2"):
         parse_variant("max_rows=1")
+
+
+def test_the_slowest_requests_are_split_into_waiting_stepping_and_decoding():
+    from services.denoiser.bench import Outcome, RunStats, Scenario
+
+    stats = RunStats("step-engine", Scenario("saturated", 0.1, 1.5, 10.0), capacity_per_s=1.0)
+    stats.steady_seconds = 7.5
+    stats.outcomes = [
+        # alone-like: a first step after 0.1 s, 0.5 s of steps, 0.4 s of decode
+        Outcome("interactive", 0.0, latency=1.0, unloaded=1.0, first_step=0.1, last_step=0.6),
+        # arrived while the first was in flight, waited for it: 2x
+        Outcome("interactive", 0.5, latency=2.0, unloaded=1.0, first_step=0.9, last_step=1.5),
+        # the same arrival time in another round: not in flight beside the first
+        Outcome("interactive", 0.5, latency=1.2, unloaded=1.0, first_step=0.1, last_step=0.7, round_=1),
+        Outcome("batch", 0.2, latency=9.0, unloaded=1.0, first_step=5.0, last_step=8.0),
+    ]
+    slowest = stats.summary()["interactive"]["slowest"]
+    assert [row["over_unloaded"] for row in slowest] == [2.0, 1.2, 1.0]
+    assert slowest[0] == {
+        "over_unloaded": 2.0,
+        "to_first_step": 0.9,
+        "steps": 0.6,
+        "after_last_step": 0.5,
+        "in_flight_at_arrival": 1,
+    }
+    assert slowest[1]["in_flight_at_arrival"] == 0 and slowest[2]["in_flight_at_arrival"] == 0

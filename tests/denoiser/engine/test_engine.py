@@ -192,3 +192,43 @@ async def test_a_batch_decode_waits_while_interactive_work_runs_for_the_deferral
             executor.permits.release()
         await asyncio.wait_for(asyncio.gather(collect(batch), collect(urgent)), 5)
     assert sorted(executor.decoded) == [1, 2]
+
+
+class GatedStepsGatedDecodes(GatedExecutor):
+    """Steps and decodes each wait for a permit; decodes record whose frames they started on."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.decode_permits = __import__("threading").Semaphore(0)
+        self.started: list[int] = []
+
+    def decode_final(self, sampler, bucket=BUCKET):
+        self.started.append(sampler.seed)
+        self.decode_permits.acquire()
+        return super().decode_final(sampler, bucket)
+
+
+async def test_a_batch_decode_already_due_when_interactive_work_arrives_is_held_from_that_arrival():
+    """Its deferral counts from the arrival, not from when it became due: otherwise a decode that
+    queued behind another just before would start part-way through the interactive request."""
+    clock = FakeClock()
+    executor = GatedStepsGatedDecodes(clock)
+    async with pipelined_engine(executor, clock, batch_decode_deferral_s=0.3) as engine:
+        batch = [engine.submit(make_request(f"b{i}", steps=1, seed=i, priority=BATCH)) for i in range(2)]
+        executor.permits.release()  # one step finishes both: b0's decode starts (and waits), b1 queues
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if len(engine._due_decodes) == 1:
+                break
+        await asyncio.sleep(0.4)  # b1 has been due longer than the deferral
+        urgent = engine.submit(make_request("i", steps=3, seed=9, priority=Priority.INTERACTIVE))
+        executor.decode_permits.release()  # b0's decode ends while the interactive request is live
+        await asyncio.sleep(0.1)
+        started = list(executor.started)
+        for _ in range(3):
+            executor.permits.release()
+        for _ in range(2):
+            executor.decode_permits.release()
+        await asyncio.wait_for(asyncio.gather(*map(collect, [*batch, urgent])), 5)
+    assert started == [0]  # b1 was held back: 0.1 s of its 0.3 s since the arrival had passed
+    assert sorted(executor.started) == [0, 1, 9]
