@@ -165,3 +165,51 @@ async def test_frames_decoded_beside_the_step_loop_equal_frames_decoded_in_the_s
         await engine.close()
     assert events[-1].kind == EventKind.RESULT
     np.testing.assert_array_equal(events[-1].frames, result_of(inline_events["a"]))
+
+
+class CpuLikeStepTimes(UnmeasuredStepTimes):
+    """Rows cost time in proportion (a CPU): a second urgent request never fits the first's step."""
+
+    def __init__(self, bucket):
+        super().__init__()
+        for rows in range(1, 17):
+            StepTimes.observe(self, bucket, rows, 0.01 * rows)
+
+
+class LaneRecordingExecutor:
+    """The real executor, recording which lane each step ran in."""
+
+    def __init__(self, executor):
+        self.executor, self.lanes = executor, []
+
+    def __getattr__(self, name):
+        return getattr(self.executor, name)
+
+    def run(self, plan):
+        self.lanes.append(plan.lane)
+        return self.executor.run(plan)
+
+
+async def test_two_interactive_requests_stepping_side_by_side_give_their_frames_alone(executor):
+    urgent = {"a": 5, "b": 6}
+    alone = {
+        name: result_of(serve(executor, {0: [request(executor, name, seed=seed)]})[0][name])
+        for name, seed in urgent.items()
+    }
+    recording = LaneRecordingExecutor(executor)
+    bucket = executor.bucket(16, 64, 64, 7)
+    config = SchedulerConfig(max_rows=16, pipelined_decodes=True, urgent_lanes=2)
+    engine = DenoiseEngine(StepScheduler(config, CpuLikeStepTimes(bucket)), recording)
+    engine.start()
+    try:
+        streams = [
+            engine.submit(request(executor, name, seed=seed, priority=Priority.INTERACTIVE))
+            for name, seed in urgent.items()
+        ]
+        events = [[event async for event in stream] for stream in streams]
+    finally:
+        await engine.close()
+    assert recording.lanes.count(1) == 4  # b's four steps, each beside one of a's
+    for name, stream_events in zip(urgent, events, strict=True):
+        assert stream_events[-1].kind == EventKind.RESULT
+        np.testing.assert_array_equal(stream_events[-1].frames, alone[name])
