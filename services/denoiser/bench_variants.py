@@ -98,7 +98,8 @@ async def compare(variants: dict[str, dict], config: BenchConfig, interactive_lo
         i = summary["interactive"]
         print(
             f"{variant or 'defaults':40s} interactive n={i['finished']} p50 {i['p50_over_unloaded']:.2f}x "
-            f"p95 {i['p95_over_unloaded']:.2f}x unloaded; {summary['throughput_per_min']:.1f} videos/min finished"
+            f"p95 {i['p95_over_unloaded']:.2f}x unloaded; {summary['throughput_per_min']:.1f} videos/min finished; "
+            f"2-row model call {', '.join(f'{ms:.1f}' for ms in summary['two_row_step_ms'] if ms)} ms by round"
         )
         for row in i["slowest"]:
             print(

@@ -107,6 +107,7 @@ class DenoiseEngine:
         # When interactive work became live (monotonic), None while there is none: a batch decode that
         # was already due then has been held back only since then.
         self._interactive_since: float | None = None
+        self._interactive_decodes = 0  # interactive requests' decodes due or in progress
 
     @property
     def clock(self):
@@ -172,6 +173,14 @@ class DenoiseEngine:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if (
+                self.scheduler.config.batch_steps_wait_for_interactive_decodes
+                and self._interactive_decodes
+                and not self.scheduler.has_interactive_work
+            ):  # only batch work is left to step: it waits for the interactive frames (woken below)
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             plan = self.scheduler.schedule()
             plans = [plan, *filter(None, [self.scheduler.schedule_beside(plan)])]
             for each in plans:
@@ -190,6 +199,7 @@ class DenoiseEngine:
             if not self.scheduler.has_interactive_work:
                 self._interactive_since = None
             for request in self.scheduler.take_decodes():
+                self._interactive_decodes += request.priority == Priority.INTERACTIVE
                 due = (int(request.priority), next(self._decode_order), time.monotonic(), request)
                 heapq.heappush(self._due_decodes, due)
             self._decode_wake.set()  # a deferred batch decode may go now
@@ -251,6 +261,10 @@ class DenoiseEngine:
         else:
             metrics.DECODE_DURATION.observe(seconds)
             event = self.scheduler.decoded(request, frames, seconds)
+        finally:
+            if request.priority == Priority.INTERACTIVE:
+                self._interactive_decodes -= 1
+                self._wake.set()  # batch steps held for these frames may go
         self._dispatch([event])
 
     def _record_queue_depth(self) -> None:

@@ -90,6 +90,10 @@ class SchedulerConfig:
     # of waiting for all of the first's steps (`StepScheduler.schedule_beside`). Where one step fills
     # one core (a CPU with a thread per step) the two share the machine; 1: they take turns.
     urgent_lanes: int = 1
+    # With pipelined decodes: batch steps wait while an interactive request's frames are being decoded
+    # (its steps are done; a step beside the decode would slow it by a third on a 2-core CPU), at the
+    # price of that core idling for one decode per interactive request.
+    batch_steps_wait_for_interactive_decodes: bool = False
 
     def __post_init__(self) -> None:
         if self.max_rows < 2:

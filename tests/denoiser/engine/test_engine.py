@@ -10,7 +10,7 @@ from services.denoiser.engine.plan import EventKind
 from services.denoiser.engine.request import Priority
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
-from tests.denoiser.engine.fakes import BUCKET, FakeClock, ZeroVelocityExecutor, make_request
+from tests.denoiser.engine.fakes import BUCKET, FakeClock, ZeroVelocityExecutor, ids, make_request
 
 BATCH = Priority.BATCH
 
@@ -232,3 +232,22 @@ async def test_a_batch_decode_already_due_when_interactive_work_arrives_is_held_
         await asyncio.wait_for(asyncio.gather(*map(collect, [*batch, urgent])), 5)
     assert started == [0]  # b1 was held back: 0.1 s of its 0.3 s since the arrival had passed
     assert sorted(executor.started) == [0, 1, 9]
+
+
+@pytest.mark.parametrize("wait", [True, False])
+async def test_batch_steps_wait_for_an_interactive_requests_decode_when_configured(wait):
+    clock = FakeClock()
+    executor = GatedDecodeExecutor(clock)
+    async with pipelined_engine(executor, clock, batch_steps_wait_for_interactive_decodes=wait) as engine:
+        urgent = engine.submit(make_request("i", steps=1, seed=9, priority=Priority.INTERACTIVE))
+        for _ in range(50):  # its one step is done; its decode waits for a permit
+            await asyncio.sleep(0.01)
+            if executor.plans:
+                break
+        batch = engine.submit(make_request("b", steps=2, seed=1, priority=BATCH))
+        await asyncio.sleep(0.1)
+        batch_steps_meanwhile = sum(1 for plan in executor.plans if "b" in ids(plan))
+        for _ in range(2):
+            executor.decode_permits.release()
+        await asyncio.wait_for(asyncio.gather(collect(urgent), collect(batch)), 5)
+    assert batch_steps_meanwhile == (0 if wait else 2)
