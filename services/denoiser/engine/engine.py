@@ -2,9 +2,7 @@
 
     while requests are live:
         plan = scheduler.schedule()                      # policy, pure Python, on the event loop
-        beside = scheduler.schedule_beside(plan)         # a second urgent request's step, or None
-        result = await to_thread(executor.run, plan)     # the model, off the event loop (with beside's,
-                                                         # on a second thread, at the same time)
+        result = await to_thread(executor.run, plan)     # the model, off the event loop
         events = scheduler.update(plan, result)          # bookkeeping, on the event loop
         hand each event to its caller's stream
         for request in scheduler.take_decodes():         # pipelined decodes (SchedulerConfig)
@@ -182,17 +180,17 @@ class DenoiseEngine:
                 await self._wake.wait()
                 continue
             plan = self.scheduler.schedule()
-            plans = [plan, *filter(None, [self.scheduler.schedule_beside(plan)])]
-            for each in plans:
-                self._record_plan(each)
+            self._record_plan(plan)
             if plan.runs_model:
-                # One worker thread per plan: a second urgent request's step runs beside the first's.
-                outcomes = await asyncio.gather(
-                    *(asyncio.to_thread(self.executor.run, each) for each in plans), return_exceptions=True
-                )
-                events = []
-                for each, outcome in zip(plans, outcomes, strict=True):
-                    events += self._step_events(each, outcome)
+                try:
+                    result = await asyncio.to_thread(self.executor.run, plan)
+                except Exception as exc:
+                    log.exception("denoising step %d failed", plan.step_id)
+                    error = internal("INTERNAL_ERROR", f"denoising step failed: {type(exc).__name__}")
+                    events = self.scheduler.fail(plan, error)
+                else:
+                    metrics.STEP_DURATION.observe(result.duration_seconds)
+                    events = self.scheduler.update(plan, result)
             else:
                 events = self.scheduler.update(plan, StepResult.make_empty())
             self._dispatch(events)
@@ -203,17 +201,6 @@ class DenoiseEngine:
                 due = (int(request.priority), next(self._decode_order), time.monotonic(), request)
                 heapq.heappush(self._due_decodes, due)
             self._decode_wake.set()  # a deferred batch decode may go now
-
-    def _step_events(self, plan: StepPlan, outcome: StepResult | BaseException) -> list[DenoiseEvent]:
-        """The scheduler's events for a plan the executor ran (or raised on: its requests fail)."""
-        if isinstance(outcome, Exception):
-            log.error("denoising step %d failed", plan.step_id, exc_info=outcome)
-            error = internal("INTERNAL_ERROR", f"denoising step failed: {type(outcome).__name__}")
-            return self.scheduler.fail(plan, error)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        metrics.STEP_DURATION.observe(outcome.duration_seconds)
-        return self.scheduler.update(plan, outcome)
 
     async def _decode_loop(self) -> None:
         """The decode stage: one request's frames at a time, the most urgent due request first. A batch

@@ -153,9 +153,6 @@ class ModelExecutor:
         self.card = card
         self.memory_budget_bytes = memory_budget_bytes
         self.lock = threading.Lock()  # one step at a time, whoever calls
-        # ... and one more beside it, for a second urgent request (`StepPlan.lane` 1): the model's
-        # weights are only read, and each step's inputs and outputs are its own.
-        self._beside_lock = threading.Lock()
         self.downsample = autoencoder.config.downsample
         self.sampler_shift = sampler_shift
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
@@ -221,7 +218,7 @@ class ModelExecutor:
     # ---- one step ----------------------------------------------------------------------------
 
     def run(self, plan: StepPlan) -> StepResult:
-        with self.lock if plan.lane == 0 else self._beside_lock, torch.inference_mode():
+        with self.lock, torch.inference_mode():
             self._synchronize()  # work queued before (a decode) is not this step's
             start = time.perf_counter()
             result = self._run(plan)

@@ -45,11 +45,6 @@ class StepPlan:
     # Decode final frames inside this step; False when a decode stage beside the step loop does it
     # (`SchedulerConfig.pipelined_decodes`), and the result carries no frames.
     decode_finals: bool = True
-    # 0: the step loop's plan; 1: a second urgent request's step run beside it at the same time
-    # (`SchedulerConfig.urgent_lanes`). Steps run side by side share the machine, so neither's time is
-    # taken as what its rows cost alone.
-    lane: int = 0
-    side_by_side: bool = False
 
     @classmethod
     def make_empty(cls) -> StepPlan:

@@ -85,21 +85,14 @@ class SchedulerConfig:
     # leader's `interactive_slowdown`. Off by default: side by side on the 2-core CPU it did not lower
     # the interactive tail (docs/engine/REPORT.md).
     share_urgent_steps: bool = False
-    # 2: while an urgent request's step runs, the next urgent request that could not join it (its rows
-    # would break `interactive_slowdown`) runs its own step at the same time on a second thread, instead
-    # of waiting for all of the first's steps (`StepScheduler.schedule_beside`). Where one step fills
-    # one core (a CPU with a thread per step) the two share the machine; 1: they take turns.
-    urgent_lanes: int = 1
-    # With pipelined decodes: batch steps wait while an interactive request's frames are being decoded
-    # (its steps are done; a step beside the decode would slow it by a third on a 2-core CPU), at the
-    # price of that core idling for one decode per interactive request.
-    batch_steps_wait_for_interactive_decodes: bool = False
+    # With pipelined decodes: batch steps wait while an interactive request's frames are due or being
+    # decoded (its steps are done; a batch step beside the decode slows it by a third on a 2-core CPU), at
+    # the price of that core idling for one decode per interactive request (docs/engine/REPORT.md).
+    batch_steps_wait_for_interactive_decodes: bool = True
 
     def __post_init__(self) -> None:
         if self.max_rows < 2:
             raise ValueError("max_rows must be at least 2: a guided request takes two rows")
-        if self.urgent_lanes not in (1, 2):
-            raise ValueError(f"urgent_lanes must be 1 or 2, not {self.urgent_lanes}")
         if self.policy not in POLICIES:
             raise ValueError(f"unknown scheduling policy {self.policy!r}; known: {sorted(POLICIES)}")
 
@@ -343,43 +336,6 @@ class StepScheduler:
             decode_finals=not self.config.pipelined_decodes,
         )
 
-    def schedule_beside(self, plan: StepPlan) -> StepPlan | None:
-        """With `urgent_lanes` 2, a step to run at the same time as `plan` (the one `schedule()` just
-        made): the best-ranked urgent request left out of it, alone, when `plan` is led by urgent work;
-        else None. Both plans are then marked side by side."""
-        if self.config.urgent_lanes < 2 or not plan.items:
-            return None
-        head = self._requests.get(plan.items[0].request_id)
-        if head is None or not self.policy.is_urgent(head):
-            return None
-        in_plan = {item.request_id for item in plan.items}
-        ranked = sorted(
-            (r for r in self._requests.values() if r.request_id not in in_plan),
-            key=lambda r: self.policy.key(r, self._tenant_usage.get(r.tenant, 0.0)),
-        )
-        other = next((r for r in ranked if self.policy.is_urgent(r)), None)
-        if other is None:
-            return None
-        other.status = RequestStatus.RUNNING
-        if other.first_step_at is None:
-            other.first_step_at = self.clock()
-        if other.request_id in plan.preempted_ids:  # it keeps running, in the other lane
-            plan.preempted_ids.remove(other.request_id)
-        plan.side_by_side = True
-        step_id = self._next_step_id
-        self._next_step_id += 1
-        return StepPlan(
-            step_id=step_id,
-            bucket=other.bucket,
-            items=[self._item(other)],
-            num_rows=other.rows,
-            preempted_ids=[],
-            finished_ids=[],
-            decode_finals=not self.config.pipelined_decodes,
-            lane=1,
-            side_by_side=True,
-        )
-
     def _sharing_partner(
         self, head: EngineRequest, ranked: list[EngineRequest], limit: int, now: float
     ) -> EngineRequest | None:
@@ -460,12 +416,9 @@ class StepScheduler:
         ]
         if not plan.runs_model:
             return events
-        if not plan.side_by_side:  # two steps at once share the machine: neither is what its rows cost
-            self.step_times.observe(
-                plan.bucket, plan.num_rows, result.duration_seconds - result.decode_seconds
-            )
-            if result.decodes:
-                self.step_times.observe_decode(plan.bucket, result.decode_seconds / result.decodes)
+        self.step_times.observe(plan.bucket, plan.num_rows, result.duration_seconds - result.decode_seconds)
+        if result.decodes:
+            self.step_times.observe_decode(plan.bucket, result.decode_seconds / result.decodes)
         ran_urgent = False
         for item in plan.items:
             request = self._requests.get(item.request_id)
@@ -489,7 +442,7 @@ class StepScheduler:
                 self._due_decodes.append(request)
             elif item.preview:
                 events.append(self._event(request, EventKind.PREVIEW, result.previews[item.request_id]))
-        if ran_urgent and plan.lane == 0:  # once per tick, whatever ran beside
+        if ran_urgent:
             self._age(plan, now - self._plan_started_at)
         return events
 

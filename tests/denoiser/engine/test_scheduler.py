@@ -177,65 +177,6 @@ def test_an_interactive_arrival_shares_the_steps_of_a_running_one_where_that_low
     assert arrival_beside_a_running_request(0.01, 0.01, head_waited=0.5) == ["running"]
 
 
-def lanes_step(scheduler, executor):
-    """One turn of the engine loop with a second lane: (plan, beside or None, events)."""
-    plan = scheduler.schedule()
-    beside = scheduler.schedule_beside(plan)
-    events = scheduler.update(plan, executor.run(plan)) if plan.runs_model else []
-    if beside is not None:
-        events += scheduler.update(beside, executor.run(beside))
-    return plan, beside, events
-
-
-def test_with_two_urgent_lanes_an_interactive_arrival_steps_beside_a_running_one_instead_of_waiting():
-    # Four rows cost twice two: the arrival cannot join the running request's step.
-    scheduler, executor, _ = setup(interactive_slowdown=1.1, urgent_lanes=2)
-    hardware(scheduler, 0.0, 0.01)
-    executor.fixed_seconds, executor.seconds_per_row = 0.0, 0.01
-    scheduler.add(make_request("running", guidance=4.0, steps=3))
-    plan, beside, _ = lanes_step(scheduler, executor)
-    assert ids(plan) == ["running"] and beside is None and not plan.side_by_side
-    scheduler.add(make_request("arrived", guidance=4.0, steps=3))
-    scheduler.add(make_request("batch", priority=BATCH, guidance=4.0, steps=3))
-    plan, beside, events = lanes_step(scheduler, executor)
-    assert ids(plan) == ["running"] and ids(beside) == ["arrived"]
-    assert beside.lane == 1 and plan.side_by_side and beside.side_by_side
-    assert kinds(events, "running") == kinds(events, "arrived") == [EventKind.PROGRESS]
-    plan, beside, events = lanes_step(scheduler, executor)
-    assert ids(plan) == ["running"] and ids(beside) == ["arrived"]
-    assert plan.preempted_ids == []  # the arrival runs on in the other lane: it is not pre-empted
-    assert kinds(events, "running") == [EventKind.PROGRESS, EventKind.RESULT]
-    plan, beside, events = lanes_step(scheduler, executor)
-    assert ids(plan) == ["arrived"] and beside is None  # batch work never takes the second lane
-    assert kinds(events, "arrived") == [EventKind.PROGRESS, EventKind.RESULT]
-    assert ids(lanes_step(scheduler, executor)[0]) == ["batch"]
-
-
-def test_steps_run_side_by_side_do_not_teach_the_step_times():
-    scheduler, executor, _ = setup(interactive_slowdown=1.1, urgent_lanes=2)
-    hardware(scheduler, 0.0, 0.01)
-    before = dict(scheduler.step_times.measured(BUCKET))
-    # what each of two steps at once might take: not what its 2 rows cost alone
-    executor.fixed_seconds, executor.seconds_per_row = 1.0, 0.01
-    for name in ("a", "b"):
-        scheduler.add(make_request(name, guidance=4.0, steps=2))
-    plan, beside, _ = lanes_step(scheduler, executor)
-    assert beside is not None
-    assert scheduler.step_times.measured(BUCKET) == before
-
-
-def test_one_urgent_lane_is_the_default_and_more_than_two_are_refused():
-    scheduler, executor, _ = setup(interactive_slowdown=1.1)
-    hardware(scheduler, 0.0, 0.01)
-    executor.fixed_seconds, executor.seconds_per_row = 0.0, 0.01
-    for name in ("a", "b"):
-        scheduler.add(make_request(name, guidance=4.0))
-    plan, beside, _ = lanes_step(scheduler, executor)
-    assert ids(plan) == ["a"] and beside is None
-    with pytest.raises(ValueError, match="urgent_lanes"):
-        SchedulerConfig(urgent_lanes=3)
-
-
 def test_aging_promotes_a_displaced_batch_request_so_it_is_never_starved():
     scheduler, executor, _ = setup(interactive_slowdown=1.0, aging_seconds=1.0, max_rows=2)
     scheduler.add(make_request("batch", priority=BATCH, steps=2))
