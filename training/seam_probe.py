@@ -1,0 +1,109 @@
+"""Where extension seams jump: the video model continuing clips from their last frames, in process.
+
+    .venv/bin/python -m training.seam_probe --clips 36
+
+Two measurements (docs/modes/REPORT.md cites them):
+
+1. Rendered continuations: a clip of the shapes world cut anywhere from its motion carried on past the
+   clip (`shapes_world.render_continuation`), its first 4 frames given as `first_frames`, continued once with the
+   planner's path and once with the true path. The share of seam steps (last known frame -> first new
+   frame) within 2x the clip's median step says how much of a seam is the planner's and how much the
+   DiT's own drawing.
+2. A traced chain: a straight move that has reached the far side, continued call after call from the
+   model's own last frames, printing the known, planned and generated x of the subject around every seam.
+
+The seam rule is the modes report's: a step counts as a jump above 2x the median step inside the clip,
+floored at 1 pixel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import torch
+
+from services.denoiser.model.paths import subject_centroids
+from services.denoiser.model.pipeline import VideoPipeline
+from training.evaluator import analyze
+from training.shapes_world import SIZE, render_continuation, sample_spec
+
+CONTEXT = 4  # the gateway's EXTEND_CONTEXT_FRAMES
+MOTIONS = (
+    "bounces left and right",
+    "moves right",
+    "bounces on the floor",
+    "moves left",
+    "moves up",
+    "stays still",
+)
+
+
+def seam_within_2x(frames: np.ndarray) -> bool:
+    """Whether the step into the first new frame is within 2x the median step after it."""
+    steps = np.linalg.norm(np.diff(analyze(frames).centroids, axis=0), axis=1)
+    return bool(steps[CONTEXT - 1] <= 2 * max(float(np.nanmedian(steps[CONTEXT:])), 1.0))
+
+
+def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    within = {"planner's path": [], "true path": []}
+    for i in range(clips):
+        spec = dataclasses.replace(sample_spec(rng), motion=MOTIONS[i % len(MOTIONS)])
+        clip = render_continuation(spec, rng)
+        tokens = encode(clip.caption)
+        known = clip.frames[:CONTEXT]
+        paths = {
+            "planner's path": pipe.planner.sample(tokens, seed + i, known=subject_centroids(known)),
+            "true path": np.clip(clip.centroids / SIZE, 0, 1).astype(np.float32),
+        }
+        for name, path in paths.items():
+            frames = pipe.generate(tokens, seed=seed + i, first_frames=known, subject_path=path).frames
+            within[name].append(seam_within_2x(frames))
+    return {name: float(np.mean(values)) for name, values in within.items()}
+
+
+def traced_chain(pipe: VideoPipeline, encode, caption: str, calls: int, seed: int) -> None:
+    tokens = encode(caption)
+    frames = pipe.generate(tokens, seed=seed).frames
+    print(f"'{caption}': subject x (pixels) around each seam: known | planned | generated")
+    for call in range(calls):
+        known = frames[-CONTEXT:]
+        known_xy = subject_centroids(known)
+        path = pipe.planner.sample(tokens, seed + 1 + call, known=known_xy)
+        out = pipe.generate(tokens, seed=seed + 1 + call, first_frames=known, subject_path=path).frames
+        made = analyze(out).centroids[CONTEXT : CONTEXT + 3, 0]
+        print(
+            f"  seam {call + 1}: {np.round(known_xy[-2:, 0] * SIZE, 1)} | "
+            f"{np.round(path[CONTEXT : CONTEXT + 3, 0] * SIZE, 1)} | {np.round(made, 1)}"
+        )
+        frames = np.concatenate([frames, out[CONTEXT:]])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", default=None, help="video model weights (default: the shipped ones)")
+    parser.add_argument("--clips", type=int, default=36)
+    parser.add_argument("--calls", type=int, default=5, help="continuations of the traced chain")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from services.text_encoder.backends import load_default_backend
+
+    pipe = VideoPipeline.from_pretrained(args.weights) if args.weights else VideoPipeline.from_pretrained()
+    backend = load_default_backend()
+
+    def encode(text: str) -> np.ndarray:
+        return np.asarray(backend.encode([text])[0].tokens, np.float32)
+
+    shares = rendered_continuations(pipe, encode, args.clips, args.seed)
+    print(f"rendered continuations ({args.clips} clips): seam steps within 2x the clip's median step")
+    for name, share in shares.items():
+        print(f"  with the {name}: {share:.0%}")
+    traced_chain(pipe, encode, "cyan triangle drifting to the right", args.calls, args.seed)
+
+
+if __name__ == "__main__":
+    main()
