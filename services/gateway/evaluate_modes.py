@@ -730,7 +730,7 @@ async def trajectory(kino: Client, out: Path, seeds: int) -> dict:
             }
         )
         rows[name]["errors"] = errors
-    drawn = [frames for frames in (f for _, f in done[::seeds]) if frames is not None]
+    drawn = [frames for _, frames in done[::seeds] if frames is not None]  # seed 1 of every case
     if drawn:
         save_gif(out / "trajectory.gif", side_by_side(*drawn[:6]), FPS)
     report: dict = {"seeds": seeds, "rows": rows}

@@ -13,8 +13,9 @@ thread, so gRPC streams keep flowing while a step computes. The decode stage is 
 thread: a final decode costs as much as a few steps, and run inside a step it would hold up every
 request in that step, interactive ones included. Due decodes wait in a queue ordered by priority,
 then finishing order, so an interactive request's frames never wait behind batch requests' decodes
-that are still queued (only the one in progress); and batch decodes wait while interactive requests
-are live (for a second at most), since a decode on the other core slows their steps. Callers get an
+that are still queued (only the one in progress); batch decodes wait while interactive requests
+are live (for a second at most), since a decode on the other core slows their steps; and batch steps
+wait while an interactive request's frames are being made, for the same reason the other way round. Callers get an
 async iterator of events; leaving it early (a cancelled RPC) cancels the request, which frees its
 rows at the next step.
 """
