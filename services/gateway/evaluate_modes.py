@@ -677,21 +677,22 @@ async def trajectory(kino: Client, out: Path, seeds: int) -> dict:
     def points(path) -> list[common_pb2.TrajectoryPoint]:
         return [common_pb2.TrajectoryPoint(time_seconds=t, x=x, y=y) for t, x, y in path]
 
-    still = (CameraMotion.STATIC, 0.0)
-    cases = {}  # name -> (prompt, path, camera or None, (motion, amount))
+    cases = {}  # name -> (prompt, path, camera or None)
     for name, (prompt, path) in SUBJECT_PATHS.items():
-        cases[f"path: {name}"] = (prompt, path, None, still)
+        cases[f"path: {name}"] = (prompt, path, None)
     for name, (motion, amount, path_name) in CAMERA_MOVES.items():
         prompt, path = SUBJECT_PATHS[path_name]
         camera = common_pb2.CameraMove(motion=motion, amount=amount)
-        cases[f"camera: {name} over {path_name}"] = (prompt, path, camera, (camera_motion(motion), amount))
+        cases[f"camera: {name} over {path_name}"] = (prompt, path, camera)
     for name, prompt in DISAGREEING_PROMPTS.items():
-        cases[f"disagreeing prompt: {name}, '{prompt}'"] = (prompt, SUBJECT_PATHS[name][1], None, still)
+        cases[f"disagreeing prompt: {name}, '{prompt}'"] = (prompt, SUBJECT_PATHS[name][1], None)
 
-    async def one(prompt, path, camera, view, seed):
+    async def one(prompt, path, camera, seed):
         spec = generation_pb2.GenerationSpec(prompt=prompt, subject_path=points(path), seed=seed)
+        view = (CameraMotion.STATIC, 0.0)
         if camera is not None:
             spec.camera.CopyFrom(camera)
+            view = (camera_motion(camera.motion), camera.amount)
         expected = scene_to_view(per_frame(path), *view)
         measured = in_view(expected, view_params(*view, NUM_FRAMES)[1])
         job = await kino.run(spec)

@@ -168,15 +168,7 @@ class DenoiseEngine:
 
     async def _loop(self) -> None:
         while True:
-            if not self.scheduler.has_pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if (
-                self.scheduler.config.batch_steps_wait_for_interactive_decodes
-                and self._interactive_decodes
-                and not self.scheduler.has_interactive_work
-            ):  # only batch work is left to step: it waits for the interactive frames (woken below)
+            if not self.scheduler.has_pending or self._batch_steps_held:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -202,6 +194,17 @@ class DenoiseEngine:
                 due = (int(request.priority), next(self._decode_order), time.monotonic(), request)
                 heapq.heappush(self._due_decodes, due)
             self._decode_wake.set()  # a deferred batch decode may go now
+
+    @property
+    def _batch_steps_held(self) -> bool:
+        """Only batch work is left to step, and an interactive request's frames are due or being made:
+        the steps wait for them (`SchedulerConfig.batch_steps_wait_for_interactive_decodes`; the end
+        of that decode wakes the loop)."""
+        return (
+            self.scheduler.config.batch_steps_wait_for_interactive_decodes
+            and self._interactive_decodes > 0
+            and not self.scheduler.has_interactive_work
+        )
 
     async def _decode_loop(self) -> None:
         """The decode stage: one request's frames at a time, the most urgent due request first. A batch

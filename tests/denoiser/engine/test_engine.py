@@ -131,14 +131,16 @@ def test_profile_measures_every_bucket_at_doubling_batch_sizes():
 
 
 class GatedDecodeExecutor(ZeroVelocityExecutor):
-    """Each decode waits for a permit and records whose frames it made."""
+    """Each decode waits for a permit and records whose frames it started on and whose it made."""
 
     def __init__(self, clock):
         super().__init__(clock)
         self.decode_permits = __import__("threading").Semaphore(0)
+        self.started: list[int] = []
         self.decoded: list[int] = []
 
     def decode_final(self, sampler, bucket=BUCKET):
+        self.started.append(sampler.seed)
         self.decode_permits.acquire()
         self.decoded.append(sampler.seed)
         return super().decode_final(sampler, bucket)
@@ -194,18 +196,8 @@ async def test_a_batch_decode_waits_while_interactive_work_runs_for_the_deferral
     assert sorted(executor.decoded) == [1, 2]
 
 
-class GatedStepsGatedDecodes(GatedExecutor):
-    """Steps and decodes each wait for a permit; decodes record whose frames they started on."""
-
-    def __init__(self, clock):
-        super().__init__(clock)
-        self.decode_permits = __import__("threading").Semaphore(0)
-        self.started: list[int] = []
-
-    def decode_final(self, sampler, bucket=BUCKET):
-        self.started.append(sampler.seed)
-        self.decode_permits.acquire()
-        return super().decode_final(sampler, bucket)
+class GatedStepsGatedDecodes(GatedExecutor, GatedDecodeExecutor):
+    """Steps and decodes each wait for a permit."""
 
 
 async def test_a_batch_decode_already_due_when_interactive_work_arrives_is_held_from_that_arrival():
