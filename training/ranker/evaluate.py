@@ -204,6 +204,9 @@ async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, se
             "taste regressed on the whole history and true quality": _gain_from_taste(
                 world, _regressed_taste(world, platform.history.get(int(user), [])), videos
             ),
+            "the ranker's regressed taste and true quality": _gain_from_taste(
+                world, profile.model_taste, videos
+            ),
         }
         for method, s in scores.items():
             for metric, value in (("ndcg@10", ndcg_at(s, gains, 10)), ("recall@50", recall_at(s, liked, 50))):
@@ -221,6 +224,7 @@ DIAGNOSTICS = (
     "estimated taste and true quality",
     "true topics of the taste and true quality",
     "taste regressed on the whole history and true quality",
+    "the ranker's regressed taste and true quality",
 )
 HISTORY_RIDGE = 1.0
 
@@ -433,14 +437,19 @@ sees it). Each ranks the same candidates against the same labels:
   mix alone, its personal component left out: what knowing exactly which topics a user likes gives;
 * taste regressed on the whole history and true quality: the same with a taste estimated from every
   impression the user ever had (ridge regression of watch ratio + 2 · like on the embedding), where the
-  store keeps only the last 50 positives.
+  store keeps only the last 50 positives;
+* the ranker's regressed taste and true quality: the same with the taste the model is given
+  (`features.regressed_taste`: regressed on the stored response history in the catalog's 32 principal
+  directions).
 
 The true taste alone reaches {held_out["true taste only"]["ndcg@10"] / oracle:.0%} of the oracle; the ranker's taste estimate,
 even given the true quality, reaches {held_out["estimated taste and true quality"]["ndcg@10"] / oracle:.0%}. A user's taste is a mix of topic centroids plus a
 personal component spread over every dimension of the embedding space: knowing the topic mix exactly
 reaches {held_out["true topics of the taste and true quality"]["ndcg@10"] / oracle:.0%}, and a taste regressed on the user's whole history
-{held_out["taste regressed on the whole history and true quality"]["ndcg@10"] / oracle:.0%}. The gap to the target is how much a user's history says about
-their taste, not how the model combines its inputs.
+{held_out["taste regressed on the whole history and true quality"]["ndcg@10"] / oracle:.0%}, and the ranker's own estimate
+{held_out["the ranker's regressed taste and true quality"]["ndcg@10"] / oracle:.0%}. Every one of these is given the true quality,
+which no ranker has. The gap to the target is how much a user's history says about their taste, not
+how the model combines its inputs.
 
 ## Cold start
 
