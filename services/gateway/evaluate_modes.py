@@ -769,12 +769,13 @@ async def evaluate(args: argparse.Namespace) -> dict:
         try:
             async with grpc.aio.insecure_channel(kino_server.address) as channel:
                 kino = Client(channel, args.parallel)
-                info = await _model(channel)
+                info, sampling = await _model(channel)
                 out = args.out
                 out.mkdir(parents=True, exist_ok=True)
                 rng = np.random.default_rng(args.seed)
                 report: dict = {
                     "model": info,
+                    "sampling": sampling,
                     "weights_sha256": weights_digest(args.weights),
                     "args": {k: str(v) for k, v in vars(args).items()},
                 }
@@ -810,11 +811,12 @@ def weights_digest(weights: Path | None) -> str:
     return hashlib.sha256(((weights or DEFAULT_WEIGHTS_DIR) / "dit.safetensors").read_bytes()).hexdigest()
 
 
-async def _model(channel: grpc.aio.Channel) -> str:
+async def _model(channel: grpc.aio.Channel) -> tuple[str, str]:
+    """The model's name, and the sampling settings every job here uses (the model's defaults)."""
     from kino.v1 import denoiser_pb2, denoiser_pb2_grpc
 
     info = await denoiser_pb2_grpc.VideoDenoiserStub(channel).GetModelInfo(denoiser_pb2.GetModelInfoRequest())
-    return info.model
+    return info.model, f"{info.default_steps} steps, guidance {info.default_guidance_scale:g}"
 
 
 def main() -> None:
@@ -883,8 +885,9 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
         "",
         f"    {command} {extra}",
         "",
-        f"Model: `{report['model']}`, `dit.safetensors` SHA-256 `{report.get('weights_sha256', '?')[:16]}`. "
-        "Every video is made "
+        f"Model: `{report['model']}`, `dit.safetensors` SHA-256 `{report.get('weights_sha256', '?')[:16]}`"
+        + (f", sampled with its defaults ({report['sampling']}). " if "sampling" in report else ". ")
+        + "Every video is made "
         "through `Generation.Submit` on an in-process `kino up --local` and read back as a viewer gets it: "
         "downloaded, decoded by ffmpeg, shrunk to 64x64 by area averaging, then read by the shapes world's "
         "independent evaluator (`training/evaluator.py`). How each measure is computed is in the docstring "
