@@ -38,7 +38,9 @@ async def test_a_short_simulation_logs_impressions_and_trains():
     assert len(logs) == 20 * 4 * 10 and platform.published == 240
     model, info = train_ranker(logs, TrainConfig(epochs=2))
     assert info["impressions"] == len(logs) and 1 <= info["best_epoch"] <= 2
-    held_out = await held_out_ranking(platform, model, requests=20, seed=1)
+    held_out, by_history = await held_out_ranking(platform, model, requests=20, seed=1)
     assert set(held_out) == {"random", "popularity", "content-only", "model", "oracle", *DIAGNOSTICS}
     assert len({r["requests"] for r in held_out.values()}) == 1  # every method on the same requests
     assert held_out["oracle"]["ndcg@10"] > held_out["random"]["ndcg@10"]
+    # The requests grouped by history length: every request counted once.
+    assert sum(group["requests"] for group in by_history) == held_out["oracle"]["requests"]

@@ -163,12 +163,22 @@ def recall_at(scores: np.ndarray, relevant: np.ndarray, k: int) -> float | None:
     return float(relevant[top].sum() / relevant.sum())
 
 
-async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, seed: int) -> dict[str, dict]:
+# The ceiling of the model's taste input: the ranker's own regressed taste, with the true quality given.
+TASTE_CEILING = "the ranker's regressed taste and true quality"
+HISTORY_GROUPS = ((0, 150), (150, 300), (300, 600), (600, None))  # distinct videos a user was shown
+
+
+async def held_out_ranking(
+    platform: SimulatedPlatform, model, requests: int, seed: int
+) -> tuple[dict[str, dict], list[dict]]:
+    """Every method's mean NDCG@10 and Recall@50; and the model's and its taste input's share of the
+    oracle's NDCG@10 by how long the requesting user's history is."""
     world, core = platform.world, platform.core
     rng = np.random.default_rng(seed)
     active = np.array([u for u in range(world.config.num_users) if f"user{u}" in core.store._users])
     methods = ("random", "popularity", "content-only", "model", "oracle", *DIAGNOSTICS)
     results = {m: {"ndcg@10": [], "recall@50": []} for m in methods}
+    per_request = []  # (distinct videos shown to the user, NDCG@10 of model, taste ceiling, oracle)
     model_scorer, content_scorer = ModelScorer(model), ContentScorer()
     weights = world.activity[active] / world.activity[active].sum()  # requests come with activity
     for user in rng.choice(active, size=requests, replace=True, p=weights):
@@ -204,18 +214,35 @@ async def held_out_ranking(platform: SimulatedPlatform, model, requests: int, se
             "taste regressed on the whole history and true quality": _gain_from_taste(
                 world, _regressed_taste(world, platform.history.get(int(user), [])), videos
             ),
-            "the ranker's regressed taste and true quality": _gain_from_taste(
-                world, profile.model_taste, videos
-            ),
+            TASTE_CEILING: _gain_from_taste(world, profile.model_taste, videos),
         }
         for method, s in scores.items():
             for metric, value in (("ndcg@10", ndcg_at(s, gains, 10)), ("recall@50", recall_at(s, liked, 50))):
                 if value is not None:
                     results[method][metric].append(value)
-    return {
+        if ndcg_at(scores["oracle"], gains, 10) is not None:
+            shown = len({video for video, _ in platform.history.get(int(user), [])})
+            per_request.append(
+                (shown, *(ndcg_at(scores[m], gains, 10) for m in ("model", TASTE_CEILING, "oracle")))
+            )
+    summary = {
         m: {k: float(np.mean(v)) for k, v in r.items()} | {"requests": len(r["ndcg@10"])}
         for m, r in results.items()
     }
+    by_history = []
+    for low, high in HISTORY_GROUPS:
+        rows = np.array([r[1:] for r in per_request if r[0] >= low and (high is None or r[0] < high)])
+        if rows.size:
+            model_ndcg, taste_ndcg, oracle_ndcg = rows.mean(axis=0)
+            by_history.append(
+                {
+                    "videos": f"{low}-{high}" if high else f"{low} or more",
+                    "requests": len(rows),
+                    "model": float(model_ndcg / oracle_ndcg),
+                    TASTE_CEILING: float(taste_ndcg / oracle_ndcg),
+                }
+            )
+    return summary, by_history
 
 
 DIAGNOSTICS = (
@@ -224,7 +251,7 @@ DIAGNOSTICS = (
     "estimated taste and true quality",
     "true topics of the taste and true quality",
     "taste regressed on the whole history and true quality",
-    "the ranker's regressed taste and true quality",
+    TASTE_CEILING,
 )
 HISTORY_RIDGE = 1.0
 
@@ -306,7 +333,7 @@ async def main_async(args) -> None:
     log.info("logged %d impressions", len(logs))
 
     model, training = train_ranker(logs, TrainConfig(epochs=args.epochs, seed=args.seed))
-    held_out = await held_out_ranking(platform, model, args.requests, seed=args.seed + 1)
+    held_out, by_history = await held_out_ranking(platform, model, args.requests, seed=args.seed + 1)
 
     first_new = platform.published
     platform.core.scorer = ModelScorer(model)
@@ -318,7 +345,9 @@ async def main_async(args) -> None:
             model, DEFAULT_WEIGHTS_DIR, {"simulation": asdict(config), **training, "command": COMMAND}
         )
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(report(args, config, logs, training, held_out, cold, time.perf_counter() - started))
+    REPORT.write_text(
+        report(args, config, logs, training, held_out, by_history, cold, time.perf_counter() - started)
+    )
     log.info("wrote %s in %.0f s", REPORT, time.perf_counter() - started)
 
 
@@ -327,7 +356,7 @@ def _pct(values, q):
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def report(args, config, logs, training, held_out, cold, seconds) -> str:
+def report(args, config, logs, training, held_out, by_history, cold, seconds) -> str:
     oracle = held_out["oracle"]["ndcg@10"]
 
     def table(methods) -> str:
@@ -339,6 +368,9 @@ def report(args, config, logs, training, held_out, cold, seconds) -> str:
 
     rows = table(m for m in held_out if m not in DIAGNOSTICS)
     diagnostics = table(DIAGNOSTICS)
+    history_rows = "\n".join(
+        f"| {g['videos']} | {g['requests']} | {g['model']:.0%} | {g[TASTE_CEILING]:.0%} |" for g in by_history
+    )
     n_new = len(cold["videos"])
     with_imps = sum(n > 0 for n in cold["impressions"])
     # A video that got fewer than 50 impressions before the simulation ended, without reaching its
@@ -448,8 +480,16 @@ personal component spread over every dimension of the embedding space: knowing t
 reaches {held_out["true topics of the taste and true quality"]["ndcg@10"] / oracle:.0%}, and a taste regressed on the user's whole history
 {held_out["taste regressed on the whole history and true quality"]["ndcg@10"] / oracle:.0%}, and the ranker's own estimate
 {held_out["the ranker's regressed taste and true quality"]["ndcg@10"] / oracle:.0%}. Every one of these is given the true quality,
-which no ranker has. The gap to the target is how much a user's history says about their taste, not
-how the model combines its inputs.
+which no ranker has. By the length of the requesting user's history (share of the oracle's NDCG@10
+over the same requests):
+
+| distinct videos the user was shown | requests | model | the ranker's regressed taste and true quality |
+|---|---|---|---|
+{history_rows}
+
+Where the model stays near its taste input's ceiling, the gap to the target is how much a user's
+history says about their taste; where it falls well below it, the model is not using all that its input
+says (the groups hold 50-130 requests each, and NDCG@10 on drawn labels is noisy).
 
 ## Cold start
 
