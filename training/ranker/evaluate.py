@@ -216,15 +216,14 @@ async def held_out_ranking(
             ),
             TASTE_CEILING: _gain_from_taste(world, profile.model_taste, videos),
         }
+        ndcg = {method: ndcg_at(s, gains, 10) for method, s in scores.items()}
         for method, s in scores.items():
-            for metric, value in (("ndcg@10", ndcg_at(s, gains, 10)), ("recall@50", recall_at(s, liked, 50))):
+            for metric, value in (("ndcg@10", ndcg[method]), ("recall@50", recall_at(s, liked, 50))):
                 if value is not None:
                     results[method][metric].append(value)
-        if ndcg_at(scores["oracle"], gains, 10) is not None:
+        if ndcg["oracle"] is not None:  # None for every method alike: no gain was drawn
             shown = len({video for video, _ in platform.history.get(int(user), [])})
-            per_request.append(
-                (shown, *(ndcg_at(scores[m], gains, 10) for m in ("model", TASTE_CEILING, "oracle")))
-            )
+            per_request.append((shown, ndcg["model"], ndcg[TASTE_CEILING], ndcg["oracle"]))
     summary = {
         m: {k: float(np.mean(v)) for k, v in r.items()} | {"requests": len(r["ndcg@10"])}
         for m, r in results.items()
@@ -479,11 +478,11 @@ even given the true quality, reaches {held_out["estimated taste and true quality
 personal component spread over every dimension of the embedding space: knowing the topic mix exactly
 reaches {held_out["true topics of the taste and true quality"]["ndcg@10"] / oracle:.0%}, and a taste regressed on the user's whole history
 {held_out["taste regressed on the whole history and true quality"]["ndcg@10"] / oracle:.0%}, and the ranker's own estimate
-{held_out["the ranker's regressed taste and true quality"]["ndcg@10"] / oracle:.0%}. Every one of these is given the true quality,
+{held_out[TASTE_CEILING]["ndcg@10"] / oracle:.0%}. Every one of these is given the true quality,
 which no ranker has. By the length of the requesting user's history (share of the oracle's NDCG@10
 over the same requests):
 
-| distinct videos the user was shown | requests | model | the ranker's regressed taste and true quality |
+| distinct videos the user was shown | requests | model | {TASTE_CEILING} |
 |---|---|---|---|
 {history_rows}
 
