@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -46,13 +47,28 @@ TASTE_BASIS_DIM = 32
 TASTE_BASIS_SAMPLE = 4096
 
 
+SIMILARITY_DTYPE_ENV = "KINO_RANKER_SIMILARITY_DTYPE"
+SIMILARITY_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 @functools.cache
 def similarity_dtype() -> torch.dtype:
     """The dtype of the catalog mirror the candidate similarity features multiply: bfloat16 where this
     CPU multiplies it faster than float32, float32 otherwise. CPUs with bfloat16 matrix units
     (AVX512-BF16, AMX) run it in about a quarter of the float32 time; without them torch emulates it at
     several times the float32 cost (7x measured on an AVX2-only EPYC). Measured once per process on
-    the feature matmul's shape (a few milliseconds); cosines in bfloat16 are within about 0.004."""
+    the feature matmul's shape (a few milliseconds); cosines in bfloat16 are within about 0.004.
+
+    Under load the timing can choose differently from run to run, and with it every feature after:
+    `KINO_RANKER_SIMILARITY_DTYPE` (float32 or bfloat16) fixes the choice, for runs that must be the
+    same simulation (comparing variants with training.ranker.evaluate)."""
+    pinned = os.environ.get(SIMILARITY_DTYPE_ENV)
+    if pinned:
+        if pinned not in SIMILARITY_DTYPES:
+            raise ValueError(
+                f"{SIMILARITY_DTYPE_ENV} must be one of {sorted(SIMILARITY_DTYPES)}, got {pinned!r}"
+            )
+        return SIMILARITY_DTYPES[pinned]
     table, references = torch.randn(1024, 384), torch.randn(384, 64)
 
     def best_of_three(dtype: torch.dtype) -> float:

@@ -134,3 +134,19 @@ def test_the_shipped_weights_load_by_default():
     assert sum(p.numel() for p in scorer.model.parameters()) < 500_000
     assert (DEFAULT_WEIGHTS_DIR / "model.safetensors").stat().st_size < 2_000_000
     np.testing.assert_array_equal(scorer.model.config.head_weights, (1.0, 2.0, 4.0))
+
+
+@pytest.mark.parametrize("pinned", ["float32", "bfloat16"])
+def test_the_similarity_dtype_can_be_pinned_and_a_wrong_name_is_refused(monkeypatch, pinned):
+    from services.ranker.items import SIMILARITY_DTYPE_ENV, SIMILARITY_DTYPES
+
+    similarity_dtype.cache_clear()
+    try:
+        monkeypatch.setenv(SIMILARITY_DTYPE_ENV, pinned)
+        assert similarity_dtype() == SIMILARITY_DTYPES[pinned]
+        similarity_dtype.cache_clear()
+        monkeypatch.setenv(SIMILARITY_DTYPE_ENV, "float16")
+        with pytest.raises(ValueError, match="float32"):
+            similarity_dtype()
+    finally:
+        similarity_dtype.cache_clear()  # the next caller measures again, as a process does
