@@ -26,10 +26,10 @@ import torch
 
 from services.denoiser.model.paths import subject_centroids
 from services.denoiser.model.pipeline import VideoPipeline
+from services.gateway.pipeline import EXTEND_CONTEXT_FRAMES as CONTEXT  # what an extension starts from
 from training.evaluator import analyze
 from training.shapes_world import SIZE, render_continuation, sample_spec
 
-CONTEXT = 4  # the gateway's EXTEND_CONTEXT_FRAMES
 MOTIONS = (
     "bounces left and right",
     "moves right",

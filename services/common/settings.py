@@ -101,6 +101,10 @@ class RankerSettings(_Section):
     # so only a dedicated ranker process sets it: one thread per replica gives the lowest latency on
     # small batches, and replicas scale out.
     threads: int = Field(0, ge=0, le=256)
+    # The dtype of the candidate similarity matmul, process-wide like `threads`: "auto" measures
+    # float32 and bfloat16 once and keeps the faster (`items.similarity_dtype`); a fixed one makes runs
+    # compared side by side the same computation.
+    similarity_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
 class DenoiserSettings(_Section):

@@ -37,7 +37,7 @@ from services.ranker import metrics
 from services.ranker.events import check_request, resolve_events
 from services.ranker.features import CandidateFeatures, UserProfile, build_profile, candidate_features
 from services.ranker.index import IvfIndex
-from services.ranker.items import ItemCatalog, ItemRecord, records_from_request
+from services.ranker.items import ItemCatalog, ItemRecord, pin_similarity_dtype, records_from_request
 from services.ranker.model import DEFAULT_WEIGHTS_DIR, load_ranker
 from services.ranker.rerank import RerankConfig, RerankInput, rerank
 from services.ranker.retrieval import (
@@ -124,6 +124,7 @@ class RankerCore:
     def from_settings(cls, settings: RankerSettings) -> RankerCore:
         if settings.threads:
             limit_threads(settings.threads)
+        pin_similarity_dtype(settings.similarity_dtype)
         return cls(
             store_from_settings(settings),
             scorer_from_weights(settings.weights_dir),

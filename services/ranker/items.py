@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -47,8 +46,18 @@ TASTE_BASIS_DIM = 32
 TASTE_BASIS_SAMPLE = 4096
 
 
-SIMILARITY_DTYPE_ENV = "KINO_RANKER_SIMILARITY_DTYPE"
 SIMILARITY_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+_pinned_similarity_dtype: torch.dtype | None = None
+
+
+def pin_similarity_dtype(name: str) -> None:
+    """Fixes `similarity_dtype` for the whole process ("auto": measure, the default); set before the
+    first catalog is made (RankerSettings.similarity_dtype, or the evaluation's --similarity-dtype)."""
+    global _pinned_similarity_dtype
+    if name != "auto" and name not in SIMILARITY_DTYPES:
+        raise ValueError(f"similarity dtype must be auto or one of {sorted(SIMILARITY_DTYPES)}, got {name!r}")
+    _pinned_similarity_dtype = SIMILARITY_DTYPES.get(name)
+    similarity_dtype.cache_clear()
 
 
 @functools.cache
@@ -60,15 +69,10 @@ def similarity_dtype() -> torch.dtype:
     the feature matmul's shape (a few milliseconds); cosines in bfloat16 are within about 0.004.
 
     Under load the timing can choose differently from run to run, and with it every feature after:
-    `KINO_RANKER_SIMILARITY_DTYPE` (float32 or bfloat16) fixes the choice, for runs that must be the
-    same simulation (comparing variants with training.ranker.evaluate)."""
-    pinned = os.environ.get(SIMILARITY_DTYPE_ENV)
-    if pinned:
-        if pinned not in SIMILARITY_DTYPES:
-            raise ValueError(
-                f"{SIMILARITY_DTYPE_ENV} must be one of {sorted(SIMILARITY_DTYPES)}, got {pinned!r}"
-            )
-        return SIMILARITY_DTYPES[pinned]
+    `pin_similarity_dtype` fixes the choice, for runs that must be the same simulation (comparing
+    variants with training.ranker.evaluate)."""
+    if _pinned_similarity_dtype is not None:
+        return _pinned_similarity_dtype
     table, references = torch.randn(1024, 384), torch.randn(384, 64)
 
     def best_of_three(dtype: torch.dtype) -> float:

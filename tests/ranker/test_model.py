@@ -137,16 +137,16 @@ def test_the_shipped_weights_load_by_default():
 
 
 @pytest.mark.parametrize("pinned", ["float32", "bfloat16"])
-def test_the_similarity_dtype_can_be_pinned_and_a_wrong_name_is_refused(monkeypatch, pinned):
-    from services.ranker.items import SIMILARITY_DTYPE_ENV, SIMILARITY_DTYPES
+def test_the_similarity_dtype_can_be_pinned_and_a_wrong_name_is_refused(pinned):
+    from services.common.settings import load_settings
+    from services.ranker.items import SIMILARITY_DTYPES, pin_similarity_dtype
 
-    similarity_dtype.cache_clear()
     try:
-        monkeypatch.setenv(SIMILARITY_DTYPE_ENV, pinned)
+        pin_similarity_dtype(pinned)
         assert similarity_dtype() == SIMILARITY_DTYPES[pinned]
-        similarity_dtype.cache_clear()
-        monkeypatch.setenv(SIMILARITY_DTYPE_ENV, "float16")
         with pytest.raises(ValueError, match="float32"):
-            similarity_dtype()
+            pin_similarity_dtype("float16")
+        with pytest.raises(ValueError, match="float32"):
+            load_settings(env={"KINO_RANKER__SIMILARITY_DTYPE": "float16"})
     finally:
-        similarity_dtype.cache_clear()  # the next caller measures again, as a process does
+        pin_similarity_dtype("auto")  # the next caller measures again, as a process does

@@ -30,6 +30,7 @@ import torch
 from kino.v1 import ranker_pb2
 from services.ranker.core import RankerCore, limit_threads
 from services.ranker.features import NUM_FEATURES, build_profile, candidate_features
+from services.ranker.items import pin_similarity_dtype
 from services.ranker.model import DEFAULT_WEIGHTS_DIR, save_ranker
 from services.ranker.retrieval import RetrievalConfig
 from services.ranker.scoring import ContentScorer, ModelScorer
@@ -313,6 +314,7 @@ def _world_match_matrix(world: World, users: np.ndarray, video: int) -> np.ndarr
 
 async def main_async(args) -> None:
     limit_threads(1)
+    pin_similarity_dtype(args.similarity_dtype)
     started = time.perf_counter()
     config = SimConfig(seed=args.seed, content=args.content, num_users=args.users)
     total_videos = config.initial_videos + config.arrivals_per_step * (args.log_steps + args.cold_steps) + 10
@@ -538,6 +540,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-save", action="store_true", help="do not overwrite the shipped weights")
+    parser.add_argument(
+        "--similarity-dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="fix the candidate similarity dtype (auto: the faster on this CPU, measured, which load can "
+        "change): runs compared side by side should fix it",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.manual_seed(args.seed)
