@@ -43,7 +43,7 @@ from services.denoiser.model.autoencoder import (
     FrameAutoencoderConfig,
     video_to_tensor,
 )
-from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT, VideoDiTConfig
+from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT, VideoDiTConfig, grow_depth
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import PipelineConfig, VideoPipeline, save_pipeline
 from training.shapes_world import NUM_FRAMES, SIZE, render, render_training_batch, sample_spec
@@ -113,6 +113,13 @@ def parse_args() -> tuple[TrainConfig, argparse.Namespace]:
         help="continue from a saved model (e.g. services/denoiser/weights): its autoencoder and planner are "
         "kept, its DiT trains on with a fresh optimizer and schedule",
     )
+    parser.add_argument(
+        "--grow-depth",
+        type=int,
+        default=None,
+        help="with --init-from: the continued DiT grows to this many blocks, the new ones starting as the "
+        "identity (dit.grow_depth), so it trains on from the saved model's function",
+    )
     parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="the DiT's peak learning rate")
     parser.add_argument(
         "--subject-loss-weight",
@@ -141,6 +148,8 @@ def parse_args() -> tuple[TrainConfig, argparse.Namespace]:
         "machines without the encoder package",
     )
     args = parser.parse_args()
+    if args.grow_depth is not None and args.init_from is None:
+        parser.error("--grow-depth grows a saved model: give --init-from")
     config = TrainConfig(
         minutes=args.minutes,
         lr=args.lr,
@@ -638,6 +647,18 @@ def continued_from_record(config: PipelineConfig) -> dict:
     return {"version": config.version, **training}
 
 
+def inherited_sampling(config: PipelineConfig) -> dict:
+    """The sampling defaults a continued model keeps from the one it continues: they were chosen by
+    measuring that model (the guidance sweep in docs/model/NOTES.md), and a new run changes the weights,
+    not that choice; a changed default is measured and set on its own."""
+    return {
+        "default_steps": config.default_steps,
+        "max_steps": config.max_steps,
+        "default_guidance_scale": config.default_guidance_scale,
+        "sampler_shift": config.sampler_shift,
+    }
+
+
 def training_device(name: str) -> torch.device:
     """The device to train on; a CUDA device that is not there is an error, not a silent CPU run."""
     device = torch.device(name)
@@ -684,6 +705,9 @@ def main() -> None:
             previous.config.dit,
         )
         ae_seconds = 0.0
+        if args.grow_depth is not None:
+            previous.dit = grow_depth(previous.dit, args.grow_depth)
+            dit_config = previous.dit.config
         dataset, _, dataset_seconds = build_dataset(config, ae, work_dir, **dataset_options)
     if args.dataset_only:
         logger.info(
@@ -717,6 +741,8 @@ def main() -> None:
     command = f"python -m training.train_video --minutes {config.minutes:g}"
     if init_from is not None:
         command += f" --init-from {init_from} --lr {config.lr:g} --dataset-clips {config.dataset_clips}"
+    if args.grow_depth is not None:
+        command += f" --grow-depth {args.grow_depth}"
     if args.dit_minutes is not None:
         command += f" --dit-minutes {args.dit_minutes:g}"
     if config.batch_size != TrainConfig.batch_size:
@@ -734,6 +760,7 @@ def main() -> None:
         autoencoder=ae_config,
         planner=None if planner is None else planner.config,
         version="1" if previous is None else str(int(previous.config.version) + 1),
+        **({} if previous is None else inherited_sampling(previous.config)),
         training={
             "command": command,
             "continued_from": None if previous is None else continued_from_record(previous.config),

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from services.denoiser.model.autoencoder import AUTOENCODER_PRESETS, FrameAutoencoder
-from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT
+from services.denoiser.model.dit import VIDEO_DIT_PRESETS, VideoDiT, grow_depth
 from services.denoiser.model.weights import IncompatibleWeightsError, load_weights, save_weights
 
 TINY = VIDEO_DIT_PRESETS["tiny"]
@@ -78,6 +78,36 @@ def test_reference_only_matters_for_rows_that_have_one(tiny_dit):
         with_ref = model(x, t, tokens, mask, reference=ref, reference_mask=torch.tensor([True, False]))
     assert not torch.allclose(plain[0], with_ref[0], atol=1e-5)
     assert torch.allclose(plain[1], with_ref[1], atol=1e-5)
+
+
+def test_a_grown_model_computes_what_it_grew_from_with_a_reference_and_known_frames(tiny_dit):
+    model = _perturbed(tiny_dit).eval()
+    grown = grow_depth(model, TINY.depth + 3).eval()
+    x, t, tokens, mask = _inputs()
+    conditioning = {
+        "known_latents": torch.randn_like(x),
+        "known_mask": torch.ones(x.shape[0], 1, x.shape[2], 1, 1),
+        "reference": torch.randn(x.shape[0], TINY.latent_channels, TINY.latent_size, TINY.latent_size),
+        "reference_mask": torch.tensor([True, False]),
+    }
+    with torch.no_grad():
+        before, after = model(x, t, tokens, mask, **conditioning), grown(x, t, tokens, mask, **conditioning)
+    assert grown.config.depth == TINY.depth + 3 and len(grown.blocks) == TINY.depth + 3
+    assert torch.allclose(before, after, atol=1e-6)
+
+
+def test_the_new_blocks_of_a_grown_model_learn_from_their_first_step(tiny_dit):
+    grown = grow_depth(_perturbed(tiny_dit), TINY.depth + 1)
+    x, t, tokens, mask = _inputs()
+    grown(x, t, tokens, mask).square().mean().backward()
+    new_block = grown.blocks[1]  # interleaved: the first old block, then a new one
+    assert new_block.adaLN_modulation[-1].weight.grad.abs().sum() > 0
+    assert new_block.cross_attn.proj.weight.grad.abs().sum() > 0
+
+
+def test_growing_to_fewer_blocks_is_refused(tiny_dit):
+    with pytest.raises(ValueError, match="cannot grow a model of depth 2 to depth 1"):
+        grow_depth(tiny_dit, 1)
 
 
 def test_guidance_scale_one_is_the_conditional_prediction(tiny_dit):

@@ -1,12 +1,20 @@
 """Guards of the video model's training run."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from training.train_video import TrainConfig, check_dataset_recipe, check_unit_variance, dataset_recipe
+from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, PipelineConfig
+from training.train_video import (
+    TrainConfig,
+    check_dataset_recipe,
+    check_unit_variance,
+    dataset_recipe,
+    inherited_sampling,
+)
 
 
 def test_a_dataset_of_latents_far_from_unit_variance_is_refused():
@@ -32,3 +40,12 @@ def test_a_cached_dataset_drawn_another_way_is_refused_with_the_difference():
     for other in (TrainConfig(seed=1), dataclasses.replace(config, continuation_clip_fraction=0.0)):
         with pytest.raises(ValueError, match="use another --work-dir"):
             check_dataset_recipe({"recipe": dataset_recipe(other)}, config, Path("d.pt"))
+
+
+def test_a_continued_model_keeps_the_sampling_defaults_chosen_for_the_one_it_continues():
+    # The shipped model's guidance (3) was measured and chosen for it; the config's own default is 4.
+    shipped = PipelineConfig.from_json(json.loads((DEFAULT_WEIGHTS_DIR / "config.json").read_text()))
+    continued = PipelineConfig(dit=shipped.dit, autoencoder=shipped.autoencoder, **inherited_sampling(shipped))
+    assert shipped.default_guidance_scale != PipelineConfig.default_guidance_scale
+    for field in ("default_steps", "max_steps", "default_guidance_scale", "sampler_shift"):
+        assert getattr(continued, field) == getattr(shipped, field)

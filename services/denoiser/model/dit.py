@@ -19,6 +19,7 @@ Remix (SDEdit) needs nothing here: the sampler starts from a noised source video
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -304,6 +305,40 @@ class VideoDiT(nn.Module):
         )
         v_cond, v_uncond = v.chunk(2)  # 2 x (B, C, F, H, W)
         return v_uncond + guidance_scale * (v_cond - v_uncond)
+
+
+def grow_depth(model: VideoDiT, depth: int) -> VideoDiT:
+    """A deeper copy of `model` that computes the same function: a new block after each of the old ones
+    in turn (until `depth` blocks), each starting as the identity, so a trained model can grow and train
+    on from where it was instead of from scratch.
+
+    A new block is the identity when its AdaLN gates are zero (the self-attention and MLP branches) and
+    its cross-attention's output projection is zero (that branch has no gate)."""
+    config = model.config
+    if depth < config.depth:
+        raise ValueError(f"cannot grow a model of depth {config.depth} to depth {depth}")
+    grown = VideoDiT(dataclasses.replace(config, depth=depth)).to(next(model.parameters()).device)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")}
+    grown.load_state_dict(state, strict=False)
+    old_blocks = list(model.blocks)
+    new_count = depth - config.depth
+    # Slots: old block i sits at its place in an interleaving where new blocks follow the first
+    # `new_count` old blocks one each (and any beyond that go at the end).
+    order: list[DiTBlock | None] = []
+    for i, block in enumerate(old_blocks):
+        order.append(block)
+        if i < new_count:
+            order.append(None)
+    order.extend([None] * (depth - len(order)))
+    for slot, source in zip(grown.blocks, order):
+        if source is not None:
+            slot.load_state_dict(source.state_dict())
+        else:
+            nn.init.zeros_(slot.adaLN_modulation[-1].weight)
+            nn.init.zeros_(slot.adaLN_modulation[-1].bias)
+            nn.init.zeros_(slot.cross_attn.proj.weight)
+            nn.init.zeros_(slot.cross_attn.proj.bias)
+    return grown
 
 
 # ---------------------------------------------------------------------------------------------
