@@ -10,6 +10,9 @@
 # var/compact_minilm) and copy it along, then:
 #
 #   docs/gpu/variants.sh OUT_DIR TOTAL_SECONDS "--lr 2e-4" "--lr 2e-4 --subject-loss-weight 3"
+#
+# Files that come back from a lent machine are limited in size; with PACK=DIR every variant's model is
+# also packed into one tar split into 15 MB parts in DIR (unpack: cat DIR/models.tar.part-* | tar -xf -).
 set -u
 OUT=${1:?usage: docs/gpu/variants.sh OUT_DIR TOTAL_SECONDS VARIANT...}
 TOTAL=${2:?usage: docs/gpu/variants.sh OUT_DIR TOTAL_SECONDS VARIANT...}
@@ -55,4 +58,9 @@ for ((j = 1; j <= i; j++)); do
   echo "== variant $j: ${!j}" >>"$LOG"
   tr '\r' '\n' <"$OUT/$j/train.log" | grep "dit step\|dit:\|wrote\|rror" | tail -4 >>"$LOG"
 done
+if [[ -n ${PACK:-} ]]; then
+  mkdir -p "$PACK"
+  tar -C "$OUT" -cf - $(cd "$OUT" && ls -d [0-9]*/dit.safetensors [0-9]*/config.json) | split -b 15M - "$PACK/models.tar.part-"
+  cp "$LOG" "$PACK/"
+fi
 cat "$LOG"
