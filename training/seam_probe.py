@@ -2,7 +2,7 @@
 
     .venv/bin/python -m training.seam_probe --clips 36
 
-Two measurements (docs/modes/REPORT.md cites them):
+Three measurements (docs/modes/REPORT.md and docs/model/NOTES.md cite them):
 
 1. Rendered continuations: a clip of the shapes world cut anywhere from its motion carried on past the
    clip (`shapes_world.render_continuation`), its first 4 frames given as `first_frames`, continued once with the
@@ -11,6 +11,10 @@ Two measurements (docs/modes/REPORT.md cites them):
    DiT's own drawing.
 2. A traced chain: a straight move that has reached the far side, continued call after call from the
    model's own last frames, printing the known, planned and generated x of the subject around every seam.
+3. Steps inside and across the DiT's tokens: each token spans `patch_size[0]` frames, and the subject's
+   centroid step from frame k to k+1 is inside a token when k is not the last frame of one. Rendered
+   clips and planned paths move evenly; a DiT that moves its subject once per token does not. This is
+   why the number of context frames matters (`EXTEND_CONTEXT_FRAMES` in services/gateway/pipeline.py).
 
 The seam rule is the modes report's: a step counts as a jump above 2x the median step inside the clip,
 floored at 1 pixel.
@@ -24,11 +28,11 @@ import dataclasses
 import numpy as np
 import torch
 
-from services.denoiser.model.paths import subject_centroids
+from services.denoiser.model.paths import default_path, subject_centroids
 from services.denoiser.model.pipeline import VideoPipeline
 from services.gateway.pipeline import EXTEND_CONTEXT_FRAMES as CONTEXT  # what an extension starts from
 from training.evaluator import analyze
-from training.shapes_world import SIZE, render_continuation, sample_spec
+from training.shapes_world import SIZE, render, render_continuation, sample_spec
 
 MOTIONS = (
     "bounces left and right",
@@ -44,6 +48,34 @@ def seam_within_2x(frames: np.ndarray) -> bool:
     """Whether the step into the first new frame is within 2x the median step after it."""
     steps = np.linalg.norm(np.diff(analyze(frames).centroids, axis=0), axis=1)
     return bool(steps[CONTEXT - 1] <= 2 * max(float(np.nanmedian(steps[CONTEXT:])), 1.0))
+
+
+def token_step_split(centroids: np.ndarray, frames_per_token: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid steps (F - 1,) of a (F, 2) track, split into those inside a token and those from one
+    token to the next."""
+    steps = np.linalg.norm(np.diff(np.asarray(centroids, np.float64), axis=0), axis=1)  # step k: k -> k+1
+    across = (np.arange(steps.size) + 1) % frames_per_token == 0
+    return steps[~across], steps[across]
+
+
+def token_steps(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Mean centroid step inside and across tokens, in pixels, for rendered clips of moving subjects,
+    the planner's paths for their captions, and the clips the model makes along those paths."""
+    rng = np.random.default_rng(seed)
+    per_token = pipe.config.dit.patch_size[0]
+    steps: dict[str, tuple[list, list]] = {name: ([], []) for name in ("rendered", "planned", "generated")}
+    for i in range(clips):
+        spec = dataclasses.replace(sample_spec(rng), motion=MOTIONS[i % 5])  # every one but 'stays still'
+        clip = render(spec, rng)
+        tokens = encode(clip.caption)
+        path = default_path(pipe.planner, tokens, seed + i, path_input=True)
+        made = pipe.generate(tokens, seed=seed + i, subject_path=path).frames
+        tracks = {"rendered": clip.centroids, "planned": path * SIZE, "generated": analyze(made).centroids}
+        for name, track in tracks.items():
+            inside, across = token_step_split(track, per_token)
+            steps[name][0].extend(inside)
+            steps[name][1].extend(across)
+    return {name: (float(np.nanmean(a)), float(np.nanmean(b))) for name, (a, b) in steps.items()}
 
 
 def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str, float]:
@@ -103,6 +135,9 @@ def main() -> None:
     for name, share in shares.items():
         print(f"  with the {name}: {share:.0%}")
     traced_chain(pipe, encode, "cyan triangle drifting to the right", args.calls, args.seed)
+    print(f"centroid steps inside and across the DiT's tokens ({args.clips} clips of moving subjects), mean px:")
+    for name, (inside, across) in token_steps(pipe, encode, args.clips, args.seed).items():
+        print(f"  {name}: inside {inside:.2f}, across {across:.2f} (x{across / inside:.2f})")
 
 
 if __name__ == "__main__":

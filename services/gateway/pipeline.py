@@ -47,6 +47,7 @@ from services.gateway.clients import AUDIO, DENOISER, TEXT_ENCODER, ServiceClien
 from services.gateway.images import decode_rgb
 from services.gateway.names import parse_name
 from services.gateway.packaging import Packager
+from services.gateway.validation import shot_prompt
 from services.gateway.videos import VideoStore
 
 
@@ -85,10 +86,9 @@ def plan_clips(spec: generation_pb2.GenerationSpec) -> list[Clip]:
     context); every other mode is one clip."""
     if spec.mode != generation_pb2.GENERATION_MODE_STORYBOARD:
         return [Clip(spec.prompt, spec.duration_seconds, spec.camera)]
-    shared = spec.prompt.strip()
     return [
         Clip(
-            f"{shared}. {shot.prompt}" if shared else shot.prompt,
+            shot_prompt(spec.prompt, shot.prompt),
             shot.duration_seconds,
             shot.camera if shot.HasField("camera") else spec.camera,
         )
@@ -126,13 +126,15 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 
 # Frames of the video so far that each extension clip starts from: enough to carry position and
 # velocity across the seam (the path planner continues the subject's path from them), while most of
-# the clip is new. docs/modes/REPORT.md sweeps it on every run. With model v2, 2 frames gave the most
-# seams within 2x a normal step (68%, against 28% for 4); with v3 and v4, 4 frames did (v4: 72% of
-# seams and 82% of velocity changes within 2x, against 70% and 70% for 2 frames, 50% and 78% for 8).
-# The short sweep has favoured 2 frames since (v8: 95%, against 83% for 4 and 72% for 8), but the
-# minute-long chains have not: with v7, 2 frames left the worst chain with no seam within 2x; with v8,
-# three chains kept 80/74/26% of seams within 2x with 2 frames against 85/95/56% with 4. 4 stays.
-EXTEND_CONTEXT_FRAMES = 4
+# the clip is new. It is odd on purpose. The DiT's tokens each span two frames (2x4x4 patches), and it
+# moves the subject less inside a token than from one token to the next (v9's clips: 1.44x larger steps
+# across tokens, docs/model/NOTES.md). With an even number of known frames the first new frame opens a
+# token, so every seam is an across-token step measured against a clip's typical one; with an odd
+# number it shares a token with the last known frame and the seam is as smooth as the clip. Chains of
+# the three report prompts continued 6 times from 2 seeds (v9, guidance 3): 97% of seams within 2x the
+# clip's median step with 3 frames, 94% with 5, 44% with 4 (the value until then; the sweeps before
+# only tried 2, 4 and 8). docs/modes/REPORT.md sweeps it on every run.
+EXTEND_CONTEXT_FRAMES = 3
 
 
 @dataclass(frozen=True)
@@ -256,11 +258,15 @@ class Pipeline:
         frames = retime(made.frames, made.fps, geometry.output_fps)
         fps, model = geometry.output_fps, made.model
         prompt = "\n".join(clip.prompt for clip in clips)
-
-        await progress.stage(generation_pb2.JOB_STAGE_AUDIO)
         kept = 0
         if spec.mode == generation_pb2.GENERATION_MODE_EXTEND:
             kept = len(retime(source.frames, made.fps, fps))
+            if len(frames) <= kept:
+                # At a low output rate a short continuation rounds to no frame: it gets one, as any
+                # clip does, rather than leaving the audio stage nothing to score.
+                frames = np.concatenate([frames, made.frames[-1:]])
+
+        await progress.stage(generation_pb2.JOB_STAGE_AUDIO)
         audio = await self.clients.generate_audio(
             audio_pb2.GenerateRequest(
                 frames=to_proto(frames[kept:]), fps=fps, prompt=prompt, dialogue=spec.dialogue, seed=spec.seed
