@@ -23,6 +23,7 @@ _NUMPY_BY_DTYPE = {
 }
 _DTYPE_BY_NUMPY = {v.newbyteorder("<") if v.itemsize > 1 else v: k for k, v in _NUMPY_BY_DTYPE.items()}
 MAX_ELEMENTS = 1 << 31
+MAX_DIMENSIONS = 32
 
 
 def to_proto(array: np.ndarray) -> common_pb2.Tensor:
@@ -59,15 +60,17 @@ def from_proto(
         )
     if dtype is not None and np_dtype.newbyteorder("=") != np.dtype(dtype).newbyteorder("="):
         raise bad(f"dtype must be {np.dtype(dtype).name}, got {np_dtype.name}")
+    if len(tensor.shape) > MAX_DIMENSIONS:  # before any message quotes the shape
+        raise bad(f"{len(tensor.shape)} dimensions; the limit is {MAX_DIMENSIONS}")
     shape = tuple(int(d) for d in tensor.shape)
     if any(d < 0 for d in shape):
         raise bad(f"negative dimension in shape {shape}")
     if ndim is not None and len(shape) != ndim:
         raise bad(f"expected {ndim} dimensions, got shape {shape}")
-    count = math.prod(shape)
-    if count > MAX_ELEMENTS:
+    # A zero-length dimension does not make the others harmless: NumPy refuses a (0, 2**40, 2**40) array.
+    if math.prod(max(d, 1) for d in shape) > MAX_ELEMENTS:
         raise bad(f"shape {shape} has too many elements")
-    expected = count * np_dtype.itemsize
+    expected = math.prod(shape) * np_dtype.itemsize
     if len(tensor.data) != expected:
         raise bad(f"shape {shape} of {np_dtype.name} needs {expected} bytes, got {len(tensor.data)}")
     array = np.frombuffer(tensor.data, dtype=np_dtype).reshape(shape)

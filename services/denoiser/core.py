@@ -31,6 +31,9 @@ from services.denoiser.model.paths import default_path, resample_path
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
 MAX_PATH_POINTS = 256
+# Text encoders' token embeddings stay within tens. Far larger values are garbage that the DiT's layer
+# norm squares past float32 (from about 1e18 on): the video would come back black, not refused.
+MAX_TOKEN_MAGNITUDE = 1e4
 _PRIORITIES = {
     common_pb2.PRIORITY_UNSPECIFIED: Priority.INTERACTIVE,
     common_pb2.PRIORITY_INTERACTIVE: Priority.INTERACTIVE,
@@ -114,6 +117,13 @@ class DenoiserCore:
         tokens = from_proto(request.text_tokens, field="text_tokens", dtype=np.float32, ndim=2)
         if tokens.shape[1] != card.text_dim or not 1 <= tokens.shape[0] <= card.max_text_tokens:
             detail = f"expected (L, {card.text_dim}) with 1 <= L <= {card.max_text_tokens}, got shape {tokens.shape}"
+            raise invalid_argument(
+                "INVALID_TENSOR", f"text_tokens: {detail}", field="text_tokens", detail=detail
+            )
+        largest = float(np.abs(tokens).max())
+        if largest > MAX_TOKEN_MAGNITUDE:
+            limit = f"{MAX_TOKEN_MAGNITUDE:g}"
+            detail = f"values must lie within [-{limit}, {limit}], got one of magnitude {largest:g}"
             raise invalid_argument(
                 "INVALID_TENSOR", f"text_tokens: {detail}", field="text_tokens", detail=detail
             )

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import dataclasses
 import logging
+import re
 import secrets
 import time
 import zlib
@@ -62,6 +63,9 @@ DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 ITEM_SYNC_SECONDS = 1.0
 _TOKEN_VERSION = "1"
+_HEX_SESSION = re.compile(r"[0-9a-f]{16}")  # secrets.token_hex(8)
+# Nobody pages a billion times; a longer number is forged (and past 4300 digits int() refuses it).
+_PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass
@@ -390,7 +394,12 @@ def parse_page_token(token: str, user: str) -> tuple[str, int]:
     except (ValueError, UnicodeDecodeError):
         raise malformed("not a token from RankResponse.next_page_token") from None
     parts = raw.split(".")
-    if len(parts) != 4 or parts[0] != _TOKEN_VERSION or not parts[2].isdigit() or len(parts[1]) != 16:
+    if (
+        len(parts) != 4
+        or parts[0] != _TOKEN_VERSION
+        or not _HEX_SESSION.fullmatch(parts[1])
+        or not _PAGE_NUMBER.fullmatch(parts[2])
+    ):
         raise malformed("not a token from RankResponse.next_page_token")
     if parts[3] != f"{zlib.crc32(user.encode()):08x}":
         raise malformed("the token was issued for another user")

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kino.v1 import ranker_pb2
-from services.common.errors import invalid_argument, out_of_range
-from services.ranker.items import ItemRecord
+from services.common.errors import KinoError, invalid_argument, out_of_range
+from services.ranker.items import ItemRecord, timestamp_seconds
 from services.ranker.store import StoredEvent
 
 MAX_EVENTS_PER_REQUEST = 10_000
@@ -116,6 +116,13 @@ def resolve_events(
                 index, "OUT_OF_RANGE", f"events[{index}].watch_seconds must be >= 0, got {seconds}"
             )
             continue
+        event_time = now
+        if event.HasField("event_time"):
+            try:
+                event_time = timestamp_seconds(event.event_time, f"events[{index}].event_time")
+            except KinoError as error:
+                outcome.reject(index, error.reason, error.message)
+                continue
         record = lookup(event.video)
         if record is None:
             outcome.reject(
@@ -125,7 +132,6 @@ def resolve_events(
                 unknown=True,
             )
             continue
-        event_time = event.event_time.ToNanoseconds() / 1e9 if event.HasField("event_time") else now
         outcome.events.append(_stored(event, kind, record, min(event_time, now)))
     return outcome
 

@@ -312,6 +312,23 @@ class ItemCatalog:
 # ---------------------------------------------------------------------------------------------------
 
 MAX_ITEMS_PER_REQUEST = 1000
+# What google.protobuf.Timestamp can hold (0001-01-01 to 9999-12-31): anything else is not a time.
+MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def timestamp_seconds(timestamp, field: str) -> float:
+    """A Timestamp as unix seconds; OUT_OF_RANGE for one outside the Timestamp range or with bad nanos."""
+    seconds, nanos = timestamp.seconds, timestamp.nanos
+    if not (MIN_TIMESTAMP_SECONDS <= seconds <= MAX_TIMESTAMP_SECONDS and 0 <= nanos < 1_000_000_000):
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"{field} is not a valid timestamp (seconds {seconds}, nanos {nanos}): it must lie in years "
+            "1 to 9999 with nanos in [0, 999999999]",
+            field=field,
+            seconds=seconds,
+            nanos=nanos,
+        )
+    return seconds + nanos / 1e9
 
 
 def parse_video_name(name: str, field: str) -> str:
@@ -354,9 +371,9 @@ def _record(item: ranker_pb2.FeedItem, field: str, dim: int, now: float) -> Item
         raise invalid_argument(
             "INVALID_TENSOR", f"{embedding_field}: {detail}", field=embedding_field, detail=detail
         )
-    norm = float(np.linalg.norm(embedding))
+    norm = float(np.linalg.norm(embedding.astype(np.float64)))  # float32 squares overflow from ~1e19 on
     if not norm > 1e-6:
-        detail = "the embedding is all zeros"
+        detail = "the embedding is zero or too short to normalize"
         raise invalid_argument(
             "INVALID_TENSOR", f"{embedding_field}: {detail}", field=embedding_field, detail=detail
         )
@@ -372,7 +389,9 @@ def _record(item: ranker_pb2.FeedItem, field: str, dim: int, now: float) -> Item
         )
     parent = parse_video_name(item.remix_parent, f"{field}.remix_parent") if item.remix_parent else ""
     labels = tuple(dict.fromkeys([AI_GENERATED_LABEL, *item.labels]))
-    create_time = item.create_time.ToNanoseconds() / 1e9 if item.HasField("create_time") else now
+    create_time = (
+        timestamp_seconds(item.create_time, f"{field}.create_time") if item.HasField("create_time") else now
+    )
     return ItemRecord(
         name=name,
         creator=item.creator,

@@ -167,3 +167,26 @@ async def test_bad_requests_are_invalid_argument_with_a_reason(stub, make, reaso
     assert got_reason == reason
     if field is not None:
         assert metadata["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("shape", "detail"),
+    [
+        # No bytes to send, yet NumPy cannot shape it.
+        ([0, 2**40, 2**40, 3], "too many elements"),
+        # A reason that quoted this shape would not fit in the status trailers.
+        ([1] * 100_000, "100000 dimensions; the limit is 32"),
+    ],
+    ids=["zero frames of an impossible size", "thousands of dimensions"],
+)
+async def test_a_frames_shape_no_array_can_have_is_refused_with_a_reason(stub, shape, detail):
+    impossible = common_pb2.Tensor(
+        dtype=common_pb2.DTYPE_UINT8, shape=shape, data=b"" if shape[0] == 0 else b"\0"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.Generate(audio_pb2.GenerateRequest(frames=impossible, fps=8))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reason, metadata = error_info(error.value)
+    assert (reason, metadata["field"]) == ("INVALID_TENSOR", "frames") and detail in metadata["detail"]
+    response = await stub.Generate(request(frames()))
+    assert list(response.pcm.shape) == [16 * 48000 // 8, 2]

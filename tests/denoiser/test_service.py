@@ -153,6 +153,7 @@ BAD_REQUESTS = {
     "short tensor bytes": (bad("text_tokens", common_pb2.Tensor(dtype=common_pb2.DTYPE_FLOAT32, shape=[2, TEXT_DIM], data=b"\0" * 12)), "INVALID_TENSOR"),
     "NaN in tokens": (bad("text_tokens", to_proto(NAN_TOKENS)), "INVALID_TENSOR"),
     "Inf in tokens": (bad("text_tokens", to_proto(INF_TOKENS)), "INVALID_TENSOR"),
+    "tokens too large to normalize": (bad("text_tokens", to_proto(prompt(1) * np.float32(1e30))), "INVALID_TENSOR"),
     "frame count": (bad("num_frames", 17), "OUT_OF_RANGE"),
     "size": (bad("height", 48), "OUT_OF_RANGE"),
     "zero steps": (bad("num_steps", 0), "OUT_OF_RANGE"),

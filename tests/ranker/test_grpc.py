@@ -1,10 +1,13 @@
 """The FeedRanker over real gRPC: feeds, feedback, paging, filters and every kind of bad input."""
 
 import asyncio
+import base64
+import zlib
 
 import grpc
 import numpy as np
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from kino.v1 import common_pb2, ranker_pb2
 from services.common.errors import error_info
@@ -87,6 +90,21 @@ async def test_pages_do_not_repeat_and_the_token_is_checked(ranker):
     )
     for token in ["%%%", "bm90IGEgdG9rZW4", "MS5hYmMuMS5kZWFkYmVlZg"]:
         await expect_error(rank(stub, page_token=token), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_NAME")
+
+
+async def test_a_forged_page_token_is_refused_with_a_reason_whatever_its_numbers(ranker):
+    stub, _ = ranker
+    checksum = f"{zlib.crc32(b'alice'):08x}"
+    forged = [f"1.{'a' * 16}.{'9' * 5000}.{checksum}", f"1.{'*:{}' * 4}.2.{checksum}"]
+    for raw in forged:
+        token = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        await expect_error(
+            rank(stub, user="alice", page_token=token),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "MALFORMED_NAME",
+            field="page_token",
+        )
+    assert len((await rank(stub, user="alice")).items) == 10
 
 
 async def test_the_feed_ends_with_an_empty_token(ranker):
@@ -200,6 +218,21 @@ async def test_bad_events_are_rejected_one_by_one_and_the_rest_applied(ranker):
     assert counters[0, 3] == 1 and counters[1, 1] == 1 and counters[1, 2] == pytest.approx(0.95)
 
 
+async def test_an_event_with_an_impossible_time_is_rejected_alone_and_the_rest_applied(ranker):
+    stub, core = ranker
+    events = [
+        event("kim", "videos/v5", E.FEED_EVENT_TYPE_LIKE, event_time=Timestamp(seconds=-(2**62))),
+        event("kim", "videos/v5", E.FEED_EVENT_TYPE_LIKE, event_time=Timestamp(seconds=1, nanos=2**31 - 1)),
+        event("kim", "videos/v6", E.FEED_EVENT_TYPE_LIKE, event_time=Timestamp(seconds=1_700_000_000)),
+    ]
+    response = await stub.Ingest(E.IngestRequest(events=events))
+    assert (response.accepted, response.rejected) == (1, 2)
+    assert [(r.index, r.reason) for r in response.rejections] == [(0, "OUT_OF_RANGE"), (1, "OUT_OF_RANGE")]
+    assert all("event_time" in r.message for r in response.rejections)
+    counters = await core.store.counters(["videos/v5", "videos/v6"])
+    assert (counters[0, 3], counters[1, 3]) == (0, 1)
+
+
 async def test_malformed_ingest_requests_are_refused_whole(ranker):
     stub, _ = ranker
     await expect_error(
@@ -237,6 +270,16 @@ async def test_malformed_ingest_requests_are_refused_whole(ranker):
         ),
         (lambda item: setattr(item, "duration_seconds", 0), "OUT_OF_RANGE", "items[1].duration_seconds"),
         (lambda item: setattr(item, "remix_parent", "bad"), "MALFORMED_NAME", "items[1].remix_parent"),
+        (
+            lambda item: item.create_time.CopyFrom(Timestamp(seconds=2**62)),
+            "OUT_OF_RANGE",
+            "items[1].create_time",
+        ),
+        (
+            lambda item: item.create_time.CopyFrom(Timestamp(seconds=1, nanos=-5)),
+            "OUT_OF_RANGE",
+            "items[1].create_time",
+        ),
     ],
 )
 async def test_malformed_items_refuse_the_request(ranker, change, reason, field):
@@ -251,6 +294,16 @@ async def test_malformed_items_refuse_the_request(ranker, change, reason, field)
         field=field,
     )
     assert core.catalog.index_of("videos/v3000") is None  # nothing half-applied
+
+
+async def test_an_embedding_of_huge_values_is_normalized_not_zeroed(ranker):
+    stub, core = ranker
+    item = make_item(4000, 2, np.random.default_rng(4))
+    direction = np.frombuffer(item.content_embedding.data, np.float32)
+    item.content_embedding.CopyFrom(to_proto(direction * np.float32(1e30)))
+    await stub.UpsertItems(E.UpsertItemsRequest(items=[item]))
+    stored = core.catalog.embeddings[core.catalog.index_of("videos/v4000")]
+    np.testing.assert_allclose(stored, direction, atol=1e-6)
 
 
 async def test_item_count_limits(ranker):
