@@ -152,6 +152,55 @@ def _resource(value: str, collection: str) -> str:
     return value if value.startswith(f"{collection}/") else f"{collection}/{value}"
 
 
+def _text(value: str) -> str:
+    """Command-line text bound for a request: a shell passes any bytes, and ones that are not UTF-8
+    arrive as lone surrogates that no protobuf string can hold."""
+    if not _is_utf8(value):
+        raise argparse.ArgumentTypeError(f"{ascii(value)} is not valid UTF-8 text")
+    return value
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _int_in(bits: int):
+    """An argparse type for an integer that fits the request's signed `bits`-bit field."""
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from error
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{number} is out of range [{low}, {high}]")
+        return number
+
+    return parse
+
+
+def _output_file(path: str) -> Path:
+    """Where the video will go, checked before the job is submitted so that no video is made only
+    for the write to fail."""
+    output = Path(path)
+    if output.is_dir():
+        raise CliError(f"output {path}: is a folder; name a file, e.g. {output / 'out.mp4'}", EXIT_BAD_INPUT)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CliError(
+            f"output {path}: cannot make its folder ({error.strerror or error})", EXIT_BAD_INPUT
+        ) from error
+    if not os.access(output.parent, os.W_OK):
+        raise CliError(f"output {path}: its folder {output.parent} is not writable", EXIT_BAD_INPUT)
+    return output
+
+
 def _read_file(path: str, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -206,9 +255,13 @@ def parse_storyboard(path: str) -> tuple[str, list[generation_pb2.Shot]]:
     for index, shot in enumerate(board["shots"]):
         if not isinstance(shot, dict) or not isinstance(shot.get("prompt"), str):
             raise CliError(f"storyboard {path}: shot {index + 1} needs a prompt", EXIT_BAD_INPUT)
+        if not _is_utf8(shot["prompt"]):
+            raise CliError(
+                f"storyboard {path}: shot {index + 1} prompt is not valid UTF-8 text", EXIT_BAD_INPUT
+            )
         try:
             seconds = float(shot.get("seconds", 0))
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OverflowError) as error:
             raise CliError(
                 f"storyboard {path}: shot {index + 1} seconds must be a number", EXIT_BAD_INPUT
             ) from error
@@ -216,7 +269,10 @@ def parse_storyboard(path: str) -> tuple[str, list[generation_pb2.Shot]]:
         if shot.get("camera"):
             message.camera.CopyFrom(parse_camera(str(shot["camera"])))
         shots.append(message)
-    return str(board.get("prompt") or ""), shots
+    shared = str(board.get("prompt") or "")
+    if not _is_utf8(shared):
+        raise CliError(f"storyboard {path}: prompt is not valid UTF-8 text", EXIT_BAD_INPUT)
+    return shared, shots
 
 
 def _spec_from_args(args: argparse.Namespace) -> generation_pb2.GenerationSpec:
@@ -258,7 +314,7 @@ def _spec_from_args(args: argparse.Namespace) -> generation_pb2.GenerationSpec:
 async def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    output = Path(args.output)
+    output = _output_file(args.output)
     async with _kino_channel(args) as channel:
         stub = generation_pb2_grpc.GenerationStub(channel)
         job = await stub.Submit(
@@ -448,14 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=cmd_up)
 
     encode = client("encode", "encode a prompt with the TextEncoder")
-    encode.add_argument("text")
+    encode.add_argument("text", type=_text)
     encode.set_defaults(run=cmd_encode)
 
     generate = client(
         "generate", "generate a video: from a prompt, an image, a video to remix or extend, a storyboard"
     )
     generate.add_argument(
-        "prompt", nargs="?", default="", help="what happens (a storyboard may carry its own)"
+        "prompt", nargs="?", default="", type=_text, help="what happens (a storyboard may carry its own)"
     )
     generate.add_argument(
         "-o", "--output", default="out.mp4", help="where to write the MP4 (default out.mp4)"
@@ -470,10 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--image", metavar="FILE", help="image-to-video: the clip starts from this PNG or JPEG"
     )
     source.add_argument(
-        "--remix-of", metavar="VIDEO", help="remix this video: its motion, the prompt's changes"
+        "--remix-of", metavar="VIDEO", type=_text, help="remix this video: its motion, the prompt's changes"
     )
     source.add_argument(
-        "--extend", metavar="VIDEO", help="continue this video by --seconds from its last frames"
+        "--extend", metavar="VIDEO", type=_text, help="continue this video by --seconds from its last frames"
     )
     source.add_argument(
         "--storyboard",
@@ -485,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cameo",
         action="append",
         default=[],
+        type=_text,
         metavar="CAMEO",
         help="put this cameo's likeness in the video (needs its consent)",
     )
@@ -499,17 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"camera move: {', '.join(_CAMERA_MOTIONS)} (e.g. pan-left:0.3)",
     )
     generate.add_argument("--publish", action="store_true", help="put the finished video into the feed")
-    generate.add_argument("--seed", type=int, help="seed (default: random, reported)")
-    generate.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
-    generate.add_argument("--user", default=_default_user(), help="requester (default: $USER)")
-    generate.add_argument("--idempotency-key", help="makes resubmitting safe")
+    generate.add_argument("--seed", type=_int_in(64), help="seed (default: random, reported)")
+    generate.add_argument("--steps", type=_int_in(32), help="sampler steps (default: the model's)")
+    generate.add_argument("--user", default=_default_user(), type=_text, help="requester (default: $USER)")
+    generate.add_argument("--idempotency-key", type=_text, help="makes resubmitting safe")
     generate.set_defaults(run=cmd_generate)
 
     cameo = client("cameo", "register a likeness with a consent policy, change who may use it, revoke it")
     cameo_commands = cameo.add_subparsers(dest="cameo_command", required=True)
     register = cameo_commands.add_parser("register", help="register an appearance image as a cameo")
     register.add_argument("image", help="the appearance, PNG or JPEG")
-    register.add_argument("--name", help="display name")
+    register.add_argument("--name", type=_text, help="display name")
     for sub in (register, consent := cameo_commands.add_parser("consent", help="change who may use a cameo")):
         sub.add_argument(
             "--policy", choices=sorted(_POLICIES), default="only-me", help="who may use it (default only-me)"
@@ -518,22 +575,23 @@ def build_parser() -> argparse.ArgumentParser:
             "--approve",
             action="append",
             default=[],
+            type=_text,
             metavar="USER",
             help="a user the approved policy lets in",
         )
-    consent.add_argument("cameo")
+    consent.add_argument("cameo", type=_text)
     revoke = cameo_commands.add_parser(
         "revoke", help="revoke a cameo: its queued jobs are cancelled, its videos unpublished"
     )
-    revoke.add_argument("cameo")
+    revoke.add_argument("cameo", type=_text)
     for sub in (register, consent, revoke):
-        sub.add_argument("--user", default=_default_user(), help="the owner (default: $USER)")
+        sub.add_argument("--user", default=_default_user(), type=_text, help="the owner (default: $USER)")
     cameo.set_defaults(run=cmd_cameo)
 
     jobs = client("jobs", "list jobs, newest first")
-    jobs.add_argument("--user", help="only this requester's jobs")
+    jobs.add_argument("--user", type=_text, help="only this requester's jobs")
     jobs.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
-    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--limit", type=_int_in(32), default=20)
     jobs.set_defaults(run=cmd_jobs)
 
     verify = client("verify", "check a file's C2PA manifest and invisible watermark (exit 0 when valid)")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.cli import EXIT_BAD_INPUT, main
 from tests.local_kino import KINO, free_port, kino_up_local
 
 
@@ -127,6 +128,34 @@ def test_verify_of_a_file_that_is_not_media_exits_2(running_kino, tmp_path):
     path.write_text("not a video")
     result = _kino("verify", str(path), target=address)
     assert result.returncode == 2 and "INVALID_MEDIA" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["generate", "a ball", "--seed", "1" * 20], "--seed"),
+        (["generate", "a ball", "--steps", "9999999999"], "--steps"),
+        (["jobs", "--limit", "9999999999"], "--limit"),
+        (["generate", "a \udcff ball"], "not valid UTF-8"),
+        (["generate", "a ball", "--user", "\udcffbob"], "not valid UTF-8"),
+        (["generate", "a ball", "--remix-of", "videos/\udcff"], "not valid UTF-8"),
+    ],
+    ids=["seed beyond int64", "steps beyond int32", "limit beyond int32", "prompt", "user", "video name"],
+)
+def test_flag_values_no_request_can_carry_are_usage_errors_not_tracebacks(args, expected, capsys):
+    """A number beyond its field's range, or bytes a shell passed that are not UTF-8 text."""
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--target", f"127.0.0.1:{free_port()}"])
+    assert exited.value.code == EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert expected in error and "Traceback" not in error
+
+
+def test_generate_into_a_folder_is_refused_before_anything_is_submitted(tmp_path, capsys):
+    """The output is checked first, so a job's video is never made only to fail at the write."""
+    code = main(["generate", "a ball", "-o", str(tmp_path), "--target", f"127.0.0.1:{free_port()}"])
+    assert code == EXIT_BAD_INPUT
+    assert "is a folder" in capsys.readouterr().err
 
 
 def test_unreachable_target_exits_3():

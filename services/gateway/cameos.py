@@ -27,7 +27,7 @@ from services.common.errors import (
     require_known_enum,
 )
 from services.gateway.images import check_image
-from services.gateway.names import cameo_name, parse_name
+from services.gateway.names import cameo_name, check_no_control_characters, parse_name
 from services.gateway.store import CameoRow, Database, JobCameoRow, VideoRow, new_id, now
 
 MAX_DISPLAY_NAME_CHARS = 256
@@ -52,6 +52,7 @@ class CameoRegistry:
         _check_user("owner", request.owner)
         if len(request.display_name) > MAX_DISPLAY_NAME_CHARS:
             raise out_of_range("display_name", len(request.display_name), 0, MAX_DISPLAY_NAME_CHARS)
+        check_no_control_characters("display_name", request.display_name)
         _check_policy(request.policy, request.approved_users)
         if not request.HasField("appearance"):
             raise invalid_argument("FIELD_REQUIRED", "appearance is required", field="appearance")
@@ -186,6 +187,7 @@ def _check_user(field: str, user: str) -> None:
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     if len(user) > MAX_USER_CHARS:
         raise out_of_range(field, len(user), 1, MAX_USER_CHARS)
+    check_no_control_characters(field, user)
 
 
 def _check_policy(policy: int, approved_users) -> None:

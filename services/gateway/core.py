@@ -17,14 +17,14 @@ from services.common.settings import Settings
 from services.gateway.cameos import CameoRegistry
 from services.gateway.clients import ServiceClients
 from services.gateway.events import JobEvents
-from services.gateway.names import parse_name, video_name
+from services.gateway.names import check_no_control_characters, parse_name, video_name
 from services.gateway.packaging import Packager, SigningKeys
 from services.gateway.paging import decode_page_token, encode_page_token, page_size
 from services.gateway.pipeline import Pipeline
 from services.gateway.provenance import verify_file
 from services.gateway.runner import JobRunner
 from services.gateway.store import TERMINAL_STATES, Database, JobStore, NewJob, now
-from services.gateway.validation import SubmitLimits, check_deadline, check_extension, validate_submit
+from services.gateway.validation import SubmitLimits, check_deadline, check_source, validate_submit
 from services.gateway.videos import MP4_MIME_TYPE, VideoStore
 
 # A Watch with no news re-reads the store this often, so it also follows jobs that another gateway
@@ -73,7 +73,7 @@ class GenerationCore:
         check_deadline(valid.deadline, now())
         if valid.source_video_id is not None:
             source = await self.videos.get(normalized.spec.source_video, "spec.source_video")
-            check_extension(normalized.spec, source, self.limits)
+            check_source(normalized.spec, source, self.limits)
         await self.cameos.check_use(valid.cameo_ids, normalized.requester)
         job = await self.jobs.create(
             NewJob(
@@ -128,6 +128,7 @@ class GenerationCore:
 
     async def list(self, request: generation_pb2.ListRequest) -> generation_pb2.ListResponse:
         require_known_enum("state", generation_pb2.JobState, request.state)
+        check_no_control_characters("requester", request.requester)
         size = page_size(request.page_size)
         cursor = decode_page_token(request)
         jobs = await self.jobs.list(

@@ -21,9 +21,13 @@ from kino.v1 import common_pb2, generation_pb2
 from services.common.errors import invalid_argument, out_of_range, require_in_range, require_known_enum
 from services.common.settings import GatewaySettings
 from services.gateway.images import CheckedImage, check_image
-from services.gateway.names import parse_name
+from services.gateway.names import check_no_control_characters, parse_name
 
 MIN_SIDE, MAX_SIDE = 16, 1920
+# The TextEncoder's limit on one text (services/text_encoder/core.py, MAX_TEXT_CHARS). Each prompt is
+# held to the gateway's own, smaller limit; a storyboard shot is encoded after the shared subject as one
+# text, and that joined text is held to this one.
+MAX_ENCODED_PROMPT_CHARS = 2000
 MIN_FPS, MAX_FPS = 1.0, 60.0
 MAX_STEPS = 100
 MAX_GUIDANCE = 20.0
@@ -74,9 +78,11 @@ class ValidSubmit:
 def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits) -> ValidSubmit:
     """Checks a SubmitRequest and returns it normalized; raises INVALID_ARGUMENT on the first problem."""
     _check_text("requester", request.requester, MAX_REQUESTER_CHARS, required=True)
+    check_no_control_characters("requester", request.requester)
     require_known_enum("priority", common_pb2.Priority, request.priority)
     if len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
         raise _too_long("idempotency_key", request.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+    check_no_control_characters("idempotency_key", request.idempotency_key)
     deadline = _deadline(request.deadline) if request.HasField("deadline") else None
     if not request.HasField("spec"):
         raise invalid_argument("FIELD_REQUIRED", "spec is required", field="spec")
@@ -110,9 +116,10 @@ def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits)
     if storyboard:
         forbidden("spec.duration_seconds", spec.duration_seconds != 0)
         required("spec.shots", len(spec.shots) > 0)
-        duration = _check_shots(spec.shots, limits)
+        duration = _check_shots(spec.shots, spec.prompt, limits)
     elif spec.mode == generation_pb2.GENERATION_MODE_REMIX and spec.duration_seconds == 0:
-        # A remix lasts as long as its source, which only the store knows: the limit bounds it here.
+        # A remix lasts as long as its source, which only the store knows: the limit bounds it here,
+        # and its frame count is checked against the source (`check_source`).
         forbidden("spec.shots", len(spec.shots) > 0)
         duration = limits.max_duration_seconds
     else:
@@ -124,7 +131,8 @@ def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits)
         )
         duration = spec.duration_seconds
 
-    _check_picture(spec, duration)
+    length_known = not (spec.mode == generation_pb2.GENERATION_MODE_REMIX and spec.duration_seconds == 0)
+    _check_picture(spec, duration if length_known else None)
     _check_sampling(spec)
 
     first_frame = None
@@ -165,10 +173,13 @@ def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits)
     return ValidSubmit(normalized, source_video_id, cameo_ids, first_frame, deadline)
 
 
-def check_extension(
+def check_source(
     spec: generation_pb2.GenerationSpec, source: generation_pb2.Video, limits: SubmitLimits
 ) -> None:
-    """An extended video (the source plus its continuation) stays within the duration limit."""
+    """What a remix or an extension makes from its source stays within the duration and frame limits."""
+    if spec.mode == generation_pb2.GENERATION_MODE_REMIX:
+        _check_remix_frames(spec, source)
+        return
     if spec.mode != generation_pb2.GENERATION_MODE_EXTEND:
         return
     room = limits.max_duration_seconds - source.duration_seconds
@@ -190,6 +201,24 @@ def check_extension(
             "OUT_OF_RANGE",
             f"{source.name} extended by {spec.duration_seconds:g} s at {fps:g} fps is {frames} frames; "
             f"the limit is {MAX_FRAMES}",
+            field="num_frames",
+            value=frames,
+            min=1,
+            max=MAX_FRAMES,
+        )
+
+
+def _check_remix_frames(spec: generation_pb2.GenerationSpec, source: generation_pb2.Video) -> None:
+    """A remix without a duration is as long as its source; its frames at the output rate are bounded."""
+    if spec.duration_seconds:
+        return  # checked with the request's own duration
+    fps = spec.fps or source.fps
+    frames = math.ceil(source.duration_seconds * fps)
+    if frames > MAX_FRAMES:
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"{source.name} lasts {source.duration_seconds:g} s; remixed at {fps:g} fps it is {frames} "
+            f"frames; the limit is {MAX_FRAMES} (set a lower spec.fps or a spec.duration_seconds)",
             field="num_frames",
             value=frames,
             min=1,
@@ -240,7 +269,13 @@ def _check_prompt(field: str, prompt: str, limits: SubmitLimits, *, required: bo
         )
 
 
-def _check_shots(shots, limits: SubmitLimits) -> float:
+def shot_prompt(subject: str, shot: str) -> str:
+    """The text a storyboard shot is encoded from: the shared subject, when there is one, then the shot."""
+    subject = subject.strip()
+    return f"{subject}. {shot}" if subject else shot
+
+
+def _check_shots(shots, subject: str, limits: SubmitLimits) -> float:
     """Validates storyboard shots; returns the total duration."""
     if len(shots) > MAX_SHOTS:
         raise out_of_range("spec.shots", len(shots), 1, MAX_SHOTS)
@@ -248,6 +283,17 @@ def _check_shots(shots, limits: SubmitLimits) -> float:
     for index, shot in enumerate(shots):
         field = f"spec.shots[{index}]"
         _check_prompt(f"{field}.prompt", shot.prompt, limits, required=True)
+        # Each prompt may fit alone and still make, with the subject before it, a text the encoder refuses.
+        encoded = len(shot_prompt(subject, shot.prompt))
+        if encoded > MAX_ENCODED_PROMPT_CHARS:
+            raise invalid_argument(
+                "PROMPT_TOO_LONG",
+                f"{field}.prompt is encoded after spec.prompt (the shared subject) as one text of "
+                f"{encoded} characters; the text encoder's limit is {MAX_ENCODED_PROMPT_CHARS}",
+                field=f"{field}.prompt",
+                length=encoded,
+                max=MAX_ENCODED_PROMPT_CHARS,
+            )
         if not (0 < shot.duration_seconds <= limits.max_duration_seconds):
             raise invalid_argument(
                 "OUT_OF_RANGE",
@@ -266,7 +312,8 @@ def _check_shots(shots, limits: SubmitLimits) -> float:
     return total
 
 
-def _check_picture(spec: generation_pb2.GenerationSpec, duration: float) -> None:
+def _check_picture(spec: generation_pb2.GenerationSpec, duration: float | None) -> None:
+    """Size and rate; the frame count too, when the length is known before the source is read."""
     if (spec.width == 0) != (spec.height == 0):
         missing = "spec.height" if spec.height == 0 else "spec.width"
         raise invalid_argument(
@@ -277,6 +324,8 @@ def _check_picture(spec: generation_pb2.GenerationSpec, duration: float) -> None
         require_in_range("spec.height", spec.height, MIN_SIDE, MAX_SIDE)
     if spec.fps != 0:
         require_in_range("spec.fps", spec.fps, MIN_FPS, MAX_FPS)
+        if duration is None:
+            return
         frames = math.ceil(duration * spec.fps)
         if frames > MAX_FRAMES:
             raise invalid_argument(

@@ -11,7 +11,7 @@ import pytest
 from kino.v1 import common_pb2, generation_pb2
 from services.common.errors import KinoError, unavailable
 from services.gateway.store import ACTIVE_STATES, Database, JobStore, NewJob, PageCursor, now
-from tests.gateway.helpers import expect_error, wait_terminal
+from tests.gateway.helpers import encoded_image, expect_error, wait_terminal
 
 QUEUED, RUNNING = generation_pb2.JOB_STATE_QUEUED, generation_pb2.JOB_STATE_RUNNING
 RUNNER = "testhost:1:runner"
@@ -242,3 +242,42 @@ async def test_the_generation_service_on_postgresql(start_gateway, postgres_url)
     await expect_error(gateway.stub.Submit(request), grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
     listed = await gateway.stub.List(generation_pb2.ListRequest(requester="alice"))
     assert [j.name for j in listed.jobs] == [job.name]
+
+
+async def test_names_and_keys_with_control_characters_are_refused_with_a_reason_on_either_store(
+    start_gateway, database_url
+):
+    """PostgreSQL text cannot hold NUL at all: a user name, key or display name carrying a control
+    character is the caller's mistake, refused with the field before the store sees it."""
+    gateway = await start_gateway(database_url=database_url)
+    stub = gateway.stub
+    appearance = common_pb2.Image(data=encoded_image(32, 32))
+
+    def submit(requester: str = "alice", idempotency_key: str = ""):
+        spec = generation_pb2.GenerationSpec(prompt="a red ball")
+        return stub.Submit(
+            generation_pb2.SubmitRequest(spec=spec, requester=requester, idempotency_key=idempotency_key)
+        )
+
+    def register(owner: str = "bob", display_name: str = "", approved_users=()):
+        return stub.RegisterCameo(
+            generation_pb2.RegisterCameoRequest(
+                owner=owner,
+                display_name=display_name,
+                appearance=appearance,
+                policy=generation_pb2.CONSENT_POLICY_APPROVED_USERS,
+                approved_users=approved_users,
+            )
+        )
+
+    calls = [
+        ("requester", lambda: submit(requester="al\x00ice")),
+        ("idempotency_key", lambda: submit(idempotency_key="key\x00")),
+        ("requester", lambda: stub.List(generation_pb2.ListRequest(requester="al\x00ice"))),
+        ("owner", lambda: register(owner="b\x00b")),
+        ("display_name", lambda: register(display_name="Bob\x00")),
+        ("approved_users[0]", lambda: register(approved_users=["carol\n"])),
+    ]
+    for field, call in calls:
+        await expect_error(call(), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_NAME", field=field)
+    assert list((await stub.List(generation_pb2.ListRequest())).jobs) == []

@@ -11,8 +11,10 @@ from google.protobuf import timestamp_pb2
 
 from kino.v1 import common_pb2, generation_pb2
 from services.common.settings import MIB
+from services.gateway.store import new_id
+from services.gateway.videos import VideoFacts
 from tests.gateway.conftest import Gateway, close_gateway, open_gateway
-from tests.gateway.helpers import encoded_image, expect_error, png_declaring
+from tests.gateway.helpers import encoded_image, expect_error, mp4_shaped_bytes, png_declaring, put_video
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -240,6 +242,18 @@ CASES = [
         "OUT_OF_RANGE",
         "spec.shots.duration_seconds (sum)",
     ),
+    (
+        "storyboard subject and shot prompt together too long",
+        spec(
+            mode=STORYBOARD,
+            duration_seconds=0,
+            prompt="red " * 250,  # each within the gateway's 1000, together past the encoder's 2000
+            shots=[shots(1)[0], generation_pb2.Shot(prompt="bounces " * 125, duration_seconds=1)],
+        ),
+        INVALID,
+        "PROMPT_TOO_LONG",
+        "spec.shots[1].prompt",
+    ),
     ("shots in text-to-video", spec(shots=shots(1)), INVALID, "INVALID_FOR_MODE", "spec.shots"),
     (
         "path point outside the frame",
@@ -384,3 +398,36 @@ async def test_good_requests_in_every_mode_are_accepted_with_defaults(gateway: G
     edge.spec.seed = 0
     edge.idempotency_key = "k" * 128
     assert (await gateway.stub.Submit(edge)).spec.seed == 0
+
+
+async def test_a_remix_at_a_high_frame_rate_is_bounded_by_its_source_length(gateway: Gateway):
+    """A remix without a duration lasts as long as its source: the frame limit applies to that length."""
+    short = await put_video(gateway, mp4_shaped_bytes(4096))  # 1 s
+    remix = generation_pb2.SubmitRequest(
+        requester="alice",
+        spec=generation_pb2.GenerationSpec(mode=REMIX, prompt="a blue ball", source_video=short.name, fps=60),
+    )
+    job = await gateway.stub.Submit(remix)
+    assert (job.spec.fps, job.spec.duration_seconds) == (60, 0)
+
+    facts = VideoFacts(
+        job_id="0" * 32,
+        requester="alice",
+        duration_seconds=40.0,
+        width=64,
+        height=64,
+        fps=8.0,
+        num_frames=320,
+        provenance=generation_pb2.Provenance(),
+    )
+    long = await gateway.core.videos.add(new_id(), mp4_shaped_bytes(4096), facts)
+    remix.spec.source_video = long.name
+    metadata = await expect_error(gateway.stub.Submit(remix), INVALID, "OUT_OF_RANGE", field="num_frames")
+    assert (metadata["value"], metadata["max"]) == ("2400", "1800")
+
+
+async def test_a_storyboard_shot_is_held_to_the_text_encoders_limit_once_joined_to_its_subject():
+    from services.gateway.validation import MAX_ENCODED_PROMPT_CHARS
+    from services.text_encoder.core import MAX_TEXT_CHARS
+
+    assert MAX_ENCODED_PROMPT_CHARS == MAX_TEXT_CHARS

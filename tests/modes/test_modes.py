@@ -92,6 +92,20 @@ def test_extend_keeps_the_source_and_its_sound_then_continues_and_extends_again(
     assert (twice.num_frames, twice.provenance.parent_video) == (48, once.video)
 
 
+def test_an_extension_shorter_than_one_output_frame_still_adds_a_frame(kino, source):
+    """Half a second at 1 fps is no whole frame: the continuation still adds one, as any clip does."""
+    job = run_job(
+        kino.stub,
+        spec("the ball keeps moving", mode=EXTEND, source_video=source.video, duration_seconds=0.5, fps=1),
+    )
+    result = succeeded(job)
+    assert (result.num_frames, result.duration_seconds, result.provenance.parent_video) == (
+        3,
+        3.0,
+        source.video,
+    )
+
+
 def test_an_extension_past_the_one_minute_limit_is_refused(kino, source):
     metadata = refused(
         lambda: kino.stub.Submit(
