@@ -1,7 +1,8 @@
 """The server interceptor every Kino service runs behind.
 
 For each call it assigns a request id (echoed in initial metadata and on every log line), records
-the RPC metrics, enforces the request size limit, and turns errors into statuses: a KinoError becomes
+the RPC metrics, enforces the request size limit, refuses bytes that are not the method's message
+(grpc.aio would answer those UNKNOWN with no reason), and turns errors into statuses: a KinoError becomes
 its code with ErrorInfo; anything else is a defect, logged with its traceback and answered INTERNAL
 with reason INTERNAL_ERROR and the request id. Servicers therefore contain no try/except.
 """
@@ -29,6 +30,40 @@ def check_request_size(request, limit: int) -> None:
     if size > limit:
         raise invalid_argument(
             "MESSAGE_TOO_LARGE", f"request is {size} bytes; the limit is {limit}", size=size, max=limit
+        )
+
+
+class UndecodableRequest:
+    """Stands in for a request whose bytes the method's message could not be parsed from, so that the
+    call gets a reasoned INVALID_ARGUMENT from inside the interceptor instead of grpc.aio's bare UNKNOWN."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+    def ByteSize(self) -> int:  # the size check runs first, on whatever arrived
+        return 0
+
+
+def tolerant_deserializer(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    """The method's deserializer, returning an UndecodableRequest where it raises."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as error:  # protobuf's DecodeError; a string field that is not UTF-8
+            return UndecodableRequest(f"{type(error).__name__}: {error}"[:200])
+
+    return parse
+
+
+def check_decoded(request) -> None:
+    if isinstance(request, UndecodableRequest):
+        raise invalid_argument(
+            "MALFORMED_REQUEST",
+            f"the request is not a valid message of this method ({request.detail})",
+            detail=request.detail,
         )
 
 
@@ -63,13 +98,13 @@ class KinoServerInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, caller_id, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, caller_id, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant_deserializer(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler  # Kino has no client-streaming RPCs.
@@ -77,7 +112,7 @@ class KinoServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, method: str, caller_id: str | None, behavior):
         async def run(request, context: grpc.aio.ServicerContext):
             async with _Call(self, method, caller_id, request, context) as call:
-                call.check_size()
+                call.check_request()
                 return await behavior(request, context)
 
         return run
@@ -85,7 +120,7 @@ class KinoServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, method: str, caller_id: str | None, behavior):
         async def run(request, context: grpc.aio.ServicerContext) -> AsyncIterator:
             async with _Call(self, method, caller_id, request, context) as call:
-                call.check_size()
+                call.check_request()
                 async for response in behavior(request, context):
                     yield response
 
@@ -108,7 +143,8 @@ class _Call:
         await self.context.send_initial_metadata(((REQUEST_ID_HEADER, self.request_id),))
         return self
 
-    def check_size(self) -> None:
+    def check_request(self) -> None:
+        check_decoded(self.request)
         check_request_size(self.request, self.owner._max_request_bytes)
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:

@@ -106,6 +106,31 @@ async def test_oversized_request_is_invalid_argument(probe_server):
     assert reason == "MESSAGE_TOO_LARGE" and int(metadata["max"]) == 1 << 20
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"\x0a\x02\xff\xfe", b"\x0a\x05ab", b"\xff\xff\xff"],
+    ids=["a name that is not UTF-8", "a truncated message", "not a message at all"],
+)
+@pytest.mark.parametrize("method", ["Get", "Watch"])
+async def test_bytes_that_are_not_the_methods_message_are_invalid_argument_with_a_reason(
+    probe_server, data, method
+):
+    _, _, stub, channel = probe_server
+    path = f"/kino.v1.Generation/{method}"
+    raw = (channel.unary_unary if method == "Get" else channel.unary_stream)(path)  # bytes in, bytes out
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        call = raw(data)
+        if method == "Watch":
+            async for _ in call:
+                pass
+        else:
+            await call
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reason, metadata = error_info(raised.value)
+    assert reason == "MALFORMED_REQUEST" and metadata["detail"]
+    assert (await stub.Get(generation_pb2.GetRequest(name="echo"))).name == "echo"  # still answering
+
+
 async def test_streaming_error_after_messages_keeps_the_messages(probe_server):
     _, _, stub, _ = probe_server
     received = []

@@ -29,6 +29,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVALID_FOR_MODE: _ClassVar[ErrorReason]
     MALFORMED_NAME: _ClassVar[ErrorReason]
     INVALID_MEDIA: _ClassVar[ErrorReason]
+    MALFORMED_REQUEST: _ClassVar[ErrorReason]
     JOB_NOT_FOUND: _ClassVar[ErrorReason]
     VIDEO_NOT_FOUND: _ClassVar[ErrorReason]
     CAMEO_NOT_FOUND: _ClassVar[ErrorReason]
@@ -82,6 +83,7 @@ UNKNOWN_ENUM_VALUE: ErrorReason
 INVALID_FOR_MODE: ErrorReason
 MALFORMED_NAME: ErrorReason
 INVALID_MEDIA: ErrorReason
+MALFORMED_REQUEST: ErrorReason
 JOB_NOT_FOUND: ErrorReason
 VIDEO_NOT_FOUND: ErrorReason
 CAMEO_NOT_FOUND: ErrorReason
