@@ -127,30 +127,53 @@ class CameoRegistry:
 
         return await self.db.run(write)
 
-    async def check_use(self, cameo_ids: tuple[str, ...], requester: str) -> list[UsableCameo]:
+    async def check_use(
+        self, cameo_ids: tuple[str, ...], requester: str, *, source: str | None = None
+    ) -> list[UsableCameo]:
         """The cameos, if the requester may use every one of them now.
 
         NOT_FOUND/CAMEO_NOT_FOUND for an unknown one, FAILED_PRECONDITION/CAMEO_REVOKED for a revoked
         one, FAILED_PRECONDITION/CAMEO_CONSENT_MISSING when its policy does not admit the requester.
+        `source` names the video the cameos come from when they are a remix's or an extension's
+        inheritance rather than the request's own (the errors then say so, with metadata `source`).
         """
         if not cameo_ids:
             return []
+        via = {} if source is None else {"source": source}
+        where = "" if source is None else f", which appears in {source}"
 
         def read(session: Session) -> list[UsableCameo]:
             usable = []
             for cameo_id in cameo_ids:
                 row = _existing(session, cameo_id)
                 if row.state == generation_pb2.CAMEO_STATE_REVOKED:
-                    raise _revoked(cameo_id)
+                    raise _revoked(cameo_id, where, **via)
                 if not _admits(row, requester):
                     raise failed_precondition(
                         "CAMEO_CONSENT_MISSING",
-                        f"{requester!r} has no consent to use {cameo_name(cameo_id)}",
+                        f"{requester!r} has no consent to use {cameo_name(cameo_id)}{where}",
                         cameo=cameo_name(cameo_id),
                         requester=requester,
+                        **via,
                     )
                 usable.append(UsableCameo(cameo_id, self.appearance_dir / row.appearance_file))
             return usable
+
+        return await self.db.run(read)
+
+    async def in_video(self, video_id: str) -> tuple[str, ...]:
+        """The cameos whose likeness a stored video carries: those of the job that made it, which
+        include what that job inherited from its own source. A remix or an extension of the video
+        carries them on, so it needs their consent and their revocation reaches it."""
+
+        def read(session: Session) -> tuple[str, ...]:
+            made_by = select(VideoRow.job_id).where(VideoRow.id == video_id)
+            rows = session.execute(
+                select(JobCameoRow.cameo_id)
+                .where(JobCameoRow.job_id.in_(made_by))
+                .order_by(JobCameoRow.cameo_id)
+            )
+            return tuple(rows.scalars())
 
         return await self.db.run(read)
 
@@ -177,9 +200,11 @@ def _owned(session: Session, cameo_id: str, requester: str) -> CameoRow:
     return row
 
 
-def _revoked(cameo_id: str):
+def _revoked(cameo_id: str, where: str = "", **metadata: str):
     name = cameo_name(cameo_id)
-    return failed_precondition("CAMEO_REVOKED", f"{name} was revoked by its owner", cameo=name)
+    return failed_precondition(
+        "CAMEO_REVOKED", f"{name}{where} was revoked by its owner", cameo=name, **metadata
+    )
 
 
 def _check_user(field: str, user: str) -> None:

@@ -71,10 +71,18 @@ class GenerationCore:
         if existing is not None:
             return existing
         check_deadline(valid.deadline, now())
+        cameo_ids = valid.cameo_ids
         if valid.source_video_id is not None:
             source = await self.videos.get(normalized.spec.source_video, "spec.source_video")
             check_source(normalized.spec, source, self.limits)
-        await self.cameos.check_use(valid.cameo_ids, normalized.requester)
+        await self.cameos.check_use(cameo_ids, normalized.requester)
+        if valid.source_video_id is not None:
+            # A remix or an extension carries its source's likenesses on: their consent is needed, and
+            # recording them with the job lets a revocation cancel or unpublish what is made from it.
+            carried = await self.cameos.in_video(valid.source_video_id)
+            inherited = tuple(cameo for cameo in carried if cameo not in cameo_ids)
+            await self.cameos.check_use(inherited, normalized.requester, source=source.name)
+            cameo_ids += inherited
         job = await self.jobs.create(
             NewJob(
                 requester=normalized.requester,
@@ -84,7 +92,7 @@ class GenerationCore:
                 publish_to_feed=normalized.publish_to_feed,
                 deadline=valid.deadline,
                 request_sha256=fingerprint,
-                cameo_ids=valid.cameo_ids,
+                cameo_ids=cameo_ids,
             ),
             max_queued=self.max_queued,
         )

@@ -234,3 +234,59 @@ async def test_consent_is_checked_again_when_a_queued_job_starts(start_gateway, 
     )
     assert job.progress.stage == generation_pb2.JOB_STAGE_CHECKING
     assert len(backends.denoiser.requests) == 1
+
+
+async def test_a_remix_of_a_video_with_a_cameo_carries_its_consent_and_its_revocation(
+    start_gateway, start_scaffold
+):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=100, step_seconds=0.05)
+    )
+    gateway = await start_gateway(backends.address, max_running_jobs=1)
+    cameo = await gateway.stub.RegisterCameo(register_request(policy=ONLY_ME))
+    blocker = await running_blocker(gateway)
+    made_with_it = await gateway.stub.Submit(with_cameo(cameo, "alice"))
+    video = await put_video(
+        gateway, mp4_shaped_bytes(2048), job_id=made_with_it.name.removeprefix("jobs/"), published=True
+    )
+    remix = {"mode": generation_pb2.GENERATION_MODE_REMIX, "source_video": video.name}
+
+    await expect_error(  # bob may not use alice's likeness by remixing a video that shows it
+        gateway.stub.Submit(submit_request("now in green", requester="bob", **remix)),
+        PRECONDITION,
+        "CAMEO_CONSENT_MISSING",
+        cameo=cameo.name,
+        source=video.name,
+    )
+    mine = await gateway.stub.Submit(submit_request("now in green", requester="alice", **remix))
+    extended = await gateway.stub.Submit(
+        submit_request(
+            "and on",
+            requester="alice",
+            mode=generation_pb2.GENERATION_MODE_EXTEND,
+            source_video=video.name,
+            duration_seconds=1.0,
+        )
+    )
+
+    await gateway.stub.RevokeCameo(generation_pb2.RevokeCameoRequest(name=cameo.name, requester="alice"))
+    for job in (mine, extended):  # revocation reaches what is being made from the video, too
+        job = await gateway.stub.Get(generation_pb2.GetRequest(name=job.name))
+        assert (job.state, job_error(job).reason) == (generation_pb2.JOB_STATE_CANCELLED, "JOB_CANCELLED")
+    await expect_error(
+        gateway.stub.Submit(submit_request("again", requester="alice", **remix)),
+        PRECONDITION,
+        "CAMEO_REVOKED",
+        cameo=cameo.name,
+        source=video.name,
+    )
+    unrelated = await put_video(gateway, mp4_shaped_bytes(2048))  # made by a job with no cameo
+    await gateway.stub.Submit(
+        submit_request(
+            "no likeness",
+            requester="bob",
+            mode=generation_pb2.GENERATION_MODE_REMIX,
+            source_video=unrelated.name,
+        )
+    )
+    await gateway.stub.Cancel(generation_pb2.CancelRequest(name=blocker.name))
