@@ -135,7 +135,9 @@ def main() -> None:
     for name, share in shares.items():
         print(f"  with the {name}: {share:.0%}")
     traced_chain(pipe, encode, "cyan triangle drifting to the right", args.calls, args.seed)
-    print(f"centroid steps inside and across the DiT's tokens ({args.clips} clips of moving subjects), mean px:")
+    print(
+        f"centroid steps inside and across the DiT's tokens ({args.clips} clips of moving subjects), mean px:"
+    )
     for name, (inside, across) in token_steps(pipe, encode, args.clips, args.seed).items():
         print(f"  {name}: inside {inside:.2f}, across {across:.2f} (x{across / inside:.2f})")
 

@@ -127,7 +127,7 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 # Frames of the video so far that each extension clip starts from: enough to carry position and
 # velocity across the seam (the path planner continues the subject's path from them), while most of
 # the clip is new. It is odd on purpose. The DiT's tokens each span two frames (2x4x4 patches), and it
-# moves the subject less inside a token than from one token to the next (v9's clips: 1.44x larger steps
+# moves the subject less inside a token than from one token to the next (v9: 1.38x larger steps
 # across tokens, docs/model/NOTES.md). With an even number of known frames the first new frame opens a
 # token, so every seam is an across-token step measured against a clip's typical one; with an odd
 # number it shares a token with the last known frame and the seam is as smooth as the clip. Chains of

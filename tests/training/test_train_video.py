@@ -45,7 +45,9 @@ def test_a_cached_dataset_drawn_another_way_is_refused_with_the_difference():
 def test_a_continued_model_keeps_the_sampling_defaults_chosen_for_the_one_it_continues():
     # The shipped model's guidance (3) was measured and chosen for it; the config's own default is 4.
     shipped = PipelineConfig.from_json(json.loads((DEFAULT_WEIGHTS_DIR / "config.json").read_text()))
-    continued = PipelineConfig(dit=shipped.dit, autoencoder=shipped.autoencoder, **inherited_sampling(shipped))
+    continued = PipelineConfig(
+        dit=shipped.dit, autoencoder=shipped.autoencoder, **inherited_sampling(shipped)
+    )
     assert shipped.default_guidance_scale != PipelineConfig.default_guidance_scale
     for field in ("default_steps", "max_steps", "default_guidance_scale", "sampler_shift"):
         assert getattr(continued, field) == getattr(shipped, field)

@@ -330,7 +330,7 @@ def grow_depth(model: VideoDiT, depth: int) -> VideoDiT:
         if i < new_count:
             order.append(None)
     order.extend([None] * (depth - len(order)))
-    for slot, source in zip(grown.blocks, order):
+    for slot, source in zip(grown.blocks, order, strict=True):
         if source is not None:
             slot.load_state_dict(source.state_dict())
         else:
