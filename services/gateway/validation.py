@@ -305,7 +305,7 @@ def _check_shots(shots, subject: str, limits: SubmitLimits) -> float:
             )
         _check_camera(f"{field}.camera", shot.camera)
         total += shot.duration_seconds
-    if total > limits.max_duration_seconds:
+    if not MIN_DURATION_SECONDS <= total <= limits.max_duration_seconds:
         raise out_of_range(
             "spec.shots.duration_seconds (sum)", total, MIN_DURATION_SECONDS, limits.max_duration_seconds
         )

@@ -232,6 +232,17 @@ CASES = [
         "spec.shots[0].duration_seconds",
     ),
     (
+        "shots shorter than a video can be",
+        spec(
+            mode=STORYBOARD,
+            duration_seconds=0,
+            shots=[generation_pb2.Shot(prompt="a", duration_seconds=1e-300)] * 2,
+        ),
+        INVALID,
+        "OUT_OF_RANGE",
+        "spec.shots.duration_seconds (sum)",
+    ),
+    (
         "shots longer than the limit",
         spec(
             mode=STORYBOARD,
