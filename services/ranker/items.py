@@ -389,8 +389,12 @@ def _record(item: ranker_pb2.FeedItem, field: str, dim: int, now: float) -> Item
         )
     parent = parse_video_name(item.remix_parent, f"{field}.remix_parent") if item.remix_parent else ""
     labels = tuple(dict.fromkeys([AI_GENERATED_LABEL, *item.labels]))
+    # A video from the future would stay the newest for good (freshness, the fresh-items source): it is
+    # taken as made now, as an event's time is.
     create_time = (
-        timestamp_seconds(item.create_time, f"{field}.create_time") if item.HasField("create_time") else now
+        min(timestamp_seconds(item.create_time, f"{field}.create_time"), now)
+        if item.HasField("create_time")
+        else now
     )
     return ItemRecord(
         name=name,

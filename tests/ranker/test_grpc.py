@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import time
 import zlib
 
 import grpc
@@ -304,6 +305,16 @@ async def test_an_embedding_of_huge_values_is_normalized_not_zeroed(ranker):
     await stub.UpsertItems(E.UpsertItemsRequest(items=[item]))
     stored = core.catalog.embeddings[core.catalog.index_of("videos/v4000")]
     np.testing.assert_allclose(stored, direction, atol=1e-6)
+
+
+async def test_a_video_dated_in_the_future_is_taken_as_made_now(ranker):
+    stub, core = ranker
+    item = make_item(4001, 2, np.random.default_rng(5))
+    item.create_time.CopyFrom(Timestamp(seconds=4_102_444_800))  # 2100
+    before = time.time()
+    await stub.UpsertItems(E.UpsertItemsRequest(items=[item]))
+    stored = core.catalog.create_times[core.catalog.index_of("videos/v4001")]
+    assert before <= stored <= time.time()
 
 
 async def test_item_count_limits(ranker):
