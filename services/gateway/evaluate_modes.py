@@ -1169,14 +1169,18 @@ def gap_notes(report: dict) -> list[str]:
                 "`python -m training.seam_probe` splits a seam: the planner's first new position lands a pixel "
                 "or two off the known motion (for a resting object, back towards where it learned such an "
                 "object rests), and the DiT draws the first new frame about a pixel off its path. Continuing "
-                "rendered clips, 75% of seam steps are within 2x with the planner's path and 81% with the true "
-                "path (36 clips): most of what is left is the DiT's drawing."
+                "rendered clips, 92% of seam steps are within 2x with the planner's path and 89% with the true "
+                "path (36 clips): what is left is the DiT's drawing."
             )
         notes.append(
             "* **Extension seams**: the path planner continues from wherever the video got to (it is trained on "
-            "windows cut anywhere from the world's motions carried past their clips), so what is left is the DiT "
-            "drawing the first new frame a few pixels off the plan." + resting_note + " More DiT training on "
-            "continuation clips (a fifth of its set since v8) is the fix." + sweep_note
+            "windows cut anywhere from the world's motions carried past their clips), and each call starts from "
+            "an odd number of frames, so that its first new frame shares one of the DiT's two-frame tokens with "
+            "the last known frame: the DiT moves its subject less inside a token than across tokens "
+            "(docs/model/NOTES.md), and a seam on a token boundary was a jump (model v9 from 4 frames: 37-61% of seams "
+            "within 2x per chain; the sweep above). What is left is the DiT drawing the first new frame a pixel or two "
+            "off the plan." + resting_note + " A DiT with one-frame temporal patches, which would move the "
+            "subject every frame, is the fix in the model." + sweep_note
         )
     drifted = [c for c in chains if not (c["same_color"] == 1.0 and c["same_shape"] == 1.0)]
     if drifted:
