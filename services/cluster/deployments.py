@@ -177,6 +177,9 @@ class FeedRankerDeployment(KinoDeployment):
     async def UpsertItems(self, request, grpc_context=None):
         return await self.adapter.unary("UpsertItems", self.servicer.UpsertItems, request, grpc_context)
 
+    async def RemoveItems(self, request, grpc_context=None):
+        return await self.adapter.unary("RemoveItems", self.servicer.RemoveItems, request, grpc_context)
+
 
 # One replica: the embedded run keeps jobs in one SQLite file.
 @serve.deployment(name="Generation", **_options(0.5, 256, 512, 64, 1))

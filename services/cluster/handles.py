@@ -127,6 +127,9 @@ class ServeHandleClients:
     async def upsert_items(self, request: ranker_pb2.UpsertItemsRequest) -> ranker_pb2.UpsertItemsResponse:
         return await self._unary(FEED_RANKER, "UpsertItems", request)
 
+    async def remove_items(self, request: ranker_pb2.RemoveItemsRequest) -> ranker_pb2.RemoveItemsResponse:
+        return await self._unary(FEED_RANKER, "RemoveItems", request)
+
     async def close(self) -> None:
         self._handles.clear()
 

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kino.v1 import generation_pb2
@@ -106,9 +106,10 @@ class CameoRegistry:
         return await self.db.run(write)
 
     async def revoke(self, request: generation_pb2.RevokeCameoRequest) -> generation_pb2.Cameo:
-        """Marks the cameo revoked and unpublishes the videos made with it; revoking twice is a no-op.
+        """Marks the cameo revoked; revoking twice is a no-op.
 
-        Cancelling the jobs that use it is the caller's part (the runner owns job state).
+        Cancelling the jobs that use it and taking its videos out of the feed are the caller's part (the
+        runner owns job state, the feed is another service): `published_videos_with` says which.
         """
         cameo_id = parse_name(request.name, "cameos", "name")
         _check_user("requester", request.requester)
@@ -118,14 +119,20 @@ class CameoRegistry:
             if row.state != generation_pb2.CAMEO_STATE_REVOKED:
                 row.state = generation_pb2.CAMEO_STATE_REVOKED
                 row.update_time = now()
-                jobs_using_it = select(JobCameoRow.job_id).where(JobCameoRow.cameo_id == cameo_id)
-                session.execute(
-                    update(VideoRow).where(VideoRow.job_id.in_(jobs_using_it)).values(published=False)
-                )
                 session.flush()
             return _cameo_from_row(row)
 
         return await self.db.run(write)
+
+    async def published_videos_with(self, cameo_id: str) -> list[str]:
+        """Ids of the published videos made by jobs that used the cameo (or inherited it from a source)."""
+
+        def read(session: Session) -> list[str]:
+            jobs_using_it = select(JobCameoRow.job_id).where(JobCameoRow.cameo_id == cameo_id)
+            query = select(VideoRow.id).where(VideoRow.job_id.in_(jobs_using_it), VideoRow.published)
+            return list(session.execute(query.order_by(VideoRow.id)).scalars())
+
+        return await self.db.run(read)
 
     async def check_use(
         self, cameo_ids: tuple[str, ...], requester: str, *, source: str | None = None

@@ -49,6 +49,10 @@ class ServiceClients(Protocol):
         self, request: ranker_pb2.UpsertItemsRequest
     ) -> ranker_pb2.UpsertItemsResponse: ...
 
+    async def remove_items(
+        self, request: ranker_pb2.RemoveItemsRequest
+    ) -> ranker_pb2.RemoveItemsResponse: ...
+
     async def close(self) -> None: ...
 
 
@@ -108,6 +112,13 @@ class GrpcServiceClients:
         stub = ranker_pb2_grpc.FeedRankerStub(self._open())
         try:
             return await stub.UpsertItems(request, timeout=UNARY_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            raise backend_error(error, FEED_RANKER) from error
+
+    async def remove_items(self, request: ranker_pb2.RemoveItemsRequest) -> ranker_pb2.RemoveItemsResponse:
+        stub = ranker_pb2_grpc.FeedRankerStub(self._open())
+        try:
+            return await stub.RemoveItems(request, timeout=UNARY_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as error:
             raise backend_error(error, FEED_RANKER) from error
 

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 
-from kino.v1 import generation_pb2
+from kino.v1 import generation_pb2, ranker_pb2
 from services.common.errors import failed_precondition, invalid_argument, not_found, require_known_enum
 from services.common.settings import Settings
 from services.gateway.cameos import CameoRegistry
@@ -30,6 +30,8 @@ from services.gateway.videos import MP4_MIME_TYPE, VideoStore
 # A Watch with no news re-reads the store this often, so it also follows jobs that another gateway
 # replica runs or cancels.
 WATCH_RESYNC_SECONDS = 1.0
+# FeedRanker takes at most this many videos per UpsertItems or RemoveItems call.
+MAX_FEED_ITEMS_PER_CALL = 1000
 
 
 class GenerationCore:
@@ -168,12 +170,22 @@ class GenerationCore:
         return await self.cameos.update_consent(request)
 
     async def revoke_cameo(self, request: generation_pb2.RevokeCameoRequest) -> generation_pb2.Cameo:
-        """Revokes, then cancels every queued or running job using the cameo. The sweep also runs when
-        the cameo was already revoked, so a crash between the two steps is repaired by a retry."""
+        """Revokes, cancels every queued or running job using the cameo, then takes the videos made with
+        it out of the feed (FeedRanker.RemoveItems) before marking them unpublished here. The sweep also
+        runs when the cameo was already revoked, and a video is marked unpublished only once the feed
+        has let it go, so a crash or an unreachable ranker between the steps is repaired by a retry."""
         cameo = await self.cameos.revoke(request)
         cameo_id = cameo.name.removeprefix("cameos/")
         for job_id in await self.jobs.active_jobs_using_cameo(cameo_id):
             await self.runner.cancel(job_id, by="cameo_revocation", cameo=cameo.name)
+        published = await self.cameos.published_videos_with(cameo_id)
+        for start in range(0, len(published), MAX_FEED_ITEMS_PER_CALL):
+            batch = published[start : start + MAX_FEED_ITEMS_PER_CALL]
+            await self.clients.remove_items(
+                ranker_pb2.RemoveItemsRequest(videos=[video_name(v) for v in batch])
+            )
+            for video_id in batch:
+                await self.videos.set_published(video_id, False)
         return cameo
 
     # ---- videos -------------------------------------------------------------------------------------

@@ -38,7 +38,15 @@ from services.ranker import metrics
 from services.ranker.events import check_request, resolve_events
 from services.ranker.features import CandidateFeatures, UserProfile, build_profile, candidate_features
 from services.ranker.index import IvfIndex
-from services.ranker.items import ItemCatalog, ItemRecord, pin_similarity_dtype, records_from_request
+from services.ranker.items import (
+    REMOVED_LABEL,
+    ItemCatalog,
+    ItemRecord,
+    names_to_remove,
+    pin_similarity_dtype,
+    records_from_request,
+    removed,
+)
 from services.ranker.model import DEFAULT_WEIGHTS_DIR, load_ranker
 from services.ranker.rerank import RerankConfig, RerankInput, rerank
 from services.ranker.retrieval import (
@@ -157,6 +165,20 @@ class RankerCore:
         metrics.CATALOG.set(len(self.catalog))
         self._maybe_train_index()
         return ranker_pb2.UpsertItemsResponse(upserted=len(records))
+
+    async def remove_items(self, request: ranker_pb2.RemoveItemsRequest) -> ranker_pb2.RemoveItemsResponse:
+        """Takes videos out of every feed by labelling them removed, through the same store as an upsert,
+        so that every replica drops them at its next sync."""
+        names = names_to_remove(request)
+        await self._sync_items(force=True)  # a video another replica was just given is known here too
+        known = [record for name in names if (record := self._record(name)) is not None]
+        changed = [removed(record) for record in known if REMOVED_LABEL not in record.labels]
+        if changed:
+            await self.store.put_items(changed)
+            self._add_to_catalog(changed)
+        unknown = [name for name in names if self._record(name) is None]
+        log.info("removed %d videos from the feeds (%d unknown)", len(known), len(unknown))
+        return ranker_pb2.RemoveItemsResponse(removed=len(known), unknown_videos=unknown)
 
     async def _sync_items(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -10,6 +10,7 @@ Rows are never deleted: an upsert of an existing video replaces its row in place
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -29,6 +30,8 @@ VIDEO_PREFIX = "videos/"
 AI_GENERATED_LABEL = "ai-generated"
 # Labels starting with this keep a video out of every feed (the gateway's safety checker sets them).
 SAFETY_LABEL_PREFIX = "safety:"
+# A video taken out of every feed (RemoveItems), e.g. when a cameo in it was revoked.
+REMOVED_LABEL = f"{SAFETY_LABEL_PREFIX}removed"
 # Below this many videos exact search is as fast as the index.
 INDEX_MIN_VIDEOS = 4096
 # Cells probed per query: with about sqrt(N) cells, a query reads about nprobe * sqrt(N) videos. On the
@@ -344,6 +347,24 @@ def parse_video_name(name: str, field: str) -> str:
             value=name[:80],
         )
     return name
+
+
+def names_to_remove(request: ranker_pb2.RemoveItemsRequest) -> list[str]:
+    """Validates a whole RemoveItems request: the video names, in order, once each."""
+    if not request.videos:
+        raise invalid_argument("FIELD_REQUIRED", "videos is required: send 1 to 1000 names", field="videos")
+    if len(request.videos) > MAX_ITEMS_PER_REQUEST:
+        raise out_of_range("videos", len(request.videos), 1, MAX_ITEMS_PER_REQUEST)
+    return list(
+        dict.fromkeys(parse_video_name(name, f"videos[{i}]") for i, name in enumerate(request.videos))
+    )
+
+
+def removed(record: ItemRecord) -> ItemRecord:
+    """The record labelled out of every feed: the safety filter drops it, its history stays."""
+    if REMOVED_LABEL in record.labels:
+        return record
+    return dataclasses.replace(record, labels=(*record.labels, REMOVED_LABEL))
 
 
 def records_from_request(request: ranker_pb2.UpsertItemsRequest, dim: int, now: float) -> list[ItemRecord]:

@@ -32,6 +32,11 @@ class FeedRankerServicer(ranker_pb2_grpc.FeedRankerServicer):
     ) -> ranker_pb2.UpsertItemsResponse:
         return await self.core.upsert_items(request)
 
+    async def RemoveItems(
+        self, request: ranker_pb2.RemoveItemsRequest, context: grpc.aio.ServicerContext
+    ) -> ranker_pb2.RemoveItemsResponse:
+        return await self.core.remove_items(request)
+
 
 def registration(settings: Settings, core: RankerCore | None = None) -> ServiceRegistration:
     """The FeedRanker for KinoServer; builds the core (store, model weights) unless one is passed in."""

@@ -143,10 +143,15 @@ class SilentAudio(audio_pb2_grpc.AudioGeneratorServicer):
 class RecordingFeedRanker(ranker_pb2_grpc.FeedRankerServicer):
     def __init__(self) -> None:
         self.upserts: list[ranker_pb2.UpsertItemsRequest] = []
+        self.removals: list[ranker_pb2.RemoveItemsRequest] = []
 
     async def UpsertItems(self, request, context):
         self.upserts.append(request)
         return ranker_pb2.UpsertItemsResponse(upserted=len(request.items))
+
+    async def RemoveItems(self, request, context):
+        self.removals.append(request)
+        return ranker_pb2.RemoveItemsResponse(removed=len(request.videos))
 
 
 @dataclass

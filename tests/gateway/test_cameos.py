@@ -21,7 +21,7 @@ from tests.gateway.helpers import (
     wait_for_job,
     wait_terminal,
 )
-from tests.gateway.scaffold import ScaffoldTextEncoder, SlowDenoiser
+from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SlowDenoiser
 from tests.gateway.test_jobs import running_blocker, submit_request
 
 INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
@@ -153,7 +153,9 @@ async def test_only_the_owner_may_change_consent(start_gateway):
 
 async def test_revocation_cancels_jobs_unpublishes_videos_and_blocks_use(start_gateway, start_scaffold):
     backends = await start_scaffold(
-        encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=100, step_seconds=0.05)
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=100, step_seconds=0.05),
+        ranker=RecordingFeedRanker(),
     )
     gateway = await start_gateway(backends.address, max_running_jobs=1)
     cameo = await gateway.stub.RegisterCameo(register_request(policy=EVERYONE))
@@ -181,6 +183,7 @@ async def test_revocation_cancels_jobs_unpublishes_videos_and_blocks_use(start_g
     ).state == generation_pb2.JOB_STATE_QUEUED
     video = await gateway.stub.GetVideo(generation_pb2.GetVideoRequest(name=finished_video.name))
     assert not video.published
+    assert [list(r.videos) for r in backends.ranker.removals] == [[finished_video.name]]  # out of the feed
 
     await expect_error(
         gateway.stub.Submit(with_cameo(cameo, "alice")), PRECONDITION, "CAMEO_REVOKED", cameo=cameo.name
@@ -240,7 +243,9 @@ async def test_a_remix_of_a_video_with_a_cameo_carries_its_consent_and_its_revoc
     start_gateway, start_scaffold
 ):
     backends = await start_scaffold(
-        encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=100, step_seconds=0.05)
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=100, step_seconds=0.05),
+        ranker=RecordingFeedRanker(),
     )
     gateway = await start_gateway(backends.address, max_running_jobs=1)
     cameo = await gateway.stub.RegisterCameo(register_request(policy=ONLY_ME))
@@ -290,3 +295,44 @@ async def test_a_remix_of_a_video_with_a_cameo_carries_its_consent_and_its_revoc
         )
     )
     await gateway.stub.Cancel(generation_pb2.CancelRequest(name=blocker.name))
+
+
+class FeedRankerDownOnce(RecordingFeedRanker):
+    """Refuses the first RemoveItems as a restarting ranker would, then records as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def RemoveItems(self, request, context):
+        if not self.refused:
+            self.refused += 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+        return await super().RemoveItems(request, context)
+
+
+async def test_a_revocation_the_feed_cannot_take_yet_is_finished_by_a_retry(start_gateway, start_scaffold):
+    """The video stays published until the feed has let it go, so revoking again completes the job."""
+    backends = await start_scaffold(encoder=ScaffoldTextEncoder(), ranker=FeedRankerDownOnce())
+    gateway = await start_gateway(backends.address)
+    cameo = await gateway.stub.RegisterCameo(register_request(policy=EVERYONE))
+    job = await gateway.stub.Submit(with_cameo(cameo, "bob"))
+    await gateway.stub.Cancel(generation_pb2.CancelRequest(name=job.name))
+    video = await put_video(
+        gateway, mp4_shaped_bytes(2048), job_id=job.name.removeprefix("jobs/"), published=True
+    )
+    revoke = generation_pb2.RevokeCameoRequest(name=cameo.name, requester="alice")
+
+    await expect_error(
+        gateway.stub.RevokeCameo(revoke),
+        grpc.StatusCode.UNAVAILABLE,
+        "BACKEND_UNAVAILABLE",
+        backend="feed_ranker",
+    )
+    assert (await gateway.stub.GetVideo(generation_pb2.GetVideoRequest(name=video.name))).published
+    assert (await gateway.stub.GetCameo(generation_pb2.GetCameoRequest(name=cameo.name))).state == (
+        generation_pb2.CAMEO_STATE_REVOKED
+    )
+    await gateway.stub.RevokeCameo(revoke)
+    assert [list(r.videos) for r in backends.ranker.removals] == [[video.name]]
+    assert not (await gateway.stub.GetVideo(generation_pb2.GetVideoRequest(name=video.name))).published

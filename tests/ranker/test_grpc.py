@@ -349,6 +349,33 @@ async def test_an_upserted_video_can_be_shown_at_once(ranker):
     assert "videos/v5000" in [i.video for i in response.items]
 
 
+async def test_removed_videos_leave_every_feed_and_unknown_ones_are_named(ranker):
+    stub, core = ranker
+    await stub.Ingest(
+        E.IngestRequest(events=[event("lu", f"videos/v{i}", E.FEED_EVENT_TYPE_LIKE) for i in (5, 13, 21)])
+    )
+    before = [i.video for i in (await rank(stub, user="lu", page_size=20)).items]
+    gone = before[:3]
+    response = await stub.RemoveItems(E.RemoveItemsRequest(videos=[*gone, gone[0], "videos/nope"]))
+    assert (response.removed, list(response.unknown_videos)) == (3, ["videos/nope"])
+    again = await stub.RemoveItems(E.RemoveItemsRequest(videos=gone[:1]))  # a no-op, still counted
+    assert again.removed == 1
+    for user in ("lu", "someone-new"):
+        shown = {i.video for i in (await rank(stub, user=user, page_size=100)).items}
+        assert shown and not shown & set(gone)
+    assert core.catalog.index_of(gone[0]) is not None  # out of the feeds, not out of the catalog
+
+    await expect_error(
+        stub.RemoveItems(E.RemoveItemsRequest()), grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED"
+    )
+    await expect_error(
+        stub.RemoveItems(E.RemoveItemsRequest(videos=["v1"])),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MALFORMED_NAME",
+        field="videos[0]",
+    )
+
+
 async def test_registration_from_settings_serves_with_the_redis_store():
     """The production configuration end to end: settings -> registration -> gRPC, online features in Redis."""
     import uuid
@@ -384,12 +411,14 @@ async def test_registration_from_settings_serves_with_the_redis_store():
             assert not {i.video for i in response.items} & set(liked)
             second = await rank(stub, user="kim", page_size=10, page_token=response.next_page_token)
             assert not {i.video for i in second.items} & {i.video for i in response.items}
-        # A second replica on the same Redis sees the catalog and the user's features.
+            await stub.RemoveItems(E.RemoveItemsRequest(videos=["videos/v3"]))
+        # A second replica on the same Redis sees the catalog, what was removed, and the user's features.
         from services.ranker.core import RankerCore
 
         replica = RankerCore.from_settings(settings.ranker)
         await replica.warmup()
         assert len(replica.catalog) == 200
+        assert replica.catalog.unsafe[replica.catalog.index_of("videos/v3")]
         assert [v for v, _ in (await replica.store.user_state("kim")).positives] == liked[::-1]
         await replica.close()
     finally:

@@ -160,7 +160,9 @@ class GenerationServicer:
 
     def RevokeCameo(self, request, context):
         """Revokes a cameo: queued jobs using it are cancelled and finished videos
-        using it are unpublished. Owner only.
+        using it are taken out of the feed (FeedRanker.RemoveItems) and marked
+        unpublished. Owner only. UNAVAILABLE when the feed cannot be reached; the
+        cameo is revoked all the same, and calling again finishes the removal.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -166,3 +166,17 @@ class UpsertItemsResponse(_message.Message):
     UPSERTED_FIELD_NUMBER: _ClassVar[int]
     upserted: int
     def __init__(self, upserted: _Optional[int] = ...) -> None: ...
+
+class RemoveItemsRequest(_message.Message):
+    __slots__ = ("videos",)
+    VIDEOS_FIELD_NUMBER: _ClassVar[int]
+    videos: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, videos: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RemoveItemsResponse(_message.Message):
+    __slots__ = ("removed", "unknown_videos")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_VIDEOS_FIELD_NUMBER: _ClassVar[int]
+    removed: int
+    unknown_videos: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, removed: _Optional[int] = ..., unknown_videos: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -50,6 +50,11 @@ class FeedRankerStub:
                 request_serializer=kino_dot_v1_dot_ranker__pb2.UpsertItemsRequest.SerializeToString,
                 response_deserializer=kino_dot_v1_dot_ranker__pb2.UpsertItemsResponse.FromString,
                 _registered_method=True)
+        self.RemoveItems = channel.unary_unary(
+                '/kino.v1.FeedRanker/RemoveItems',
+                request_serializer=kino_dot_v1_dot_ranker__pb2.RemoveItemsRequest.SerializeToString,
+                response_deserializer=kino_dot_v1_dot_ranker__pb2.RemoveItemsResponse.FromString,
+                _registered_method=True)
 
 
 class FeedRankerServicer:
@@ -78,6 +83,14 @@ class FeedRankerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveItems(self, request, context):
+        """Takes videos out of every feed (the gateway calls it when a cameo in them
+        is revoked). They keep their history; an UpsertItems of a video puts it back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedRankerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_FeedRankerServicer_to_server(servicer, server):
                     servicer.UpsertItems,
                     request_deserializer=kino_dot_v1_dot_ranker__pb2.UpsertItemsRequest.FromString,
                     response_serializer=kino_dot_v1_dot_ranker__pb2.UpsertItemsResponse.SerializeToString,
+            ),
+            'RemoveItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveItems,
+                    request_deserializer=kino_dot_v1_dot_ranker__pb2.RemoveItemsRequest.FromString,
+                    response_serializer=kino_dot_v1_dot_ranker__pb2.RemoveItemsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class FeedRanker:
             '/kino.v1.FeedRanker/UpsertItems',
             kino_dot_v1_dot_ranker__pb2.UpsertItemsRequest.SerializeToString,
             kino_dot_v1_dot_ranker__pb2.UpsertItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kino.v1.FeedRanker/RemoveItems',
+            kino_dot_v1_dot_ranker__pb2.RemoveItemsRequest.SerializeToString,
+            kino_dot_v1_dot_ranker__pb2.RemoveItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,
