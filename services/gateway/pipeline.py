@@ -234,6 +234,10 @@ class Pipeline:
         await progress.stage(generation_pb2.JOB_STAGE_CHECKING)
         cameo_ids = tuple(parse_name(name, "cameos", "spec.cameos") for name in spec.cameos)
         usable_cameos = await self.cameos.check_use(cameo_ids, job.requester)
+        if spec.source_video:  # the likenesses a remix or an extension carries on from its source
+            carried = await self.cameos.in_video(parse_name(spec.source_video, "videos", "spec.source_video"))
+            inherited = tuple(cameo for cameo in carried if cameo not in cameo_ids)
+            await self.cameos.check_use(inherited, job.requester, source=spec.source_video)
 
         await progress.stage(generation_pb2.JOB_STAGE_ENCODING)
         clips = plan_clips(spec)

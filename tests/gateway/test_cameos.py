@@ -239,6 +239,39 @@ async def test_consent_is_checked_again_when_a_queued_job_starts(start_gateway, 
     assert len(backends.denoiser.requests) == 1
 
 
+async def test_consent_to_a_remixed_videos_cameo_is_checked_again_when_the_remix_starts(
+    start_gateway, start_scaffold
+):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=100, step_seconds=0.05)
+    )
+    gateway = await start_gateway(backends.address, max_running_jobs=1)
+    cameo = await gateway.stub.RegisterCameo(register_request(policy=EVERYONE))
+    blocker = await running_blocker(gateway)
+    made_with_it = await gateway.stub.Submit(with_cameo(cameo, "alice"))
+    video = await put_video(gateway, mp4_shaped_bytes(2048), job_id=made_with_it.name.removeprefix("jobs/"))
+    remix = await gateway.stub.Submit(
+        submit_request(
+            "now in green",
+            requester="bob",
+            mode=generation_pb2.GENERATION_MODE_REMIX,
+            source_video=video.name,
+        )
+    )
+    await gateway.stub.UpdateCameoConsent(
+        generation_pb2.UpdateCameoConsentRequest(name=cameo.name, requester="alice", policy=ONLY_ME)
+    )
+    await gateway.stub.Cancel(generation_pb2.CancelRequest(name=made_with_it.name))
+    await gateway.stub.Cancel(generation_pb2.CancelRequest(name=blocker.name))
+    job = await wait_terminal(gateway.stub, remix.name)
+    error = job_error(job)
+    assert (job.state, error.reason, error.metadata["source"]) == (
+        generation_pb2.JOB_STATE_FAILED,
+        "CAMEO_CONSENT_MISSING",
+        video.name,
+    )
+
+
 async def test_a_remix_of_a_video_with_a_cameo_carries_its_consent_and_its_revocation(
     start_gateway, start_scaffold
 ):
