@@ -52,7 +52,7 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from kino.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from kino.v1 import common_pb2, generation_pb2, generation_pb2_grpc, ranker_pb2, ranker_pb2_grpc
 from services.common.errors import KinoError
 from services.common.settings import load_settings
 from services.gateway import media
@@ -98,6 +98,7 @@ class Client:
 
     def __init__(self, channel: grpc.aio.Channel, parallel: int) -> None:
         self.stub = generation_pb2_grpc.GenerationStub(channel)
+        self.feed = ranker_pb2_grpc.FeedRankerStub(channel)
         self.slots = asyncio.Semaphore(parallel)
         self.jobs = 0
         self.job_seconds = 0.0
@@ -282,10 +283,17 @@ async def cameo(kino: Client, rng: np.random.Generator, count: int, out: Path) -
         requester="cameo-owner",
         publish_to_feed=True,
     )
+
+    async def in_feed(user: str) -> bool:  # a user who has seen nothing: the whole small catalog is fresh
+        page = await kino.feed.Rank(ranker_pb2.RankRequest(user=user, page_size=100))
+        return published.video in {item.video for item in page.items}
+
+    in_feed_before = await in_feed("feed-probe-before")
     await kino.stub.RevokeCameo(
         generation_pb2.RevokeCameoRequest(name=cameos[0].name, requester="cameo-owner")
     )
     after = await kino.stub.GetVideo(generation_pb2.GetVideoRequest(name=published.video))
+    in_feed_after = await in_feed("feed-probe-after")
 
     strip = [np.repeat(appearances[i][None], NUM_FRAMES, axis=0) for i in range(3)]
     save_gif(
@@ -302,6 +310,8 @@ async def cameo(kino: Client, rng: np.random.Generator, count: int, out: Path) -
         },
         "consent_refusal": refused,
         "unpublished_after_revocation": not after.published,
+        "in_feed_before_revocation": in_feed_before,
+        "in_feed_after_revocation": in_feed_after,
         "prompts": prompts[:3],
     }
 
@@ -860,6 +870,17 @@ def main() -> None:
     print(f"wrote {args.out / 'REPORT.md'} in {report['minutes']} minutes")
 
 
+def _feed_note(cameo: dict) -> str:
+    """What a new user's feed showed of the cameo's video before and after the revocation."""
+    if "in_feed_after_revocation" not in cameo:  # reports made before the feed was checked
+        return "."
+    before = "in" if cameo["in_feed_before_revocation"] else "NOT in"
+    after = "STILL in" if cameo["in_feed_after_revocation"] else "out of"
+    return (
+        f"; a new user's feed had it {before} its first 100 videos before, and it is {after} the feed after."
+    )
+
+
 def _pct(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
 
@@ -951,7 +972,8 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
             f"| both (the likeness) | {_pct(r['cameo']['look'])} | {_pct(r['baseline']['look'])} |",
             "",
             f"Consent: another user naming an ONLY_ME cameo is refused `{r['consent_refusal']}`; after `RevokeCameo` "
-            f"a published video made with it is {'unpublished' if r['unpublished_after_revocation'] else 'STILL PUBLISHED'}.",
+            f"a published video made with it is {'unpublished' if r['unpublished_after_revocation'] else 'STILL PUBLISHED'}"
+            + _feed_note(r),
             "",
             "![cameo: reference, with cameo, without](cameo.gif)",
             "",
