@@ -656,6 +656,7 @@ def inherited_sampling(config: PipelineConfig) -> dict:
         "max_steps": config.max_steps,
         "default_guidance_scale": config.default_guidance_scale,
         "sampler_shift": config.sampler_shift,
+        "alternate_token_grid": config.alternate_token_grid,
     }
 
 

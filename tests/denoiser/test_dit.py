@@ -105,6 +105,28 @@ def test_the_new_blocks_of_a_grown_model_learn_from_their_first_step(tiny_dit):
     assert new_block.cross_attn.proj.weight.grad.abs().sum() > 0
 
 
+def test_the_shifted_token_grid_pairs_other_frames_and_returns_the_clips_own_frames(tiny_dit):
+    model = _perturbed(tiny_dit).eval()
+    x, t, tokens, mask = _inputs()
+    with torch.no_grad():
+        usual, shifted = model(x, t, tokens, mask), model(x, t, tokens, mask, shift_tokens=True)
+        # Frames 1 and 2 share a token on the shifted grid only: a change to frame 2 alone reaches
+        # frame 1's output through that token's own patch there, and through attention alone on the
+        # usual grid, so it moves frame 1 far more on the shifted grid.
+        nudged = x.clone()
+        nudged[:, :, 2] += 1.0
+        moved_usual = (model(nudged, t, tokens, mask) - usual)[:, :, 1].abs().mean()
+        moved_shifted = (model(nudged, t, tokens, mask, shift_tokens=True) - shifted)[:, :, 1].abs().mean()
+    assert shifted.shape == x.shape and torch.isfinite(shifted).all()
+    assert moved_shifted > 2 * moved_usual
+
+
+def test_tokens_of_an_odd_number_of_frames_have_no_shifted_grid():
+    model = VideoDiT(dataclasses.replace(TINY, patch_size=(1, 2, 2)))
+    with pytest.raises(ValueError, match="no half-token shift"):
+        model(*_inputs(), shift_tokens=True)
+
+
 def test_growing_to_fewer_blocks_is_refused(tiny_dit):
     with pytest.raises(ValueError, match="cannot grow a model of depth 2 to depth 1"):
         grow_depth(tiny_dit, 1)

@@ -139,6 +139,7 @@ class ModelExecutor:
         *,
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
+        alternate_token_grid: bool = False,
         planner: PathPlanner | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -155,6 +156,7 @@ class ModelExecutor:
         self.lock = threading.Lock()  # one step at a time, whoever calls
         self.downsample = autoencoder.config.downsample
         self.sampler_shift = sampler_shift
+        self.alternate_token_grid = alternate_token_grid  # odd steps on the shifted token grid
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
         self._samplers: dict[int, FlowMatchEulerSampler] = {}
 
@@ -184,7 +186,7 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
-            planner=pipeline.planner, device=device,
+            alternate_token_grid=config.alternate_token_grid, planner=pipeline.planner, device=device,
         )  # fmt: skip
 
     def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
@@ -258,10 +260,11 @@ class ModelExecutor:
         sigma_next = torch.stack([s[item.step_index + 1] for s, item in zip(sigmas, items, strict=True)])
         cond_index = self._on_device(torch.tensor(cond_rows))  # (N,)
         uncond_index = self._on_device(torch.tensor(uncond_rows))  # (N,)
-        velocity = self.dit(
-            x, self._on_device(t), text, text_mask, known_latents=known, known_mask=known_mask,
-            reference=reference, reference_mask=reference_mask, path_map=path_map,
-        )  # fmt: skip
+        conditioning = {
+            "known_latents": known, "known_mask": known_mask, "reference": reference,
+            "reference_mask": reference_mask, "path_map": path_map,
+        }  # fmt: skip
+        velocity = self._velocity(x, self._on_device(t), text, text_mask, conditioning, items, rows)
         v_cond, v_uncond = velocity[cond_index], velocity[uncond_index]  # (N, C, F, h, w)
         v = v_uncond + self._on_device(scales).view(-1, 1, 1, 1, 1) * (v_cond - v_uncond)  # (N, C, F, h, w)
         step = euler_step(v, x[cond_index], self._on_device(sigma), self._on_device(sigma_next))
@@ -283,6 +286,24 @@ class ModelExecutor:
             result.decodes += 1
             result.decode_seconds += time.perf_counter() - decode_start
         return result
+
+    def _velocity(self, x, t, text, text_mask, conditioning: dict, items, rows) -> torch.Tensor:
+        """The DiT's velocity for every batch row (B, C, F, h, w). With alternating token grids, rows
+        at odd steps run on the shifted grid, as `VideoPipeline.generate` runs them: one call when the
+        batch agrees, one per grid when it holds both parities."""
+        shifted = torch.tensor(
+            [self.alternate_token_grid and items[i].step_index % 2 == 1 for i, _ in rows]
+        )  # (B,)
+        if bool(shifted.all()) or not bool(shifted.any()):
+            return self.dit(x, t, text, text_mask, shift_tokens=bool(shifted.any()), **conditioning)
+        velocity = torch.empty_like(x)
+        for grid in (False, True):
+            index = self._on_device(torch.nonzero(shifted == grid).flatten())
+            part = {k: None if v is None else v[index] for k, v in conditioning.items()}
+            velocity[index] = self.dit(
+                x[index], t[index], text[index], text_mask[index], shift_tokens=grid, **part
+            )
+        return velocity
 
     def decode_final(self, sampler: SamplerState) -> np.ndarray:
         """The frames of a request whose steps are done (its final latents in `sampler.latents`).

@@ -181,6 +181,14 @@ class VideoDiT(nn.Module):
         self.register_buffer(
             "pos_embed", torch.from_numpy(sincos_3d(D, config.grid)).float()[None], persistent=False
         )
+        # The shifted token grid (`forward(shift_tokens=True)`): one more token in time, each half a
+        # token earlier than the grid's.
+        gf, gh, gw = config.grid
+        self.register_buffer(
+            "shifted_pos_embed",
+            torch.from_numpy(sincos_3d(D, (gf + 1, gh, gw), time_offset=-0.5)).float()[None],
+            persistent=False,
+        )
         grid_2d = (1, *config.grid[1:])
         self.register_buffer(
             "ref_pos_embed", torch.from_numpy(sincos_3d(D, grid_2d)).float()[None], persistent=False
@@ -232,6 +240,7 @@ class VideoDiT(nn.Module):
         reference: torch.Tensor | None = None,
         reference_mask: torch.Tensor | None = None,
         path_map: torch.Tensor | None = None,
+        shift_tokens: bool = False,
     ) -> torch.Tensor:
         """Predicts the velocity (B, C, F, H, W), float32.
 
@@ -241,6 +250,11 @@ class VideoDiT(nn.Module):
         reference: latents (B, C, H, W) of an appearance image; reference_mask: bool (B,), rows that have one.
         path_map: (B, 1, F, H, W) heat map of the subject's path (`paths.path_heatmap`), zero for rows
         without one.
+        shift_tokens: cut the frames into tokens half a token later: every input is padded by half a
+        token's frames at each end (copies of the first and last frame), so each token pairs frames
+        that straddle two of the usual tokens, and the padding is cut from the output. A token's frames
+        come out moving together, so a model sampled on one grid moves its subject once per token;
+        alternating the grids between sampling steps lets it move every frame (docs/model/NOTES.md).
         """
         B, C, Fr, H, W = x.shape
         pf, ph, pw = self.config.patch_size
@@ -255,7 +269,17 @@ class VideoDiT(nn.Module):
         elif path_map is not None:
             raise ValueError("this model has no path input")
         inputs = torch.cat(channels, dim=1)  # (B, 2C+1[+1], F, H, W)
-        h = self.x_embedder(inputs).flatten(2).transpose(1, 2) + self.pos_embed  # (B, L, D)
+        pos_embed, pad = self.pos_embed, 0
+        if shift_tokens:
+            if pf % 2:
+                raise ValueError(f"tokens of {pf} frames have no half-token shift")
+            pad = pf // 2
+            first, last = inputs[:, :, :1], inputs[:, :, -1:]
+            inputs = torch.cat(
+                [first.expand(-1, -1, pad, -1, -1), inputs, last.expand(-1, -1, pad, -1, -1)], 2
+            )
+            pos_embed, gf = self.shifted_pos_embed, gf + 1  # (B, Cin, F + pf, H, W)
+        h = self.x_embedder(inputs).flatten(2).transpose(1, 2) + pos_embed  # (B, L, D)
 
         text = self.text_norm(text_tokens)  # (B, S, text_dim)
         weights = text_mask.unsqueeze(-1).float()  # (B, S, 1)
@@ -274,7 +298,8 @@ class VideoDiT(nn.Module):
         out = self.final_layer(h, c)  # (B, L, pf*ph*pw*C)
         out = out.view(B, gf, gh, gw, pf, ph, pw, C)  # (B, gf, gh, gw, pf, ph, pw, C)
         out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (B, C, gf, pf, gh, ph, gw, pw)
-        return out.reshape(B, C, Fr, H, W)  # (B, C, F, H, W)
+        out = out.reshape(B, C, gf * pf, H, W)  # (B, C, F [+ pf], H, W)
+        return out[:, :, pad : pad + Fr]  # (B, C, F, H, W)
 
     def forward_with_cfg(
         self,
@@ -283,6 +308,7 @@ class VideoDiT(nn.Module):
         text_tokens: torch.Tensor,
         text_mask: torch.Tensor,
         guidance_scale: float,
+        shift_tokens: bool = False,
         **conditioning: torch.Tensor | None,
     ) -> torch.Tensor:
         """Classifier-free guidance in one batched call: the prompt's and the null prompt's velocities,
@@ -301,6 +327,7 @@ class VideoDiT(nn.Module):
             torch.cat([t, t]),
             torch.cat([text_tokens, null_tokens]),  # (2B, L, text_dim)
             torch.cat([text_mask, null_mask]),
+            shift_tokens=shift_tokens,
             **doubled,
         )
         v_cond, v_uncond = v.chunk(2)  # 2 x (B, C, F, H, W)
@@ -353,14 +380,16 @@ def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
     return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
 
-def sincos_3d(dim: int, grid: tuple[int, int, int]) -> np.ndarray:
+def sincos_3d(dim: int, grid: tuple[int, int, int], time_offset: float = 0.0) -> np.ndarray:
     """Fixed 3D embedding (F*H*W, dim): a quarter of the channels for time, three eighths each for
-    height and width, in the token order of a flattened (F, H, W) grid."""
+    height and width, in the token order of a flattened (F, H, W) grid. Token k sits at time
+    k + time_offset (in tokens): -0.5 for a grid shifted half a token earlier."""
     gf, gh, gw = grid
     dim_t = dim // 4 // 2 * 2
     dim_h = (dim - dim_t) // 2 // 2 * 2
     dim_w = dim - dim_t - dim_h
-    f, h, w = np.meshgrid(np.arange(gf), np.arange(gh), np.arange(gw), indexing="ij")  # each (F, H, W)
+    times = np.arange(gf) + time_offset
+    f, h, w = np.meshgrid(times, np.arange(gh), np.arange(gw), indexing="ij")  # each (F, H, W)
     return np.concatenate([sincos_1d(dim_t, f), sincos_1d(dim_h, h), sincos_1d(dim_w, w)], axis=1)
 
 

@@ -49,6 +49,9 @@ class PipelineConfig:
     max_steps: int = 100
     default_guidance_scale: float = 4.0
     sampler_shift: float = 1.0
+    # Odd sampling steps run the DiT on the token grid shifted by half a token (`VideoDiT.forward`'s
+    # shift_tokens): sampled on one grid, the DiT moves its subject once per two-frame token.
+    alternate_token_grid: bool = False
     planner: PathPlannerConfig | None = None  # plans the subject's path where a request leaves it free
     training: dict = field(default_factory=dict)  # how the weights were made, for the record
 
@@ -264,11 +267,12 @@ class VideoPipeline:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled(f"cancelled before step {i + 1} of {num_steps}")
             t = sampler.timesteps(i).expand(1)  # (1,)
+            shift = shifted_grid_step(cfg, i)
             if guidance_scale == 1.0:
-                velocity = self.dit(latents, t, tokens, token_mask, **conditioning)
+                velocity = self.dit(latents, t, tokens, token_mask, shift_tokens=shift, **conditioning)
             else:
                 velocity = self.dit.forward_with_cfg(
-                    latents, t, tokens, token_mask, guidance_scale, **conditioning
+                    latents, t, tokens, token_mask, guidance_scale, shift_tokens=shift, **conditioning
                 )
             result = sampler.step(velocity, i, latents)
             latents = result.prev_sample
@@ -290,6 +294,12 @@ class VideoPipeline:
         if camera is not None:
             frames = apply_camera(frames, *camera)
         return VideoPipelineOutput(frames=frames, fps=cfg.fps, model=self.model_name)
+
+
+def shifted_grid_step(config: PipelineConfig, step_index: int) -> bool:
+    """Whether sampling step `step_index` (counted from pure noise, so a remix's first step keeps its
+    parity) runs the DiT on the shifted token grid."""
+    return config.alternate_token_grid and step_index % 2 == 1
 
 
 def save_pipeline(

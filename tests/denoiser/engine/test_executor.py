@@ -1,5 +1,7 @@
 """The executor on the tiny DiT: one call per step, guidance in the same call, batch-independent results."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,19 @@ async def test_frames_decoded_beside_the_step_loop_equal_frames_decoded_in_the_s
         await engine.close()
     assert events[-1].kind == EventKind.RESULT
     np.testing.assert_array_equal(events[-1].frames, result_of(inline_events["a"]))
+
+
+def test_with_alternating_token_grids_the_engine_makes_the_pipelines_frames_in_batches_of_both_parities():
+    pipeline = tiny_pipeline()
+    pipeline.config = dataclasses.replace(pipeline.config, alternate_token_grid=True)
+    executor = ModelExecutor.from_pipeline(pipeline)
+    # "b" joins a step after "a", so every step after the first holds an odd and an even step index.
+    events, plans = serve(
+        executor, {0: [request(executor, "a", seed=3)], 1: [request(executor, "b", seed=4)]}
+    )
+    assert any({item.step_index % 2 for item in plan.items} == {0, 1} for plan in plans)
+    for name, seed in (("a", 3), ("b", 4)):
+        expected = pipeline.generate(prompt(seed), seed=seed, num_steps=4, guidance_scale=3.0).frames
+        assert np.abs(result_of(events[name]).astype(int) - expected.astype(int)).max() <= 1
+    one_grid = tiny_pipeline().generate(prompt(3), seed=3, num_steps=4, guidance_scale=3.0).frames
+    assert not np.array_equal(one_grid, result_of(events["a"]))  # the setting changes what is made
