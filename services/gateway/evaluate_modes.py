@@ -1196,13 +1196,12 @@ def gap_notes(report: dict) -> list[str]:
             )
         notes.append(
             "* **Extension seams**: the path planner continues from wherever the video got to (it is trained on "
-            "windows cut anywhere from the world's motions carried past their clips), and each call starts from "
-            "an odd number of frames, so that its first new frame shares one of the DiT's two-frame tokens with "
-            "the last known frame: the DiT moves its subject less inside a token than across tokens "
-            "(docs/model/NOTES.md), and a seam on a token boundary was a jump (model v9 from 4 frames: 37-61% of seams "
-            "within 2x per chain; the sweep above). What is left is the DiT drawing the first new frame a pixel or two "
-            "off the plan." + resting_note + " A DiT with one-frame temporal patches, which would move the "
-            "subject every frame, is the fix in the model." + sweep_note
+            "windows cut anywhere from the world's motions carried past their clips), and the DiT samples on "
+            "alternating token grids, so its motion is as even inside its two-frame tokens as across them "
+            "(docs/model/NOTES.md; on one grid with 4 known frames every seam was an across-token step, and "
+            "37-61% of seams per chain were within 2x with model v9). What is left is the DiT drawing the first "
+            "new frame a pixel or two off the plan." + resting_note + " More DiT training on continuation "
+            "clips is the fix." + sweep_note
         )
     drifted = [c for c in chains if not (c["same_color"] == 1.0 and c["same_shape"] == 1.0)]
     if drifted:

@@ -126,14 +126,13 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 
 # Frames of the video so far that each extension clip starts from: enough to carry position and
 # velocity across the seam (the path planner continues the subject's path from them), while most of
-# the clip is new. It is odd on purpose. The DiT's tokens each span two frames (2x4x4 patches), and it
-# moves the subject less inside a token than from one token to the next (v9: 1.38x larger steps
-# across tokens, docs/model/NOTES.md). With an even number of known frames the first new frame opens a
-# token, so every seam is an across-token step measured against a clip's typical one; with an odd
-# number it shares a token with the last known frame and the seam is as smooth as the clip. Chains of
-# the three report prompts continued 6 times from 2 seeds (v9, guidance 3): 97% of seams within 2x the
-# clip's median step with 3 frames, 94% with 5, 44% with 4 (the value until then; the sweeps before
-# only tried 2, 4 and 8). docs/modes/REPORT.md sweeps it on every run.
+# the clip is new. The DiT's tokens each span two frames (2x4x4 patches). Sampled on one token grid,
+# v9 moved its subject less inside a token than across (x1.38, docs/model/NOTES.md), so with an even
+# number of known frames every seam was an across-token step: chains of the three report prompts
+# continued 6 times from 2 seeds kept 44% of seams within 2x the clip's median step with 4 frames,
+# 97% with 3 and 94% with 5 (the sweeps before had only tried 2, 4 and 8). Sampled on alternating grids
+# (the default since), the motion is even and parity no longer matters much: 81% with 3, 78% with 4,
+# 78% with 5 on the same chains. docs/modes/REPORT.md sweeps it on every run.
 EXTEND_CONTEXT_FRAMES = 3
 
 
