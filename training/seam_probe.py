@@ -13,8 +13,10 @@ Three measurements (docs/modes/REPORT.md and docs/model/NOTES.md cite them):
    model's own last frames, printing the known, planned and generated x of the subject around every seam.
 3. Steps inside and across the DiT's tokens: each token spans `patch_size[0]` frames, and the subject's
    centroid step from frame k to k+1 is inside a token when k is not the last frame of one. Rendered
-   clips and planned paths move evenly; a DiT that moves its subject once per token does not. This is
-   why the number of context frames matters (`EXTEND_CONTEXT_FRAMES` in services/gateway/pipeline.py).
+   clips and planned paths move evenly; a DiT sampled on one token grid moved its subject once per
+   token, which put every extension seam after an even number of known frames on a token boundary
+   (`EXTEND_CONTEXT_FRAMES` in services/gateway/pipeline.py). It measures whatever sampling the model's
+   config asks for (`alternate_token_grid`).
 
 The seam rule is the modes report's: a step counts as a jump above 2x the median step inside the clip,
 floored at 1 pixel.

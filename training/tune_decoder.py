@@ -121,7 +121,9 @@ def draw_samples(pipeline: VideoPipeline, encoder, config: TuneConfig) -> Sample
         x = torch.randn((b, C, Fr, h, w), generator=generator)
         for i in range(cfg.default_steps):
             t = sampler.timesteps(i).expand(b)
-            shift = shifted_grid_step(cfg, i)  # the samples are made as the service makes them
+            shift = shifted_grid_step(
+                cfg.alternate_token_grid, i
+            )  # the samples are made as the service makes them
             v = pipeline.dit.forward_with_cfg(
                 x, t, tokens, mask, cfg.default_guidance_scale, shift_tokens=shift, **conditioning
             )

@@ -168,6 +168,15 @@ class CameoRegistry:
 
         return await self.db.run(read)
 
+    async def check_carried(
+        self, source_video_id: str, source: str, own: tuple[str, ...], requester: str
+    ) -> tuple[str, ...]:
+        """The cameos a remix or an extension carries on from its source beyond its `own`, if the
+        requester may use them (errors as `check_use`'s, naming the `source` video)."""
+        carried = tuple(cameo for cameo in await self.in_video(source_video_id) if cameo not in own)
+        await self.check_use(carried, requester, source=source)
+        return carried
+
     async def in_video(self, video_id: str) -> tuple[str, ...]:
         """The cameos whose likeness a stored video carries: those of the job that made it, which
         include what that job inherited from its own source. A remix or an extension of the video

@@ -81,10 +81,9 @@ class GenerationCore:
         if valid.source_video_id is not None:
             # A remix or an extension carries its source's likenesses on: their consent is needed, and
             # recording them with the job lets a revocation cancel or unpublish what is made from it.
-            carried = await self.cameos.in_video(valid.source_video_id)
-            inherited = tuple(cameo for cameo in carried if cameo not in cameo_ids)
-            await self.cameos.check_use(inherited, normalized.requester, source=source.name)
-            cameo_ids += inherited
+            cameo_ids += await self.cameos.check_carried(
+                valid.source_video_id, source.name, cameo_ids, normalized.requester
+            )
         job = await self.jobs.create(
             NewJob(
                 requester=normalized.requester,
@@ -184,8 +183,7 @@ class GenerationCore:
             await self.clients.remove_items(
                 ranker_pb2.RemoveItemsRequest(videos=[video_name(v) for v in batch])
             )
-            for video_id in batch:
-                await self.videos.set_published(video_id, False)
+            await self.videos.set_published(batch, False)
         return cameo
 
     # ---- videos -------------------------------------------------------------------------------------

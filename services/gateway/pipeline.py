@@ -234,9 +234,8 @@ class Pipeline:
         cameo_ids = tuple(parse_name(name, "cameos", "spec.cameos") for name in spec.cameos)
         usable_cameos = await self.cameos.check_use(cameo_ids, job.requester)
         if spec.source_video:  # the likenesses a remix or an extension carries on from its source
-            carried = await self.cameos.in_video(parse_name(spec.source_video, "videos", "spec.source_video"))
-            inherited = tuple(cameo for cameo in carried if cameo not in cameo_ids)
-            await self.cameos.check_use(inherited, job.requester, source=spec.source_video)
+            source_id = parse_name(spec.source_video, "videos", "spec.source_video")
+            await self.cameos.check_carried(source_id, spec.source_video, cameo_ids, job.requester)
 
         await progress.stage(generation_pb2.JOB_STAGE_ENCODING)
         clips = plan_clips(spec)
@@ -322,7 +321,7 @@ class Pipeline:
             prompt=prompt,
         )
         await self.clients.upsert_items(ranker_pb2.UpsertItemsRequest(items=[item]))
-        await self.videos.set_published(video.name.removeprefix("videos/"), True)
+        await self.videos.set_published([video.name.removeprefix("videos/")], True)
 
     async def _encode(self, prompts: list[str]) -> tuple[list[common_pb2.Tensor], common_pb2.Tensor]:
         """Token embeddings per prompt, and the content vector of the whole video (the normalized mean

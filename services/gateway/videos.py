@@ -103,9 +103,11 @@ class VideoStore:
         await self.db.run(delete)
         (self.asset_dir / row.file_name).unlink(missing_ok=True)
 
-    async def set_published(self, video_id: str, published: bool) -> None:
+    async def set_published(self, video_ids: list[str], published: bool) -> None:
+        """Marks the videos published or not, in one write."""
+
         def write(session: Session) -> None:
-            session.execute(update(VideoRow).where(VideoRow.id == video_id).values(published=published))
+            session.execute(update(VideoRow).where(VideoRow.id.in_(video_ids)).values(published=published))
 
         await self.db.run(write)
 

@@ -171,12 +171,13 @@ class RankerCore:
         so that every replica drops them at its next sync."""
         names = names_to_remove(request)
         await self._sync_items(force=True)  # a video another replica was just given is known here too
-        known = [record for name in names if (record := self._record(name)) is not None]
+        records = {name: self._record(name) for name in names}
+        unknown = [name for name, record in records.items() if record is None]
+        known = [record for record in records.values() if record is not None]
         changed = [removed(record) for record in known if REMOVED_LABEL not in record.labels]
         if changed:
             await self.store.put_items(changed)
             self._add_to_catalog(changed)
-        unknown = [name for name in names if self._record(name) is None]
         log.info("removed %d videos from the feeds (%d unknown)", len(known), len(unknown))
         return ranker_pb2.RemoveItemsResponse(removed=len(known), unknown_videos=unknown)
 

@@ -362,8 +362,6 @@ def names_to_remove(request: ranker_pb2.RemoveItemsRequest) -> list[str]:
 
 def removed(record: ItemRecord) -> ItemRecord:
     """The record labelled out of every feed: the safety filter drops it, its history stays."""
-    if REMOVED_LABEL in record.labels:
-        return record
     return dataclasses.replace(record, labels=(*record.labels, REMOVED_LABEL))
 
 

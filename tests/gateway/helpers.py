@@ -96,17 +96,17 @@ def mp4_shaped_bytes(size: int, seed: int = 0) -> bytes:
 
 
 async def put_video(
-    gateway, data: bytes, *, job_id: str = "0" * 32, published: bool = False
+    gateway, data: bytes, *, job_id: str = "0" * 32, published: bool = False, duration_seconds: float = 1.0
 ) -> generation_pb2.Video:
-    """Puts a file into the gateway's video store through the store's own API."""
+    """Puts a file into the gateway's video store through the store's own API (at 8 fps)."""
     facts = VideoFacts(
         job_id=job_id,
         requester="alice",
-        duration_seconds=1.0,
+        duration_seconds=duration_seconds,
         width=64,
         height=64,
         fps=8.0,
-        num_frames=8,
+        num_frames=round(duration_seconds * 8),
         provenance=generation_pb2.Provenance(job=f"jobs/{job_id}"),
         published=published,
     )

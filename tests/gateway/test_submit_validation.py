@@ -11,8 +11,6 @@ from google.protobuf import timestamp_pb2
 
 from kino.v1 import common_pb2, generation_pb2
 from services.common.settings import MIB
-from services.gateway.store import new_id
-from services.gateway.videos import VideoFacts
 from tests.gateway.conftest import Gateway, close_gateway, open_gateway
 from tests.gateway.helpers import encoded_image, expect_error, mp4_shaped_bytes, png_declaring, put_video
 
@@ -421,17 +419,7 @@ async def test_a_remix_at_a_high_frame_rate_is_bounded_by_its_source_length(gate
     job = await gateway.stub.Submit(remix)
     assert (job.spec.fps, job.spec.duration_seconds) == (60, 0)
 
-    facts = VideoFacts(
-        job_id="0" * 32,
-        requester="alice",
-        duration_seconds=40.0,
-        width=64,
-        height=64,
-        fps=8.0,
-        num_frames=320,
-        provenance=generation_pb2.Provenance(),
-    )
-    long = await gateway.core.videos.add(new_id(), mp4_shaped_bytes(4096), facts)
+    long = await put_video(gateway, mp4_shaped_bytes(4096), duration_seconds=40.0)
     remix.spec.source_video = long.name
     metadata = await expect_error(gateway.stub.Submit(remix), INVALID, "OUT_OF_RANGE", field="num_frames")
     assert (metadata["value"], metadata["max"]) == ("2400", "1800")

@@ -49,5 +49,11 @@ def test_a_continued_model_keeps_the_sampling_defaults_chosen_for_the_one_it_con
         dit=shipped.dit, autoencoder=shipped.autoencoder, **inherited_sampling(shipped)
     )
     assert shipped.default_guidance_scale != PipelineConfig.default_guidance_scale
-    for field in ("default_steps", "max_steps", "default_guidance_scale", "sampler_shift", "alternate_token_grid"):
+    for field in (
+        "default_steps",
+        "max_steps",
+        "default_guidance_scale",
+        "sampler_shift",
+        "alternate_token_grid",
+    ):
         assert getattr(continued, field) == getattr(shipped, field)

@@ -30,7 +30,7 @@ import torch
 from kino.v1 import ranker_pb2
 from services.ranker.core import RankerCore, limit_threads
 from services.ranker.features import NUM_FEATURES, build_profile, candidate_features
-from services.ranker.items import pin_similarity_dtype
+from services.ranker.items import SIMILARITY_DTYPES, pin_similarity_dtype
 from services.ranker.model import DEFAULT_WEIGHTS_DIR, save_ranker
 from services.ranker.retrieval import RetrievalConfig
 from services.ranker.scoring import ContentScorer, ModelScorer
@@ -542,7 +542,7 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true", help="do not overwrite the shipped weights")
     parser.add_argument(
         "--similarity-dtype",
-        choices=["auto", "float32", "bfloat16"],
+        choices=["auto", *SIMILARITY_DTYPES],
         default="auto",
         help="fix the candidate similarity dtype (auto: the faster on this CPU, measured, which load can "
         "change): runs compared side by side should fix it",

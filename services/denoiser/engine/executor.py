@@ -48,7 +48,7 @@ from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_vide
 from services.denoiser.model.camera import apply_camera
 from services.denoiser.model.dit import VideoDiT
 from services.denoiser.model.paths import path_heatmap
-from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
+from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline, shifted_grid_step
 from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
 from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step
@@ -292,7 +292,7 @@ class ModelExecutor:
         at odd steps run on the shifted grid, as `VideoPipeline.generate` runs them: one call when the
         batch agrees, one per grid when it holds both parities."""
         shifted = torch.tensor(
-            [self.alternate_token_grid and items[i].step_index % 2 == 1 for i, _ in rows]
+            [shifted_grid_step(self.alternate_token_grid, items[i].step_index) for i, _ in rows]
         )  # (B,)
         if bool(shifted.all()) or not bool(shifted.any()):
             return self.dit(x, t, text, text_mask, shift_tokens=bool(shifted.any()), **conditioning)

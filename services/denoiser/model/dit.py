@@ -339,8 +339,9 @@ def grow_depth(model: VideoDiT, depth: int) -> VideoDiT:
     in turn (until `depth` blocks), each starting as the identity, so a trained model can grow and train
     on from where it was instead of from scratch.
 
-    A new block is the identity when its AdaLN gates are zero (the self-attention and MLP branches) and
-    its cross-attention's output projection is zero (that branch has no gate)."""
+    A new block is the identity when its AdaLN gates are zero (the self-attention and MLP branches),
+    as every fresh block's are (AdaLN-Zero, `initialize_weights`), and its cross-attention's output
+    projection is zero (that branch has no gate)."""
     config = model.config
     if depth < config.depth:
         raise ValueError(f"cannot grow a model of depth {config.depth} to depth {depth}")
@@ -361,8 +362,6 @@ def grow_depth(model: VideoDiT, depth: int) -> VideoDiT:
         if source is not None:
             slot.load_state_dict(source.state_dict())
         else:
-            nn.init.zeros_(slot.adaLN_modulation[-1].weight)
-            nn.init.zeros_(slot.adaLN_modulation[-1].bias)
             nn.init.zeros_(slot.cross_attn.proj.weight)
             nn.init.zeros_(slot.cross_attn.proj.bias)
     return grown

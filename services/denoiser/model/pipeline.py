@@ -267,7 +267,7 @@ class VideoPipeline:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled(f"cancelled before step {i + 1} of {num_steps}")
             t = sampler.timesteps(i).expand(1)  # (1,)
-            shift = shifted_grid_step(cfg, i)
+            shift = shifted_grid_step(cfg.alternate_token_grid, i)
             if guidance_scale == 1.0:
                 velocity = self.dit(latents, t, tokens, token_mask, shift_tokens=shift, **conditioning)
             else:
@@ -296,10 +296,10 @@ class VideoPipeline:
         return VideoPipelineOutput(frames=frames, fps=cfg.fps, model=self.model_name)
 
 
-def shifted_grid_step(config: PipelineConfig, step_index: int) -> bool:
+def shifted_grid_step(alternate_token_grid: bool, step_index: int) -> bool:
     """Whether sampling step `step_index` (counted from pure noise, so a remix's first step keeps its
-    parity) runs the DiT on the shifted token grid."""
-    return config.alternate_token_grid and step_index % 2 == 1
+    parity) runs the DiT on the shifted token grid (`PipelineConfig.alternate_token_grid`)."""
+    return alternate_token_grid and step_index % 2 == 1
 
 
 def save_pipeline(
