@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -49,6 +50,8 @@ from services.gateway.names import parse_name
 from services.gateway.packaging import Packager
 from services.gateway.validation import shot_prompt
 from services.gateway.videos import VideoStore
+
+log = logging.getLogger(__name__)
 
 
 class ProgressReporter(Protocol):
@@ -320,8 +323,20 @@ class Pipeline:
             duration_seconds=video.duration_seconds,
             prompt=prompt,
         )
-        await self.clients.upsert_items(ranker_pb2.UpsertItemsRequest(items=[item]))
-        await self.videos.set_published([video.name.removeprefix("videos/")], True)
+        try:
+            await self.clients.upsert_items(ranker_pb2.UpsertItemsRequest(items=[item]))
+            await self.videos.set_published([video.name.removeprefix("videos/")], True)
+        except BaseException:
+            # The ranker may hold the item even when the call failed here (a lost reply, a cancel in
+            # flight): the video is about to be deleted, so it must not stay in anyone's feed.
+            await asyncio.shield(self._withdraw_from_feed(video.name))
+            raise
+
+    async def _withdraw_from_feed(self, name: str) -> None:
+        try:
+            await self.clients.remove_items(ranker_pb2.RemoveItemsRequest(videos=[name]))
+        except KinoError as error:
+            log.warning("could not take %s out of the feed after a failed publish: %s", name, error)
 
     async def _encode(self, prompts: list[str]) -> tuple[list[common_pb2.Tensor], common_pb2.Tensor]:
         """Token embeddings per prompt, and the content vector of the whole video (the normalized mean

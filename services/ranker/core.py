@@ -159,12 +159,23 @@ class RankerCore:
     # -- UpsertItems -------------------------------------------------------------------------------
 
     async def upsert_items(self, request: ranker_pb2.UpsertItemsRequest) -> ranker_pb2.UpsertItemsResponse:
+        """Adds or updates videos. A video RemoveItems took out stays out: a publish that raced a cameo's
+        revocation, or a replayed one, must not bring a revoked likeness back into the feeds."""
         records = records_from_request(request, self.catalog.dim, self.clock())
+        await self._sync_items(force=True)  # a removal another replica was just given is known here too
+        still_removed = []
+        for i, record in enumerate(records):
+            known = self._record(record.name)
+            if known is not None and REMOVED_LABEL in known.labels and REMOVED_LABEL not in record.labels:
+                records[i] = removed(record)
+                still_removed.append(record.name)
         await self.store.put_items(records)
         self._add_to_catalog(records)
         metrics.CATALOG.set(len(self.catalog))
         self._maybe_train_index()
-        return ranker_pb2.UpsertItemsResponse(upserted=len(records))
+        if still_removed:
+            log.info("%d upserted videos stay removed from the feeds", len(still_removed))
+        return ranker_pb2.UpsertItemsResponse(upserted=len(records), still_removed=still_removed)
 
     async def remove_items(self, request: ranker_pb2.RemoveItemsRequest) -> ranker_pb2.RemoveItemsResponse:
         """Takes videos out of every feed by labelling them removed, through the same store as an upsert,

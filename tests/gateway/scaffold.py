@@ -154,6 +154,14 @@ class RecordingFeedRanker(ranker_pb2_grpc.FeedRankerServicer):
         return ranker_pb2.RemoveItemsResponse(removed=len(request.videos))
 
 
+class FeedRankerLosingReplies(RecordingFeedRanker):
+    """Applies every upsert, then fails the call, as when the reply is lost on the way back."""
+
+    async def UpsertItems(self, request, context):
+        await super().UpsertItems(request, context)
+        raise unavailable("BACKEND_UNAVAILABLE", "connection reset after the write", backend="feed_ranker")
+
+
 @dataclass
 class Backends:
     server: KinoServer

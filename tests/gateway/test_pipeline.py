@@ -27,7 +27,13 @@ from services.gateway.pipeline import (
 )
 from services.gateway.validation import DEFAULT_REMIX_STRENGTH
 from tests.gateway.helpers import encoded_image, job_error, wait_terminal
-from tests.gateway.scaffold import RecordingFeedRanker, ScaffoldTextEncoder, SilentAudio, SlowDenoiser
+from tests.gateway.scaffold import (
+    FeedRankerLosingReplies,
+    RecordingFeedRanker,
+    ScaffoldTextEncoder,
+    SilentAudio,
+    SlowDenoiser,
+)
 from tests.gateway.test_jobs import submit_request
 
 SUCCEEDED, FAILED = generation_pb2.JOB_STATE_SUCCEEDED, generation_pb2.JOB_STATE_FAILED
@@ -149,6 +155,24 @@ async def test_a_failed_publish_removes_the_video(start_gateway, start_scaffold)
         "feed_ranker",
     )
     assert job.progress.stage == generation_pb2.JOB_STAGE_PUBLISHING and not job.HasField("result")
+    assert mp4_files(gateway) == []
+
+
+async def test_a_publish_whose_reply_is_lost_takes_the_video_out_of_the_feed(start_gateway, start_scaffold):
+    ranker = FeedRankerLosingReplies()
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
+        audio=SilentAudio(),
+        ranker=ranker,
+    )
+    gateway = await start_gateway(backends.address)
+    job = await gateway.stub.Submit(submit_request(publish_to_feed=True))
+    job = await wait_terminal(gateway.stub, job.name, timeout=60)
+    assert (job.state, job_error(job).reason) == (FAILED, "BACKEND_UNAVAILABLE")
+    (upsert,) = ranker.upserts
+    (removal,) = ranker.removals  # the ranker may have kept the item: the video is gone, so is the item
+    assert list(removal.videos) == [upsert.items[0].video]
     assert mp4_files(gateway) == []
 
 

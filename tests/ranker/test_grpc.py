@@ -365,6 +365,16 @@ async def test_removed_videos_leave_every_feed_and_unknown_ones_are_named(ranker
         assert shown and not shown & set(gone)
     assert core.catalog.index_of(gone[0]) is not None  # out of the feeds, not out of the catalog
 
+    # A removal is final: publishing the video again (a late or replayed publish) keeps it out.
+    index = int(gone[0].removeprefix("videos/v"))
+    again, other = make_item(index, 0, np.random.default_rng(0)), make_item(9000, 1, np.random.default_rng(1))
+    again.prompt = "published again"
+    response = await stub.UpsertItems(E.UpsertItemsRequest(items=[again, other]))
+    assert (response.upserted, list(response.still_removed)) == (2, [gone[0]])
+    assert core.catalog.records[core.catalog.index_of(gone[0])].prompt == "published again"
+    shown = {i.video for i in (await rank(stub, user="someone-else", page_size=100)).items}
+    assert gone[0] not in shown
+
     await expect_error(
         stub.RemoveItems(E.RemoveItemsRequest()), grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED"
     )

@@ -162,10 +162,12 @@ class UpsertItemsRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[FeedItem, _Mapping]]] = ...) -> None: ...
 
 class UpsertItemsResponse(_message.Message):
-    __slots__ = ("upserted",)
+    __slots__ = ("upserted", "still_removed")
     UPSERTED_FIELD_NUMBER: _ClassVar[int]
+    STILL_REMOVED_FIELD_NUMBER: _ClassVar[int]
     upserted: int
-    def __init__(self, upserted: _Optional[int] = ...) -> None: ...
+    still_removed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, upserted: _Optional[int] = ..., still_removed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RemoveItemsRequest(_message.Message):
     __slots__ = ("videos",)
