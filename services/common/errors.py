@@ -137,6 +137,18 @@ def out_of_range(field: str, value, low, high) -> KinoError:
     )
 
 
+def too_long(field: str, value: str, max_chars: int) -> KinoError:
+    """The common INVALID_ARGUMENT/OUT_OF_RANGE error for text longer than `max_chars`."""
+    return invalid_argument(
+        "OUT_OF_RANGE",
+        f"{field} is {len(value)} characters; the limit is {max_chars}",
+        field=field,
+        value=len(value),
+        min=0,
+        max=max_chars,
+    )
+
+
 def require_in_range(field: str, value, low, high) -> None:
     if not (low <= value <= high):
         raise out_of_range(field, value, low, high)

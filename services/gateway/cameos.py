@@ -26,13 +26,13 @@ from services.common.errors import (
     permission_denied,
     require_known_enum,
 )
+from services.common.limits import MAX_USER_CHARS
 from services.gateway.images import check_image
 from services.gateway.names import cameo_name, check_no_control_characters, parse_name
 from services.gateway.store import CameoRow, Database, JobCameoRow, VideoRow, new_id, now
 
 MAX_DISPLAY_NAME_CHARS = 256
 MAX_APPROVED_USERS = 1000
-MAX_USER_CHARS = 256
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from kino.v1 import generation_pb2, ranker_pb2
 from services.common.errors import failed_precondition, invalid_argument, not_found, require_known_enum
+from services.common.limits import MAX_FEED_ITEMS_PER_CALL
 from services.common.settings import Settings
 from services.gateway.cameos import CameoRegistry
 from services.gateway.clients import ServiceClients
@@ -30,8 +31,6 @@ from services.gateway.videos import MP4_MIME_TYPE, VideoStore
 # A Watch with no news re-reads the store this often, so it also follows jobs that another gateway
 # replica runs or cancels.
 WATCH_RESYNC_SECONDS = 1.0
-# FeedRanker takes at most this many videos per UpsertItems or RemoveItems call.
-MAX_FEED_ITEMS_PER_CALL = 1000
 
 
 class GenerationCore:

@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from google.protobuf import timestamp_pb2
 
 from kino.v1 import common_pb2, generation_pb2
-from services.common.errors import invalid_argument, out_of_range, require_in_range, require_known_enum
+from services.common.errors import (
+    invalid_argument,
+    out_of_range,
+    require_in_range,
+    require_known_enum,
+    too_long,
+)
+from services.common.limits import MAX_USER_CHARS
 from services.common.settings import GatewaySettings
 from services.gateway.images import CheckedImage, check_image
 from services.gateway.names import check_no_control_characters, parse_name
@@ -46,7 +53,6 @@ MAX_SPEAKER_CHARS = 64
 MAX_TRAJECTORY_POINTS = 64
 # The denoiser conditions on one appearance reference (DenoiseRequest.reference_image).
 MAX_CAMEOS = 1
-MAX_REQUESTER_CHARS = 256
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 # Seeds drawn for requests without one stay below 2**31 so every consumer's RNG accepts them.
 _RANDOM_SEED_BOUND = 1 << 31
@@ -77,11 +83,11 @@ class ValidSubmit:
 
 def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits) -> ValidSubmit:
     """Checks a SubmitRequest and returns it normalized; raises INVALID_ARGUMENT on the first problem."""
-    _check_text("requester", request.requester, MAX_REQUESTER_CHARS, required=True)
+    _check_text("requester", request.requester, MAX_USER_CHARS, required=True)
     check_no_control_characters("requester", request.requester)
     require_known_enum("priority", common_pb2.Priority, request.priority)
     if len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
-        raise _too_long("idempotency_key", request.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+        raise too_long("idempotency_key", request.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
     check_no_control_characters("idempotency_key", request.idempotency_key)
     deadline = _deadline(request.deadline) if request.HasField("deadline") else None
     if not request.HasField("spec"):
@@ -242,18 +248,7 @@ def _check_text(field: str, value: str, max_chars: int, *, required: bool) -> No
     if required and not value.strip():
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     if len(value) > max_chars:
-        raise _too_long(field, value, max_chars)
-
-
-def _too_long(field: str, value: str, max_chars: int):
-    return invalid_argument(
-        "OUT_OF_RANGE",
-        f"{field} is {len(value)} characters; the limit is {max_chars}",
-        field=field,
-        value=len(value),
-        min=0,
-        max=max_chars,
-    )
+        raise too_long(field, value, max_chars)
 
 
 def _check_prompt(field: str, prompt: str, limits: SubmitLimits, *, required: bool) -> None:

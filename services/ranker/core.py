@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from kino.v1 import ranker_pb2
-from services.common.errors import invalid_argument, out_of_range
+from services.common.errors import invalid_argument, out_of_range, too_long
+from services.common.limits import MAX_USER_CHARS
 from services.common.settings import RankerSettings
 from services.ranker import metrics
 from services.ranker.events import check_request, resolve_events
@@ -266,6 +267,8 @@ class RankerCore:
     ) -> RankedPage:
         if not user:
             raise invalid_argument("FIELD_REQUIRED", "user is required", field="user")
+        if len(user) > MAX_USER_CHARS:
+            raise too_long("user", user, MAX_USER_CHARS)
         if page_size < 0:
             raise out_of_range("page_size", page_size, 1, MAX_PAGE_SIZE)
         page_size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)

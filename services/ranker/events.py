@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kino.v1 import ranker_pb2
-from services.common.errors import KinoError, invalid_argument, out_of_range
+from services.common.errors import KinoError, invalid_argument, out_of_range, too_long
+from services.common.limits import MAX_USER_CHARS
 from services.ranker.items import ItemRecord, timestamp_seconds
 from services.ranker.store import StoredEvent
 
@@ -99,6 +100,10 @@ def resolve_events(
     for index, event in enumerate(request.events):
         if not event.user:
             outcome.reject(index, "FIELD_REQUIRED", f"events[{index}].user is required")
+            continue
+        if len(event.user) > MAX_USER_CHARS:
+            error = too_long(f"events[{index}].user", event.user, MAX_USER_CHARS)
+            outcome.reject(index, error.reason, error.message)
             continue
         if not event.video:
             outcome.reject(index, "FIELD_REQUIRED", f"events[{index}].video is required")

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from kino.v1 import ranker_pb2
-from services.common.errors import invalid_argument, out_of_range
+from services.common.errors import invalid_argument, out_of_range, too_long
+from services.common.limits import MAX_FEED_ITEMS_PER_CALL, MAX_USER_CHARS
 from services.common.tensors import from_proto
 from services.ranker.index import IvfIndex
 
@@ -314,7 +315,10 @@ class ItemCatalog:
 # From the wire
 # ---------------------------------------------------------------------------------------------------
 
-MAX_ITEMS_PER_REQUEST = 1000
+MAX_ITEMS_PER_REQUEST = MAX_FEED_ITEMS_PER_CALL
+# Labels are a few words each ("ai-generated", "safety:removed"); more is not a label.
+MAX_LABELS = 32
+MAX_LABEL_CHARS = 64
 # What google.protobuf.Timestamp can hold (0001-01-01 to 9999-12-31): anything else is not a time.
 MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62_135_596_800, 253_402_300_799
 
@@ -379,6 +383,17 @@ def _record(item: ranker_pb2.FeedItem, field: str, dim: int, now: float) -> Item
     name = parse_video_name(item.video, f"{field}.video")
     if not item.creator:
         raise invalid_argument("FIELD_REQUIRED", f"{field}.creator is required", field=f"{field}.creator")
+    if len(item.creator) > MAX_USER_CHARS:
+        raise too_long(f"{field}.creator", item.creator, MAX_USER_CHARS)
+    if len(item.labels) > MAX_LABELS:
+        raise out_of_range(f"{field}.labels", len(item.labels), 0, MAX_LABELS)
+    for i, label in enumerate(item.labels):
+        if not label:
+            raise invalid_argument(
+                "FIELD_REQUIRED", f"{field}.labels[{i}] is empty", field=f"{field}.labels[{i}]"
+            )
+        if len(label) > MAX_LABEL_CHARS:
+            raise too_long(f"{field}.labels[{i}]", label, MAX_LABEL_CHARS)
     if not item.HasField("content_embedding"):
         raise invalid_argument(
             "FIELD_REQUIRED", f"{field}.content_embedding is required", field=f"{field}.content_embedding"

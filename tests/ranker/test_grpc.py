@@ -130,6 +130,14 @@ async def test_huge_page_sizes_are_capped_at_100(ranker):
     )
 
 
+async def test_a_user_id_longer_than_the_api_allows_is_refused(ranker):
+    stub, _ = ranker
+    await expect_error(
+        rank(stub, user="u" * 257), grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE", field="user", max="256"
+    )
+    assert (await rank(stub, user="u" * 256)).items
+
+
 async def test_seen_hidden_reported_and_blocked_videos_leave_the_feed(ranker):
     stub, _ = ranker
     page = await rank(stub, user="frank", page_size=40)
@@ -202,9 +210,10 @@ async def test_bad_events_are_rejected_one_by_one_and_the_rest_applied(ranker):
         event("ivy", "videos/v2", E.FEED_EVENT_TYPE_WATCH, watch_seconds=-3),
         event("ivy", "videos/nope", E.FEED_EVENT_TYPE_LIKE),
         event("ivy", "videos/v2", E.FEED_EVENT_TYPE_WATCH, watch_seconds=9.5),
+        event("u" * 257, "videos/v1", E.FEED_EVENT_TYPE_LIKE),
     ]
     response = await stub.Ingest(E.IngestRequest(events=events))
-    assert (response.accepted, response.unknown_videos, response.rejected) == (2, 1, 5)
+    assert (response.accepted, response.unknown_videos, response.rejected) == (2, 1, 6)
     assert [(r.index, r.reason) for r in response.rejections] == [
         (1, "FIELD_REQUIRED"),
         (2, "FIELD_REQUIRED"),
@@ -212,6 +221,7 @@ async def test_bad_events_are_rejected_one_by_one_and_the_rest_applied(ranker):
         (4, "FIELD_REQUIRED"),
         (5, "OUT_OF_RANGE"),
         (6, "VIDEO_NOT_FOUND"),
+        (8, "OUT_OF_RANGE"),
     ]
     known_reasons = set(common_pb2.ErrorReason.keys())
     assert all(r.reason in known_reasons and r.message for r in response.rejections)
@@ -269,6 +279,10 @@ async def test_malformed_ingest_requests_are_refused_whole(ranker):
             "INVALID_TENSOR",
             "items[1].content_embedding",
         ),
+        (lambda item: setattr(item, "creator", "c" * 257), "OUT_OF_RANGE", "items[1].creator"),
+        (lambda item: item.labels.extend(["topic"] * 33), "OUT_OF_RANGE", "items[1].labels"),
+        (lambda item: item.labels.extend(["ok", "x" * 65]), "OUT_OF_RANGE", "items[1].labels[1]"),
+        (lambda item: item.labels.append(""), "FIELD_REQUIRED", "items[1].labels[0]"),
         (lambda item: setattr(item, "duration_seconds", 0), "OUT_OF_RANGE", "items[1].duration_seconds"),
         (lambda item: setattr(item, "remix_parent", "bad"), "MALFORMED_NAME", "items[1].remix_parent"),
         (
