@@ -2,12 +2,15 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from services.denoiser.model.pipeline import (
     DEFAULT_WEIGHTS_DIR,
     GenerationCancelled,
     VideoPipeline,
+    hold_known_frames,
 )
+from services.denoiser.model.sampler import FlowMatchEulerSampler
 from services.denoiser.model.weights import IncompatibleWeightsError
 
 
@@ -52,6 +55,19 @@ def test_known_first_frames_come_back_unchanged(tiny_pipeline):
     first = np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
     out = tiny_pipeline.generate(_prompt(), seed=0, first_frames=first)
     assert np.array_equal(out.frames[:3], first)
+
+
+def test_known_frames_are_held_on_the_flow_path_and_the_new_frames_left_alone():
+    sampler = FlowMatchEulerSampler(4)
+    generator = torch.Generator().manual_seed(0)
+    latents, known, noise = (torch.randn(1, 4, 16, 8, 8, generator=generator) for _ in range(3))
+    known, noise = known[:, :, :3], noise[:, :, :3]
+    for step in range(4):
+        held = hold_known_frames(latents, known, noise, sampler, step)
+        sigma = sampler.sigmas[step]
+        torch.testing.assert_close(held[:, :, :3], (1 - sigma) * known + sigma * noise)
+        assert torch.equal(held[:, :, 3:], latents[:, :, 3:])
+    torch.testing.assert_close(hold_known_frames(latents, known, noise, sampler, 0)[:, :, :3], noise)
 
 
 def test_remix_runs_only_the_steps_its_strength_asks_for(tiny_pipeline):

@@ -48,7 +48,12 @@ from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_vide
 from services.denoiser.model.camera import apply_camera
 from services.denoiser.model.dit import VideoDiT
 from services.denoiser.model.paths import path_heatmap
-from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline, shifted_grid_step
+from services.denoiser.model.pipeline import (
+    DEFAULT_WEIGHTS_DIR,
+    VideoPipeline,
+    hold_known_frames,
+    shifted_grid_step,
+)
 from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
 from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step
@@ -346,19 +351,28 @@ class ModelExecutor:
         self, sampler: SamplerState, bucket: ShapeBucket, step_index: int, num_steps: int
     ) -> torch.Tensor:
         if sampler.latents is not None:
-            return self._on_device(sampler.latents)
-        shape = (
-            self.dit.config.latent_channels,
-            bucket.num_frames,
-            bucket.height // self.downsample,
-            bucket.width // self.downsample,
-        )
-        # Drawn on the CPU whatever the device: a seed gives the same start noise everywhere.
-        noise = self._on_device(torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed)))
-        if sampler.source is None:
-            return noise
-        # Remix: the source, noised to the time its first step starts from.
-        return self.sampler(num_steps).add_noise(self._on_device(sampler.source), noise, step_index)
+            latents = self._on_device(sampler.latents)
+        else:
+            shape = (
+                self.dit.config.latent_channels,
+                bucket.num_frames,
+                bucket.height // self.downsample,
+                bucket.width // self.downsample,
+            )
+            # Drawn on the CPU whatever the device: a seed gives the same start noise everywhere.
+            noise = torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed))
+            latents = self._on_device(noise)
+            if sampler.source is not None:  # remix: the source, noised to the time its first step starts from
+                latents = self.sampler(num_steps).add_noise(
+                    self._on_device(sampler.source), latents, step_index
+                )
+            if sampler.known_latents is not None:
+                sampler.known_noise = noise[:, : sampler.known_latents.shape[1]]
+        if sampler.known_latents is None:
+            return latents
+        # Known first frames stay on the flow's path at this step's time, as in VideoPipeline.generate.
+        known, known_noise = self._on_device(sampler.known_latents), self._on_device(sampler.known_noise)
+        return hold_known_frames(latents, known, known_noise, self.sampler(num_steps), step_index)
 
     def _text_rows(self, plan: StepPlan, rows, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts padded to the bucket's length, assembled on the host and copied over in one go; the

@@ -258,14 +258,17 @@ class VideoPipeline:
 
         # 4. Initial latents: noise, or the source video noised to where the remix starts.
         generator = torch.Generator().manual_seed(seed)
-        latents = torch.randn((1, C, Fr, h, w), generator=generator)  # (1, C, F, h, w)
-        if source_video is not None:
-            latents = sampler.add_noise(self.encode(source_video), latents, first_step)
+        noise = torch.randn((1, C, Fr, h, w), generator=generator)  # (1, C, F, h, w)
+        latents = (
+            noise if source_video is None else sampler.add_noise(self.encode(source_video), noise, first_step)
+        )
 
         # 5. Denoising loop.
         for i in range(first_step, num_steps):
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled(f"cancelled before step {i + 1} of {num_steps}")
+            if first_frames is not None:
+                latents = hold_known_frames(latents, known[:, :, :k], noise[:, :, :k], sampler, i)
             t = sampler.timesteps(i).expand(1)  # (1,)
             shift = shifted_grid_step(cfg.alternate_token_grid, i)
             if guidance_scale == 1.0:
@@ -294,6 +297,28 @@ class VideoPipeline:
         if camera is not None:
             frames = apply_camera(frames, *camera)
         return VideoPipelineOutput(frames=frames, fps=cfg.fps, model=self.model_name)
+
+
+def hold_known_frames(
+    latents: torch.Tensor,
+    known: torch.Tensor,
+    known_noise: torch.Tensor,
+    sampler: FlowMatchEulerSampler,
+    step_index: int,
+) -> torch.Tensor:
+    """latents (..., C, F, h, w) with their first K frames set to the known frames' clean latents
+    (..., C, K, h, w) noised to step `step_index`'s time along their start noise (..., C, K, h, w): where
+    the flow's straight path puts them.
+
+    Training put every frame of the DiT's noisy input on that path, known frames included, and left the
+    known frames out of the loss, so the DiT's velocity there is untrained: integrated like the others,
+    they wandered off the frames they stand for, and the first new frame, drawn to agree with them,
+    jumped at an extension's seam. Holding them, the seam steps within 2x a normal step went from 83% to
+    92% of 144 continued clips of the shapes world with the planner's path, and from 90% to 94% with the
+    true path (`python -m training.seam_probe --clips 72`, seeds 7 and 11)."""
+    held = latents.clone()
+    held[..., : known.shape[-3], :, :] = sampler.add_noise(known, known_noise, step_index)
+    return held
 
 
 def shifted_grid_step(alternate_token_grid: bool, step_index: int) -> bool:

@@ -156,6 +156,19 @@ def test_the_engine_makes_the_frames_the_models_own_pipeline_makes():
     assert difference.max() <= 1  # float rounding (padded prompt, one row at a time) at most one level
 
 
+def test_with_known_first_frames_the_engine_makes_the_pipelines_frames_beside_a_plain_request():
+    pipeline = tiny_pipeline()
+    executor = ModelExecutor.from_pipeline(pipeline)
+    first = np.random.default_rng(1).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    extend = request(executor, "extend", seed=3)
+    extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
+    events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4)]})
+    expected = pipeline.generate(prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first).frames
+    made = result_of(events["extend"])
+    assert np.array_equal(made[:3], first)
+    assert np.abs(made.astype(int) - expected.astype(int)).max() <= 1
+
+
 async def test_frames_decoded_beside_the_step_loop_equal_frames_decoded_in_the_step(executor):
     inline_events, _ = serve(executor, {0: [request(executor, "a", seed=5)]})
     config = SchedulerConfig(max_rows=16, pipelined_decodes=True)
