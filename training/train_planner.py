@@ -79,6 +79,13 @@ def continuation_windows(
     return ContinuationWindows(torch.from_numpy(np.stack(paths)), tokens)
 
 
+def path_bounds(*paths: torch.Tensor) -> tuple[float, float, float, float]:
+    """(x_min, y_min, x_max, y_max) over sets of paths (N, F, 2): the planner's `bounds`."""
+    points = torch.cat([p.reshape(-1, 2).float() for p in paths])
+    low, high = points.min(dim=0).values, points.max(dim=0).values
+    return (float(low[0]), float(low[1]), float(high[0]), float(high[1]))
+
+
 def _pooled(model: PathPlanner, tokens: list[np.ndarray]) -> torch.Tensor:
     """Each caption's mean-pooled token embedding, (N, text_dim)."""
     with torch.no_grad():
@@ -101,6 +108,8 @@ def train_planner(
     """dataset: the video model's LatentDataset (paths, tokens, generic tokens); continuation: windows
     that a share of the rows with a prefix are drawn from instead. Returns the EMA model."""
     config = config or PathPlannerConfig(prefix_input=True)
+    trained_on = [dataset.paths] if continuation is None else [dataset.paths, continuation.paths]
+    config = dataclasses.replace(config, bounds=path_bounds(*trained_on))
     torch.manual_seed(seed)
     model, ema = PathPlanner(config), PathPlanner(config)
     ema.load_state_dict(model.state_dict())

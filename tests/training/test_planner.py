@@ -39,10 +39,31 @@ def toy_dataset(n: int = 512) -> SimpleNamespace:
     )
 
 
+def test_a_planned_path_stays_where_the_training_paths_went_and_known_positions_stay_as_given():
+    torch.manual_seed(0)
+    config = PathPlannerConfig(
+        hidden_size=64, depth=2, steps=4, prefix_input=True, bounds=(0.25, 0.375, 0.75, 0.625)
+    )
+    planner = PathPlanner(config)
+    with torch.no_grad():
+        for parameter in planner.parameters():  # an untrained planner's paths go anywhere
+            parameter.normal_(0.0, 0.5)
+    known = np.array([[0.05, 0.95], [0.1, 0.9]], np.float32)  # outside the bounds, as a video may show
+    for seed in range(5):
+        path = planner.sample(CAPTION[None], seed, known=known if seed % 2 else None)
+        start = 2 if seed % 2 else 0
+        assert (path[start:] >= [0.25, 0.375]).all() and (path[start:] <= [0.75, 0.625]).all()
+        if seed % 2:
+            assert np.array_equal(path[:2], known)
+    assert PathPlannerConfig(**{"bounds": [0, 0, 1, 1]}).bounds == (0.0, 0.0, 1.0, 1.0)  # from config.json
+
+
 def test_the_planner_learns_which_way_a_caption_moves():
     torch.set_num_threads(1)
     planner, record = train_planner(toy_dataset(), budget_s=12.0, config=SMALL)
     assert record["steps"] > 50
+    x_min, y_min, x_max, y_max = planner.config.bounds  # the toy paths' range
+    assert (y_min, y_max) == (0.5, 0.5) and 0.1 <= x_min < 0.12 and 0.88 < x_max <= 0.9
     for sign in (1.0, -1.0):
         tokens = np.tile(sign * CAPTION, (3, 1))
         for seed in range(3):

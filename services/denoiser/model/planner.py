@@ -42,6 +42,14 @@ class PathPlannerConfig:
     steps: int = 20  # Euler steps when sampling a path
     guidance_scale: float = 2.0
     prefix_input: bool = False  # takes known first positions (image-to-video, extend) as an input
+    # (x_min, y_min, x_max, y_max), fractions of the frame: where the subject's centre went in the paths
+    # the planner learned from. A planned path is clamped to it: sampled with guidance, a path now and then
+    # ran past the frame's edge (2 of 128 held-out prompts of the shapes world, y clipped to the bottom
+    # row), and the DiT drew that subject half out of the frame, its area swinging from frame to frame.
+    bounds: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bounds", tuple(float(b) for b in self.bounds))  # a JSON list, read back
 
 
 class ResidualBlock(nn.Module):
@@ -111,8 +119,8 @@ class PathPlanner(nn.Module):
 
     @torch.inference_mode()
     def sample(self, tokens: np.ndarray, seed: int, known: np.ndarray | None = None) -> np.ndarray:
-        """A path for one prompt: tokens float (L, text_dim) -> float32 (F, 2), clipped to the frame.
-        Seeded: the same prompt and seed give the same path. `known` (K, 2), K < F: the first K
+        """A path for one prompt: tokens float (L, text_dim) -> float32 (F, 2), clamped to the config's
+        bounds. Seeded: the same prompt and seed give the same path. `known` (K, 2), K < F: the first K
         positions, kept as given; the rest is planned to continue from them."""
         cfg = self.config
         text = self.pooled_text(
@@ -140,9 +148,12 @@ class PathPlanner(nn.Module):
             ).chunk(2)
             v = v_null + cfg.guidance_scale * (v_cond - v_null)
             x = sampler.step(v, i, x).prev_sample
-        if prefix is not None:
-            x[:, :k] = prefix
-        return (x[0] / 4 + 0.5).clamp(0.0, 1.0).numpy().astype(np.float32)
+        path = (x[0] / 4 + 0.5).clamp(0.0, 1.0)  # (F, 2)
+        x_min, y_min, x_max, y_max = cfg.bounds
+        path[k:] = path[k:].clamp(torch.tensor([x_min, y_min]), torch.tensor([x_max, y_max]))
+        if known is not None:
+            path[:k] = torch.as_tensor(known, dtype=torch.float32)
+        return path.numpy().astype(np.float32)
 
 
 def to_flow_space(path: torch.Tensor) -> torch.Tensor:
