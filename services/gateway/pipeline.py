@@ -7,7 +7,8 @@ records on the job.
 The model makes short clips of a fixed length (ModelInfo.frame_counts); every mode is a plan of such
 clips and the conditioning each gets:
 
-* TEXT_TO_VIDEO, IMAGE_TO_VIDEO: one clip per job (the first frame as a known frame).
+* TEXT_TO_VIDEO, IMAGE_TO_VIDEO: one clip per job (the uploaded first frame as a known frame, and as
+  the reference image when no cameo gives one: the subject keeps its size).
 * STORYBOARD: one clip per shot, cut together. When the storyboard's prompt names a shared subject,
   the shots after the first take its look from a still of the first shot (the reference image).
 * REMIX: the source, decoded from its file, in windows of one clip each; every window is noised to
@@ -473,6 +474,12 @@ class DenoisePlan:
         """Text-, image-to-video and storyboards: one stretch per clip, cut together."""
         spec = self.job.spec
         carry_subject = spec.mode == generation_pb2.GENERATION_MODE_STORYBOARD and bool(spec.prompt.strip())
+        if reference is None and first_frame is not None:
+            # The uploaded frame is the subject's look as well as the clip's start. As the reference image
+            # too, the DiT keeps the subject's size, where from the first frame alone it drew the size it
+            # draws for the prompt (96 held-out prompts: size read right 88% -> 98%, flickering clips
+            # 15% -> 8%, shape 92% -> 88%), as an extension takes its source's first frame.
+            reference = first_frame
         wanted = [self._length(clip.duration_seconds) for clip in clips]
         self.calls_total = sum(1 + self._calls_to_continue(self._first_clip_frames(n), n) for n in wanted)
         made, start = [], 0.0

@@ -186,7 +186,9 @@ async def test_a_malformed_tensor_from_a_backend_is_an_internal_error(start_gate
     assert backends.denoiser.requests == []
 
 
-async def test_image_to_video_sends_the_first_frame_at_the_model_resolution(start_gateway, start_scaffold):
+async def test_image_to_video_sends_the_first_frame_at_the_model_resolution_and_as_the_reference(
+    start_gateway, start_scaffold
+):
     backends = await start_scaffold(
         encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=2, step_seconds=0.0)
     )
@@ -199,6 +201,8 @@ async def test_image_to_video_sends_the_first_frame_at_the_model_resolution(star
     assert (sent.width, sent.height) == (48, 32)
     first = from_proto(sent.first_frames, field="first_frames", dtype=np.uint8, ndim=4)
     assert first.shape == (1, 32, 48, 3) and first.std() > 0
+    reference = from_proto(sent.reference_image, field="reference_image", dtype=np.uint8, ndim=3)
+    assert np.array_equal(reference, first[0])  # the subject's look: the DiT keeps its size
 
 
 async def test_remix_sends_the_decoded_source_window_by_window_with_its_strength(
