@@ -116,6 +116,16 @@ class SpeechSynthesizer:
     def speak_to_fit(self, cue: SpeechCue, sample_rate: int, end_s: float) -> np.ndarray:
         """The cue's speech, spoken faster if needed to end by end_s; OUT_OF_RANGE if it cannot."""
         available = end_s - cue.start_s
+        if available <= 0:
+            raise invalid_argument(
+                "OUT_OF_RANGE",
+                f"{cue.field}: the line starts at {cue.start_s:.1f} s, but the clip ends at {end_s:.1f} s; "
+                "start it earlier",
+                field=cue.field,
+                value=f"{cue.start_s:.2f}",
+                min=0,
+                max=f"{end_s:.2f}",
+            )
         audio = self.speak(cue.text, cue.speaker, sample_rate)
         needed = len(audio) / sample_rate
         if needed <= available:

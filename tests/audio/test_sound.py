@@ -134,6 +134,12 @@ def test_a_line_too_long_for_the_clip_is_refused():
             2.0,
         )
     assert error.value.reason == "OUT_OF_RANGE" and error.value.metadata["field"] == "dialogue[0]"
+    with pytest.raises(KinoError) as error:  # a line that starts when the clip is over
+        speech.speak_to_fit(SpeechCue("hello", 2.1, field="dialogue[1]"), SR, 2.0)
+    assert (
+        error.value.reason == "OUT_OF_RANGE"
+        and "starts at 2.1 s, but the clip ends at 2.0 s" in error.value.message
+    )
 
 
 def test_a_missing_espeak_is_backend_unavailable():
