@@ -27,6 +27,7 @@ from services.common.errors import (
     require_known_enum,
 )
 from services.common.limits import MAX_USER_CHARS
+from services.common.text import is_blank
 from services.gateway.images import check_image
 from services.gateway.names import cameo_name, check_no_control_characters, parse_name
 from services.gateway.store import CameoRow, Database, JobCameoRow, VideoRow, new_id, now
@@ -224,7 +225,7 @@ def _revoked(cameo_id: str, where: str = "", **metadata: str):
 
 
 def _check_user(field: str, user: str) -> None:
-    if not user.strip():
+    if is_blank(user):
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     if len(user) > MAX_USER_CHARS:
         raise out_of_range(field, len(user), 1, MAX_USER_CHARS)

@@ -43,6 +43,7 @@ import numpy as np
 from kino.v1 import audio_pb2, common_pb2, denoiser_pb2, generation_pb2, ranker_pb2, text_encoder_pb2
 from services.common.errors import KinoError, internal, out_of_range, unavailable
 from services.common.tensors import from_proto, to_proto
+from services.common.text import is_blank
 from services.gateway import media
 from services.gateway.cameos import CameoRegistry, UsableCameo
 from services.gateway.clients import AUDIO, DENOISER, TEXT_ENCODER, ServiceClients
@@ -473,7 +474,7 @@ class DenoisePlan:
     ) -> Frames:
         """Text-, image-to-video and storyboards: one stretch per clip, cut together."""
         spec = self.job.spec
-        carry_subject = spec.mode == generation_pb2.GENERATION_MODE_STORYBOARD and bool(spec.prompt.strip())
+        carry_subject = spec.mode == generation_pb2.GENERATION_MODE_STORYBOARD and not is_blank(spec.prompt)
         if reference is None and first_frame is not None:
             # The uploaded frame is the subject's look as well as the clip's start. As the reference image
             # too, the DiT keeps the subject's size, where from the first frame alone it drew the size it

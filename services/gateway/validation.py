@@ -27,6 +27,7 @@ from services.common.errors import (
 )
 from services.common.limits import MAX_USER_CHARS
 from services.common.settings import GatewaySettings
+from services.common.text import is_blank
 from services.gateway.images import CheckedImage, check_image
 from services.gateway.names import check_no_control_characters, parse_name
 
@@ -245,14 +246,14 @@ def check_deadline(deadline: datetime | None, now: datetime) -> None:
 
 
 def _check_text(field: str, value: str, max_chars: int, *, required: bool) -> None:
-    if required and not value.strip():
+    if required and is_blank(value):
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     if len(value) > max_chars:
         raise too_long(field, value, max_chars)
 
 
 def _check_prompt(field: str, prompt: str, limits: SubmitLimits, *, required: bool) -> None:
-    if required and not prompt.strip():
+    if required and is_blank(prompt):
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     if len(prompt) > limits.max_prompt_chars:
         raise invalid_argument(
@@ -266,8 +267,7 @@ def _check_prompt(field: str, prompt: str, limits: SubmitLimits, *, required: bo
 
 def shot_prompt(subject: str, shot: str) -> str:
     """The text a storyboard shot is encoded from: the shared subject, when there is one, then the shot."""
-    subject = subject.strip()
-    return f"{subject}. {shot}" if subject else shot
+    return shot if is_blank(subject) else f"{subject.strip()}. {shot}"
 
 
 def _check_shots(shots, subject: str, limits: SubmitLimits) -> float:

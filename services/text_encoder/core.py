@@ -14,6 +14,7 @@ from kino.v1 import text_encoder_pb2
 from services.common.errors import invalid_argument, out_of_range
 from services.common.settings import TextEncoderSettings
 from services.common.tensors import to_proto
+from services.common.text import is_blank
 from services.text_encoder import metrics
 from services.text_encoder.backends import (
     EncodedText,
@@ -97,8 +98,10 @@ def _validate(texts: list[str]) -> None:
     if len(texts) > MAX_TEXTS:
         raise out_of_range("texts", len(texts), 1, MAX_TEXTS)
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise invalid_argument("FIELD_REQUIRED", f"texts[{i}] is empty", field=f"texts[{i}]")
+        if is_blank(text):
+            raise invalid_argument(
+                "FIELD_REQUIRED", f"texts[{i}] is empty or has no visible characters", field=f"texts[{i}]"
+            )
         if len(text) > MAX_TEXT_CHARS:
             raise invalid_argument(
                 "PROMPT_TOO_LONG",

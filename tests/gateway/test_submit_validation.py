@@ -81,6 +81,7 @@ CASES = [
     ("no spec", lambda r: r.ClearField("spec"), INVALID, "FIELD_REQUIRED", "spec"),
     ("empty prompt", spec(prompt=""), INVALID, "FIELD_REQUIRED", "spec.prompt"),
     ("blank prompt", spec(prompt=" \n\t"), INVALID, "FIELD_REQUIRED", "spec.prompt"),
+    ("invisible prompt", spec(prompt="\u200b\u2060\ufeff\u00ad"), INVALID, "FIELD_REQUIRED", "spec.prompt"),
     ("prompt too long", spec(prompt="x" * 1001), INVALID, "PROMPT_TOO_LONG", "spec.prompt"),
     (
         "negative prompt too long",

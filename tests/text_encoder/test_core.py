@@ -79,6 +79,11 @@ async def test_long_prompt_reports_truncation(core):
         (["x"] * 65, "OUT_OF_RANGE", {"field": "texts", "value": "65", "min": "1", "max": "64"}),
         (["fine", "   \n"], "FIELD_REQUIRED", {"field": "texts[1]"}),
         (["fine", ""], "FIELD_REQUIRED", {"field": "texts[1]"}),
+        (
+            ["fine", "\u200b\u200b\u00ad"],
+            "FIELD_REQUIRED",
+            {"field": "texts[1]"},
+        ),  # the tokenizer drops them all
         (["y" * 2001], "PROMPT_TOO_LONG", {"field": "texts[0]", "length": "2001", "max": "2000"}),
     ],
 )
