@@ -163,7 +163,9 @@ def test_with_known_first_frames_the_engine_makes_the_pipelines_frames_beside_a_
     extend = request(executor, "extend", seed=3)
     extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
     events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4)]})
-    expected = pipeline.generate(prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first).frames
+    expected = pipeline.generate(
+        prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first
+    ).frames
     made = result_of(events["extend"])
     assert np.array_equal(made[:3], first)
     assert np.abs(made.astype(int) - expected.astype(int)).max() <= 1
