@@ -269,7 +269,12 @@ def parse_storyboard(path: str) -> tuple[str, list[generation_pb2.Shot]]:
         if shot.get("camera"):
             message.camera.CopyFrom(parse_camera(str(shot["camera"])))
         shots.append(message)
-    shared = str(board.get("prompt") or "")
+    shared = board.get("prompt") or ""
+    if not isinstance(shared, str):
+        raise CliError(
+            f"storyboard {path}: prompt must be text (the subject the shots share), got {shared!r:.60}",
+            EXIT_BAD_INPUT,
+        )
     if not _is_utf8(shared):
         raise CliError(f"storyboard {path}: prompt is not valid UTF-8 text", EXIT_BAD_INPUT)
     return shared, shots

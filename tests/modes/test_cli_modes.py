@@ -125,6 +125,7 @@ def test_bad_input_the_server_refuses_exits_2_with_the_reason(kino, tmp_path, ar
         (["--storyboard", "{tmp}/notes.txt"], "expected"),
         (["--storyboard", "{tmp}/endless.yaml"], "shot 1 seconds must be a number"),
         (["--storyboard", "{tmp}/surrogate.json"], "shot 1 prompt is not valid UTF-8"),
+        (["--storyboard", "{tmp}/numbers.yaml"], "prompt must be text"),
     ],
     ids=[
         "malformed path",
@@ -133,12 +134,14 @@ def test_bad_input_the_server_refuses_exits_2_with_the_reason(kino, tmp_path, ar
         "not a storyboard",
         "shot length beyond any number",
         "shot prompt not text",
+        "shared prompt a list",
     ],
 )
 def test_flags_that_cannot_make_a_spec_are_usage_errors(tmp_path, args, expected):
     (tmp_path / "notes.txt").write_text("not a storyboard")
     (tmp_path / "endless.yaml").write_text(f"shots:\n  - prompt: a ball\n    seconds: {10**400}\n")
     (tmp_path / "surrogate.json").write_text('{"shots": [{"prompt": "a \\ud800 ball", "seconds": 1}]}')
+    (tmp_path / "numbers.yaml").write_text("prompt: [1, 2]\nshots:\n  - prompt: a ball\n    seconds: 1\n")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     with pytest.raises(CliError) as caught:
         _spec_from_args(build_parser().parse_args(["generate", "a ball", *args]))
