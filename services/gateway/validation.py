@@ -13,9 +13,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
-from google.protobuf import timestamp_pb2
+from datetime import datetime
 
 from kino.v1 import common_pb2, generation_pb2
 from services.common.errors import (
@@ -28,6 +26,7 @@ from services.common.errors import (
 from services.common.limits import MAX_USER_CHARS
 from services.common.settings import GatewaySettings
 from services.common.text import is_blank
+from services.common.timestamps import timestamp_datetime
 from services.gateway.images import CheckedImage, check_image
 from services.gateway.names import check_no_control_characters, parse_name
 
@@ -90,7 +89,7 @@ def validate_submit(request: generation_pb2.SubmitRequest, limits: SubmitLimits)
     if len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
         raise too_long("idempotency_key", request.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
     check_no_control_characters("idempotency_key", request.idempotency_key)
-    deadline = _deadline(request.deadline) if request.HasField("deadline") else None
+    deadline = timestamp_datetime(request.deadline, "deadline") if request.HasField("deadline") else None
     if not request.HasField("spec"):
         raise invalid_argument("FIELD_REQUIRED", "spec is required", field="spec")
 
@@ -375,15 +374,3 @@ def _check_dialogue(lines, duration: float) -> None:
         _check_text(f"{field}.text", line.text, MAX_DIALOGUE_CHARS, required=True)
         _check_text(f"{field}.speaker", line.speaker, MAX_SPEAKER_CHARS, required=False)
         require_in_range(f"{field}.start_seconds", line.start_seconds, 0.0, duration)
-
-
-def _deadline(deadline: timestamp_pb2.Timestamp) -> datetime:
-    try:
-        return deadline.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError) as error:
-        raise invalid_argument(
-            "OUT_OF_RANGE",
-            f"deadline is not a valid timestamp ({error})",
-            field="deadline",
-            value=deadline.seconds,
-        ) from error

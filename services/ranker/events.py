@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from kino.v1 import ranker_pb2
 from services.common.errors import KinoError, invalid_argument, out_of_range, too_long
 from services.common.limits import MAX_USER_CHARS
-from services.ranker.items import ItemRecord, timestamp_seconds
+from services.common.timestamps import timestamp_seconds
+from services.ranker.items import ItemRecord
 from services.ranker.store import StoredEvent
 
 MAX_EVENTS_PER_REQUEST = 10_000

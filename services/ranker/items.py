@@ -25,6 +25,7 @@ from kino.v1 import ranker_pb2
 from services.common.errors import invalid_argument, out_of_range, too_long
 from services.common.limits import MAX_FEED_ITEMS_PER_CALL, MAX_USER_CHARS
 from services.common.tensors import from_proto
+from services.common.timestamps import timestamp_seconds
 from services.ranker.index import IvfIndex
 
 VIDEO_PREFIX = "videos/"
@@ -319,23 +320,6 @@ MAX_ITEMS_PER_REQUEST = MAX_FEED_ITEMS_PER_CALL
 # Labels are a few words each ("ai-generated", "safety:removed"); more is not a label.
 MAX_LABELS = 32
 MAX_LABEL_CHARS = 64
-# What google.protobuf.Timestamp can hold (0001-01-01 to 9999-12-31): anything else is not a time.
-MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62_135_596_800, 253_402_300_799
-
-
-def timestamp_seconds(timestamp, field: str) -> float:
-    """A Timestamp as unix seconds; OUT_OF_RANGE for one outside the Timestamp range or with bad nanos."""
-    seconds, nanos = timestamp.seconds, timestamp.nanos
-    if not (MIN_TIMESTAMP_SECONDS <= seconds <= MAX_TIMESTAMP_SECONDS and 0 <= nanos < 1_000_000_000):
-        raise invalid_argument(
-            "OUT_OF_RANGE",
-            f"{field} is not a valid timestamp (seconds {seconds}, nanos {nanos}): it must lie in years "
-            "1 to 9999 with nanos in [0, 999999999]",
-            field=field,
-            seconds=seconds,
-            nanos=nanos,
-        )
-    return seconds + nanos / 1e9
 
 
 def parse_video_name(name: str, field: str) -> str:

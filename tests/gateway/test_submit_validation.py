@@ -345,6 +345,13 @@ CASES = [
         "OUT_OF_RANGE",
         "deadline",
     ),
+    (
+        "deadline with impossible nanos",
+        top(deadline=timestamp_pb2.Timestamp(seconds=4_000_000_000, nanos=-5)),
+        INVALID,
+        "OUT_OF_RANGE",
+        "deadline",
+    ),
     ("oversized message", spec(prompt="x" * (MIB + 1000)), INVALID, "MESSAGE_TOO_LARGE", None),
     (
         "several problems: the first is reported",
