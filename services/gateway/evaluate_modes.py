@@ -1188,20 +1188,22 @@ def gap_notes(report: dict) -> list[str]:
                 f" Worst is an object at rest, as after a straight move reaches the far side ('{worst['caption']}': "
                 f"normal step {worst['normal_step_px']:.1f} px, seam step {worst['seam_step_px_median']:.1f} px): "
                 "there 2x a normal step is 2-3 px, and any wobble of the first new frame counts as a jump. "
-                "`python -m training.seam_probe` splits a seam: the planner's first new position lands a pixel "
-                "or two off the known motion (for a resting object, back towards where it learned such an "
-                "object rests), and the DiT draws the first new frame about a pixel off its path. Continuing "
-                "rendered clips, 92% of seam steps are within 2x with the planner's path and 89% with the true "
-                "path (36 clips): what is left is the DiT's drawing."
+                "`python -m training.seam_probe` splits a seam: continuing rendered clips (144 of them, seeds 7 "
+                "and 11), 92% of seam steps are within 2x with the planner's path and 94% with the true path, "
+                "since sampling holds the known frames on the flow's path (83% and 90% before): what is left is "
+                "the DiT drawing the first new frame a pixel or two off the last known one. Traced call by call, "
+                "a resting subject's first new frame differs from the known ones in size and place and settles "
+                "back over the clip, so every seam repeats the jump."
             )
         notes.append(
             "* **Extension seams**: the path planner continues from wherever the video got to (it is trained on "
             "windows cut anywhere from the world's motions carried past their clips), and the DiT samples on "
             "alternating token grids, so its motion is as even inside its two-frame tokens as across them "
             "(docs/model/NOTES.md; on one grid with 4 known frames every seam was an across-token step, and "
-            "37-61% of seams per chain were within 2x with model v9). What is left is the DiT drawing the first "
-            "new frame a pixel or two off the plan." + resting_note + " More DiT training on continuation "
-            "clips is the fix." + sweep_note
+            "37-61% of seams per chain were within 2x with model v9)." + resting_note + " The DiT does not "
+            "take the known frames' size and shape as it takes their place (docs/model/NOTES.md: image-to-video "
+            "without a reference image drew a small subject at the size the prompt gets without a frame); more "
+            "DiT training on continuation clips, or a size input, is the fix." + sweep_note
         )
     drifted = [c for c in chains if not (c["same_color"] == 1.0 and c["same_shape"] == 1.0)]
     if drifted:
