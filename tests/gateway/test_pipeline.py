@@ -127,6 +127,24 @@ async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gatewa
     assert not video.published
 
 
+async def test_a_video_longer_than_a_clip_continues_with_its_first_frame_as_the_reference(
+    start_gateway, start_scaffold
+):
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
+        audio=SilentAudio(),
+    )
+    gateway = await start_gateway(backends.address)
+    job = await gateway.stub.Submit(submit_request(duration_seconds=3, width=64, height=64))
+    job = await wait_terminal(gateway.stub, job.name, timeout=60)
+    assert job.state == SUCCEEDED, job.error
+    first, then = backends.denoiser.requests
+    assert not first.HasField("reference_image") and then.first_frames.shape[0] == EXTEND_CONTEXT_FRAMES
+    reference = from_proto(then.reference_image, field="reference_image", dtype=np.uint8, ndim=3)
+    assert reference.shape == (32, 32, 3) and (reference == 128).all()  # the scaffold's first frame
+
+
 async def test_without_an_audio_service_the_job_fails_at_audio(start_gateway, start_scaffold):
     backends = await start_scaffold(
         encoder=ScaffoldTextEncoder(), denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames")
