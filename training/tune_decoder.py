@@ -357,8 +357,13 @@ def main() -> None:
             "total_minutes": round((sample_seconds + state["elapsed_s"]) / 60, 1),
             "planner": previous.config.training.get("planner"),
             "notes": (
-                f"The DiT, the planner and the encoder are v{previous.config.version}'s; the decoder gained "
-                "temporal blocks and was tuned on the DiT's own samples (training/tune_decoder.py)."
+                f"The DiT, the planner and the encoder are v{previous.config.version}'s; the decoder "
+                + (
+                    "was tuned further"
+                    if previous.config.autoencoder.temporal_decoder
+                    else "gained temporal blocks and was tuned"
+                )
+                + " on the DiT's own samples (training/tune_decoder.py)."
             ),
         },
     )
