@@ -25,6 +25,7 @@ from services.common.errors import (
     out_of_range,
     permission_denied,
     require_known_enum,
+    too_long,
 )
 from services.common.limits import MAX_USER_CHARS
 from services.common.text import is_blank
@@ -52,7 +53,7 @@ class CameoRegistry:
     async def register(self, request: generation_pb2.RegisterCameoRequest) -> generation_pb2.Cameo:
         _check_user("owner", request.owner)
         if len(request.display_name) > MAX_DISPLAY_NAME_CHARS:
-            raise out_of_range("display_name", len(request.display_name), 0, MAX_DISPLAY_NAME_CHARS)
+            raise too_long("display_name", request.display_name, MAX_DISPLAY_NAME_CHARS)
         check_no_control_characters("display_name", request.display_name)
         _check_policy(request.policy, request.approved_users)
         if not request.HasField("appearance"):
@@ -228,7 +229,7 @@ def _check_user(field: str, user: str) -> None:
     if is_blank(user):
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     if len(user) > MAX_USER_CHARS:
-        raise out_of_range(field, len(user), 1, MAX_USER_CHARS)
+        raise too_long(field, user, MAX_USER_CHARS)
     check_no_control_characters(field, user)
 
 
