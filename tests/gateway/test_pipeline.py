@@ -45,6 +45,17 @@ async def download(stub, name: str) -> bytes:
     )
 
 
+async def video_making_gateway(start_gateway, start_scaffold, **services):
+    """A gateway over scaffold services that make frames and sound (and `services`, e.g. a ranker)."""
+    backends = await start_scaffold(
+        encoder=ScaffoldTextEncoder(),
+        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
+        audio=SilentAudio(),
+        **services,
+    )
+    return backends, await start_gateway(backends.address)
+
+
 def mp4_files(gateway) -> list:
     return list(gateway.settings.asset_dir.glob("*.mp4")) if gateway.settings.asset_dir.exists() else []
 
@@ -94,12 +105,7 @@ async def test_a_job_that_gets_frames_and_sound_becomes_a_signed_published_video
 
 
 async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gateway, start_scaffold):
-    backends = await start_scaffold(
-        encoder=ScaffoldTextEncoder(),
-        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
-        audio=SilentAudio(),
-    )
-    gateway = await start_gateway(backends.address)
+    backends, gateway = await video_making_gateway(start_gateway, start_scaffold)
     request = generation_pb2.SubmitRequest(
         requester="alice",
         spec=generation_pb2.GenerationSpec(
@@ -130,12 +136,7 @@ async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gatewa
 async def test_a_video_longer_than_a_clip_continues_with_its_first_frame_as_the_reference(
     start_gateway, start_scaffold
 ):
-    backends = await start_scaffold(
-        encoder=ScaffoldTextEncoder(),
-        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
-        audio=SilentAudio(),
-    )
-    gateway = await start_gateway(backends.address)
+    backends, gateway = await video_making_gateway(start_gateway, start_scaffold)
     job = await gateway.stub.Submit(submit_request(duration_seconds=3, width=64, height=64))
     job = await wait_terminal(gateway.stub, job.name, timeout=60)
     assert job.state == SUCCEEDED, job.error
@@ -158,12 +159,7 @@ async def test_without_an_audio_service_the_job_fails_at_audio(start_gateway, st
 
 
 async def test_a_failed_publish_removes_the_video(start_gateway, start_scaffold):
-    backends = await start_scaffold(
-        encoder=ScaffoldTextEncoder(),
-        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
-        audio=SilentAudio(),
-    )
-    gateway = await start_gateway(backends.address)
+    backends, gateway = await video_making_gateway(start_gateway, start_scaffold)
     job = await gateway.stub.Submit(submit_request(publish_to_feed=True))
     job = await wait_terminal(gateway.stub, job.name, timeout=60)
     error = job_error(job)
@@ -178,13 +174,7 @@ async def test_a_failed_publish_removes_the_video(start_gateway, start_scaffold)
 
 async def test_a_publish_whose_reply_is_lost_takes_the_video_out_of_the_feed(start_gateway, start_scaffold):
     ranker = FeedRankerLosingReplies()
-    backends = await start_scaffold(
-        encoder=ScaffoldTextEncoder(),
-        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
-        audio=SilentAudio(),
-        ranker=ranker,
-    )
-    gateway = await start_gateway(backends.address)
+    backends, gateway = await video_making_gateway(start_gateway, start_scaffold, ranker=ranker)
     job = await gateway.stub.Submit(submit_request(publish_to_feed=True))
     job = await wait_terminal(gateway.stub, job.name, timeout=60)
     assert (job.state, job_error(job).reason) == (FAILED, "BACKEND_UNAVAILABLE")
@@ -226,12 +216,7 @@ async def test_image_to_video_sends_the_first_frame_at_the_model_resolution_and_
 async def test_remix_sends_the_decoded_source_window_by_window_with_its_strength(
     start_gateway, start_scaffold
 ):
-    backends = await start_scaffold(
-        encoder=ScaffoldTextEncoder(),
-        denoiser=SlowDenoiser(steps=2, step_seconds=0.0, finish="frames"),
-        audio=SilentAudio(),
-    )
-    gateway = await start_gateway(backends.address)
+    backends, gateway = await video_making_gateway(start_gateway, start_scaffold)
     storyboard = submit_request(prompt="", mode=generation_pb2.GENERATION_MODE_STORYBOARD)
     storyboard.spec.shots.extend(generation_pb2.Shot(prompt="a ball", duration_seconds=d) for d in (2, 1))
     made = await gateway.stub.Submit(storyboard)

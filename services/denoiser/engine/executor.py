@@ -367,12 +367,13 @@ class ModelExecutor:
                     self._on_device(sampler.source), latents, step_index
                 )
             if sampler.known_latents is not None:
-                sampler.known_noise = noise[:, : sampler.known_latents.shape[1]]
+                # Kept where the latents are, so later steps copy nothing for it.
+                sampler.known_noise = self._on_device(noise[:, : sampler.known_latents.shape[1]])
         if sampler.known_latents is None:
             return latents
         # Known first frames stay on the flow's path at this step's time, as in VideoPipeline.generate.
-        known, known_noise = self._on_device(sampler.known_latents), self._on_device(sampler.known_noise)
-        return hold_known_frames(latents, known, known_noise, self.sampler(num_steps), step_index)
+        known = self._on_device(sampler.known_latents)
+        return hold_known_frames(latents, known, sampler.known_noise, self.sampler(num_steps), step_index)
 
     def _text_rows(self, plan: StepPlan, rows, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts padded to the bucket's length, assembled on the host and copied over in one go; the

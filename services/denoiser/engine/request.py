@@ -69,7 +69,7 @@ class SamplerState:
     path: Any = None  # float32 (F, 2): where the subject should be in each frame, fractions of the frame
     camera: Any = None  # (CameraMotion, amount): a camera move applied to the decoded frames
     latents: Any = None  # the executor's (C, F, h, w) latents; None until the first step draws the noise
-    # (C, K, h, w) the known frames' start noise, drawn with the rest at the first step
+    # (C, K, h, w) the known frames' start noise, drawn with the rest at the first step (on the device)
     known_noise: Any = None
 
 
