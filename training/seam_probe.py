@@ -5,10 +5,12 @@
 Three measurements (docs/modes/REPORT.md and docs/model/NOTES.md cite them):
 
 1. Rendered continuations: a clip of the shapes world cut anywhere from its motion carried on past the
-   clip (`shapes_world.render_continuation`), its first 4 frames given as `first_frames`, continued once with the
-   planner's path and once with the true path. The share of seam steps (last known frame -> first new
-   frame) within 2x the clip's median step says how much of a seam is the planner's and how much the
-   DiT's own drawing.
+   clip (`shapes_world.render_continuation`), its first 4 frames given as `first_frames`, continued with
+   the planner's path, with the true path, and as the gateway continues a video (the planner's path and
+   the video's first frame as the reference image). The share of seam steps (last known frame -> first
+   new frame) within 2x the clip's median step says how much of a seam is the planner's and how much
+   the DiT's own drawing; the share of continuations whose new frames keep the caption's colour and
+   shape, and do not flicker, is what an extension's identity over a minute is made of.
 2. A traced chain: a straight move that has reached the far side, continued call after call from the
    model's own last frames, printing the known, planned and generated x of the subject around every seam.
 3. Steps inside and across the DiT's tokens: each token spans `patch_size[0]` frames, and the subject's
@@ -80,22 +82,42 @@ def token_steps(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str,
     return {name: (float(np.nanmean(a)), float(np.nanmean(b))) for name, (a, b) in steps.items()}
 
 
-def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str, float]:
+CONTINUATIONS = (
+    "planner's path",  # generate plans it from the known frames, as the service does
+    "true path",
+    "planner's path and the first frame as reference",  # what every continuation call of the gateway sends
+)
+
+
+def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str, dict[str, float]]:
+    """For each way of continuing (`CONTINUATIONS`): the share of seams within 2x, and of continued
+    clips whose new frames keep the caption's colour and shape (read by the evaluator) and do not
+    flicker."""
     rng = np.random.default_rng(seed)
-    within = {"planner's path": [], "true path": []}
+    kept: dict[str, dict[str, list[bool]]] = {
+        name: {"seam within 2x": [], "colour kept": [], "shape kept": [], "no flicker": []}
+        for name in CONTINUATIONS
+    }
     for i in range(clips):
         spec = dataclasses.replace(sample_spec(rng), motion=MOTIONS[i % len(MOTIONS)])
         clip = render_continuation(spec, rng)
         tokens = encode(clip.caption)
         known = clip.frames[:CONTEXT]
-        paths = {
-            "planner's path": None,  # generate plans it from the known frames, as the service does
-            "true path": np.clip(clip.centroids / SIZE, 0, 1).astype(np.float32),
-        }
-        for name, path in paths.items():
-            frames = pipe.generate(tokens, seed=seed + i, first_frames=known, subject_path=path).frames
-            within[name].append(seam_within_2x(frames))
-    return {name: float(np.mean(values)) for name, values in within.items()}
+        true_path = np.clip(clip.centroids / SIZE, 0, 1).astype(np.float32)
+        for name in CONTINUATIONS:
+            frames = pipe.generate(
+                tokens,
+                seed=seed + i,
+                first_frames=known,
+                subject_path=true_path if name == "true path" else None,
+                reference_image=clip.frames[0] if "reference" in name else None,
+            ).frames
+            new = analyze(frames[CONTEXT:])
+            kept[name]["seam within 2x"].append(seam_within_2x(frames))
+            kept[name]["colour kept"].append(new.color == spec.color)
+            kept[name]["shape kept"].append(new.shape == spec.shape)
+            kept[name]["no flicker"].append(not new.flickers)
+    return {name: {k: float(np.mean(v)) for k, v in measures.items()} for name, measures in kept.items()}
 
 
 def traced_chain(pipe: VideoPipeline, encode, caption: str, calls: int, seed: int) -> None:
@@ -132,10 +154,12 @@ def main() -> None:
     def encode(text: str) -> np.ndarray:
         return np.asarray(backend.encode([text])[0].tokens, np.float32)
 
-    shares = rendered_continuations(pipe, encode, args.clips, args.seed)
-    print(f"rendered continuations ({args.clips} clips): seam steps within 2x the clip's median step")
-    for name, share in shares.items():
-        print(f"  with the {name}: {share:.0%}")
+    print(
+        f"rendered continuations ({args.clips} clips): seam steps within 2x the clip's median step; "
+        "the new frames' colour and shape as the caption's, and their flicker"
+    )
+    for name, shares in rendered_continuations(pipe, encode, args.clips, args.seed).items():
+        print(f"  with the {name}: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     traced_chain(pipe, encode, "cyan triangle drifting to the right", args.calls, args.seed)
     print(
         f"centroid steps inside and across the DiT's tokens ({args.clips} clips of moving subjects), mean px:"

@@ -657,6 +657,7 @@ def inherited_sampling(config: PipelineConfig) -> dict:
         "default_guidance_scale": config.default_guidance_scale,
         "sampler_shift": config.sampler_shift,
         "alternate_token_grid": config.alternate_token_grid,
+        "alternate_space_grid": config.alternate_space_grid,
     }
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_video
 from services.denoiser.model.paths import path_heatmap
-from services.denoiser.model.pipeline import VideoPipeline, save_pipeline, shifted_grid_step
+from services.denoiser.model.pipeline import VideoPipeline, save_pipeline
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 from training.evaluator import OBJECT_THRESHOLD, border_pixels, nearest_background
 from training.shapes_world import (
@@ -121,11 +121,9 @@ def draw_samples(pipeline: VideoPipeline, encoder, config: TuneConfig) -> Sample
         x = torch.randn((b, C, Fr, h, w), generator=generator)
         for i in range(cfg.default_steps):
             t = sampler.timesteps(i).expand(b)
-            shift = shifted_grid_step(
-                cfg.alternate_token_grid, i
-            )  # the samples are made as the service makes them
+            grid = cfg.token_grid(i)._asdict()  # the samples are made as the service makes them
             v = pipeline.dit.forward_with_cfg(
-                x, t, tokens, mask, cfg.default_guidance_scale, shift_tokens=shift, **conditioning
+                x, t, tokens, mask, cfg.default_guidance_scale, **grid, **conditioning
             )
             x = sampler.step(v, i, x).prev_sample
         out.append(x.half())

@@ -127,6 +127,48 @@ def test_tokens_of_an_odd_number_of_frames_have_no_shifted_grid():
         model(*_inputs(), shift_tokens=True)
 
 
+def test_the_space_shifted_grid_pairs_other_columns_and_returns_the_clips_own_pixels(tiny_dit):
+    model = _perturbed(tiny_dit).eval()
+    x, t, tokens, mask = _inputs()
+    with torch.no_grad():
+        usual = model(x, t, tokens, mask)
+        shifted = model(x, t, tokens, mask, shift_space=True)
+        both = model(x, t, tokens, mask, shift_tokens=True, shift_space=True)
+        # Latent columns 1 and 2 share a token on the space-shifted grid only (2x2 patches).
+        nudged = x.clone()
+        nudged[..., 2] += 1.0
+        moved_usual = (model(nudged, t, tokens, mask) - usual)[..., 1].abs().mean()
+        moved_shifted = (model(nudged, t, tokens, mask, shift_space=True) - shifted)[..., 1].abs().mean()
+    for out in (shifted, both):
+        assert out.shape == x.shape and torch.isfinite(out).all()
+    assert not torch.allclose(shifted, usual) and not torch.allclose(both, shifted)
+    assert moved_shifted > 2 * moved_usual
+
+
+def test_on_the_space_shifted_grid_a_reference_is_cut_on_the_frames_grid(tiny_dit):
+    model = _perturbed(tiny_dit).eval()
+    x, t, tokens, mask = _inputs()
+    reference = torch.randn(2, TINY.latent_channels, TINY.latent_size, TINY.latent_size)
+    with torch.no_grad():
+        reference_tokens = []
+        model.ref_embedder.register_forward_hook(lambda module, args, out: reference_tokens.append(out))
+        with_reference = model(
+            x, t, tokens, mask, reference=reference, reference_mask=torch.ones(2, dtype=torch.bool),
+            shift_space=True,
+        )  # fmt: skip
+    grid = TINY.latent_size // TINY.patch_size[1] + 1  # one more row and column of tokens
+    assert reference_tokens[0].shape[-2:] == (grid, grid)
+    assert with_reference.shape == x.shape and torch.isfinite(with_reference).all()
+
+
+def test_tokens_of_an_odd_number_of_latent_pixels_have_no_space_shifted_grid():
+    model = VideoDiT(dataclasses.replace(TINY, latent_size=9, patch_size=(2, 3, 3)))
+    x, t, tokens, mask = _inputs()
+    x = torch.nn.functional.pad(x, (0, 1, 0, 1))  # 9x9 latents
+    with pytest.raises(ValueError, match="no half-token shift"):
+        model(x, t, tokens, mask, shift_space=True)
+
+
 def test_growing_to_fewer_blocks_is_refused(tiny_dit):
     with pytest.raises(ValueError, match="cannot grow a model of depth 2 to depth 1"):
         grow_depth(tiny_dit, 1)

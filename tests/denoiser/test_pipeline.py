@@ -7,8 +7,10 @@ import torch
 from services.denoiser.model.pipeline import (
     DEFAULT_WEIGHTS_DIR,
     GenerationCancelled,
+    TokenGrid,
     VideoPipeline,
     hold_known_frames,
+    token_grid,
 )
 from services.denoiser.model.sampler import FlowMatchEulerSampler
 from services.denoiser.model.weights import IncompatibleWeightsError
@@ -112,3 +114,16 @@ def test_shipped_weights_load_and_fit_in_the_repo_budget():
     pipeline = VideoPipeline.from_pretrained()
     assert pipeline.config.frame_size == 64 and pipeline.config.dit.num_frames >= 16
     assert sum(p.stat().st_size for p in DEFAULT_WEIGHTS_DIR.iterdir()) < 50 * 2**20
+
+
+def test_with_both_alternations_the_sampling_steps_take_all_four_token_grids_in_turn():
+    both = {"alternate_token_grid": True, "alternate_space_grid": True}
+    grids = [token_grid(i, **both) for i in range(8)]
+    assert grids[:4] == [
+        TokenGrid(shift_tokens=False, shift_space=False),
+        TokenGrid(shift_tokens=True, shift_space=False),
+        TokenGrid(shift_tokens=False, shift_space=True),
+        TokenGrid(shift_tokens=True, shift_space=True),
+    ]
+    assert grids[4:] == grids[:4]
+    assert {token_grid(i) for i in range(4)} == {TokenGrid()}

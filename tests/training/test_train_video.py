@@ -55,5 +55,6 @@ def test_a_continued_model_keeps_the_sampling_defaults_chosen_for_the_one_it_con
         "default_guidance_scale",
         "sampler_shift",
         "alternate_token_grid",
+        "alternate_space_grid",
     ):
         assert getattr(continued, field) == getattr(shipped, field)

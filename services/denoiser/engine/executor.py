@@ -52,7 +52,7 @@ from services.denoiser.model.pipeline import (
     DEFAULT_WEIGHTS_DIR,
     VideoPipeline,
     hold_known_frames,
-    shifted_grid_step,
+    token_grid,
 )
 from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
@@ -145,6 +145,7 @@ class ModelExecutor:
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
         alternate_token_grid: bool = False,
+        alternate_space_grid: bool = False,
         planner: PathPlanner | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -161,7 +162,8 @@ class ModelExecutor:
         self.lock = threading.Lock()  # one step at a time, whoever calls
         self.downsample = autoencoder.config.downsample
         self.sampler_shift = sampler_shift
-        self.alternate_token_grid = alternate_token_grid  # odd steps on the shifted token grid
+        self.alternate_token_grid = alternate_token_grid  # odd steps on the grid shifted in time
+        self.alternate_space_grid = alternate_space_grid  # every other pair of steps shifted in space
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
         self._samplers: dict[int, FlowMatchEulerSampler] = {}
 
@@ -191,7 +193,8 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
-            alternate_token_grid=config.alternate_token_grid, planner=pipeline.planner, device=device,
+            alternate_token_grid=config.alternate_token_grid,
+            alternate_space_grid=config.alternate_space_grid, planner=pipeline.planner, device=device,
         )  # fmt: skip
 
     def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
@@ -293,20 +296,25 @@ class ModelExecutor:
         return result
 
     def _velocity(self, x, t, text, text_mask, conditioning: dict, items, rows) -> torch.Tensor:
-        """The DiT's velocity for every batch row (B, C, F, h, w). With alternating token grids, rows
-        at odd steps run on the shifted grid, as `VideoPipeline.generate` runs them: one call when the
-        batch agrees, one per grid when it holds both parities."""
-        shifted = torch.tensor(
-            [shifted_grid_step(self.alternate_token_grid, items[i].step_index) for i, _ in rows]
-        )  # (B,)
-        if bool(shifted.all()) or not bool(shifted.any()):
-            return self.dit(x, t, text, text_mask, shift_tokens=bool(shifted.any()), **conditioning)
+        """The DiT's velocity for every batch row (B, C, F, h, w). With alternating token grids, each
+        row runs on the grid of its own step, as `VideoPipeline.generate` runs it: one call when the
+        batch agrees, one per grid when rows at different steps of the cycle share it."""
+        grids = [
+            token_grid(
+                items[i].step_index,
+                alternate_token_grid=self.alternate_token_grid,
+                alternate_space_grid=self.alternate_space_grid,
+            )
+            for i, _ in rows
+        ]
+        if len(set(grids)) == 1:
+            return self.dit(x, t, text, text_mask, **grids[0]._asdict(), **conditioning)
         velocity = torch.empty_like(x)
-        for grid in (False, True):
-            index = self._on_device(torch.nonzero(shifted == grid).flatten())
+        for grid in sorted(set(grids)):
+            index = self._on_device(torch.tensor([j for j, g in enumerate(grids) if g == grid]))
             part = {k: None if v is None else v[index] for k, v in conditioning.items()}
             velocity[index] = self.dit(
-                x[index], t[index], text[index], text_mask[index], shift_tokens=grid, **part
+                x[index], t[index], text[index], text_mask[index], **grid._asdict(), **part
             )
         return velocity
 

@@ -181,17 +181,25 @@ class VideoDiT(nn.Module):
         self.register_buffer(
             "pos_embed", torch.from_numpy(sincos_3d(D, config.grid)).float()[None], persistent=False
         )
-        # The shifted token grid (`forward(shift_tokens=True)`): one more token in time, each half a
-        # token earlier than the grid's.
+        # The shifted token grids: in time (`forward(shift_tokens=True)`) one more token, each half a
+        # token earlier than the usual grid's; in space (`shift_space=True`) one more row and column of
+        # tokens, half a token up and left; or both.
         gf, gh, gw = config.grid
-        self.register_buffer(
-            "shifted_pos_embed",
-            torch.from_numpy(sincos_3d(D, (gf + 1, gh, gw), time_offset=-0.5)).float()[None],
-            persistent=False,
-        )
+        for name, (df, ds) in {
+            "shifted_pos_embed": (1, 0),
+            "space_shifted_pos_embed": (0, 1),
+            "both_shifted_pos_embed": (1, 1),
+        }.items():
+            table = sincos_3d(D, (gf + df, gh + ds, gw + ds), time_offset=-0.5 * df, space_offset=-0.5 * ds)
+            self.register_buffer(name, torch.from_numpy(table).float()[None], persistent=False)
         grid_2d = (1, *config.grid[1:])
         self.register_buffer(
             "ref_pos_embed", torch.from_numpy(sincos_3d(D, grid_2d)).float()[None], persistent=False
+        )
+        # A reference image is cut on the frames' grid, shifted in space with them.
+        shifted_2d = sincos_3d(D, (1, gh + 1, gw + 1), space_offset=-0.5)
+        self.register_buffer(
+            "space_shifted_ref_pos_embed", torch.from_numpy(shifted_2d).float()[None], persistent=False
         )
         self.initialize_weights()
 
@@ -241,6 +249,7 @@ class VideoDiT(nn.Module):
         reference_mask: torch.Tensor | None = None,
         path_map: torch.Tensor | None = None,
         shift_tokens: bool = False,
+        shift_space: bool = False,
     ) -> torch.Tensor:
         """Predicts the velocity (B, C, F, H, W), float32.
 
@@ -255,6 +264,10 @@ class VideoDiT(nn.Module):
         that straddle two of the usual tokens, and the padding is cut from the output. A token's frames
         come out moving together, so a model sampled on one grid moves its subject once per token;
         alternating the grids between sampling steps lets it move every frame (docs/model/NOTES.md).
+        shift_space: cut the frames into tokens on a grid moved half a token in height and width: every
+        input is padded by half a token's rows and columns on each side (copies of the edge), cut from
+        the output again, so a subject that sits across a token boundary on the usual grid sits inside
+        a token on this one.
         """
         B, C, Fr, H, W = x.shape
         pf, ph, pw = self.config.patch_size
@@ -269,7 +282,7 @@ class VideoDiT(nn.Module):
         elif path_map is not None:
             raise ValueError("this model has no path input")
         inputs = torch.cat(channels, dim=1)  # (B, 2C+1[+1], F, H, W)
-        pos_embed, pad = self.pos_embed, 0
+        pad, pad_h, pad_w = 0, 0, 0
         if shift_tokens:
             if pf % 2:
                 raise ValueError(f"tokens of {pf} frames have no half-token shift")
@@ -278,7 +291,19 @@ class VideoDiT(nn.Module):
             inputs = torch.cat(
                 [first.expand(-1, -1, pad, -1, -1), inputs, last.expand(-1, -1, pad, -1, -1)], 2
             )
-            pos_embed, gf = self.shifted_pos_embed, gf + 1  # (B, Cin, F + pf, H, W)
+            gf += 1  # (B, Cin, F + pf, H, W)
+        if shift_space:
+            if ph % 2 or pw % 2:
+                raise ValueError(f"tokens of {ph}x{pw} latent pixels have no half-token shift")
+            pad_h, pad_w = ph // 2, pw // 2
+            inputs = F.pad(inputs, (pad_w, pad_w, pad_h, pad_h, 0, 0), mode="replicate")
+            gh, gw = gh + 1, gw + 1  # (B, Cin, F', H + ph, W + pw)
+        pos_embed = {
+            (False, False): self.pos_embed,
+            (True, False): self.shifted_pos_embed,
+            (False, True): self.space_shifted_pos_embed,
+            (True, True): self.both_shifted_pos_embed,
+        }[(shift_tokens, shift_space)]
         h = self.x_embedder(inputs).flatten(2).transpose(1, 2) + pos_embed  # (B, L, D)
 
         text = self.text_norm(text_tokens)  # (B, S, text_dim)
@@ -287,8 +312,12 @@ class VideoDiT(nn.Module):
         c = self.t_embedder(t) + self.text_pool(pooled)  # (B, D)
         context, context_mask = self.text_proj(text), text_mask  # (B, S, D), (B, S)
         if reference is not None:
+            ref_pos_embed = self.ref_pos_embed
+            if shift_space:  # the same grid as the frames' tokens, so each lines up with its place
+                reference = F.pad(reference, (pad_w, pad_w, pad_h, pad_h), mode="replicate")
+                ref_pos_embed = self.space_shifted_ref_pos_embed
             ref = self.ref_embedder(reference).flatten(2).transpose(1, 2)  # (B, gh*gw, D)
-            ref = ref + self.ref_pos_embed + self.ref_type  # (B, gh*gw, D)
+            ref = ref + ref_pos_embed + self.ref_type  # (B, gh*gw, D)
             ref_mask = reference_mask[:, None].expand(B, ref.shape[1])  # (B, gh*gw)
             context = torch.cat([context, ref], dim=1)  # (B, S + gh*gw, D)
             context_mask = torch.cat([context_mask, ref_mask], dim=1)  # (B, S + gh*gw)
@@ -298,8 +327,8 @@ class VideoDiT(nn.Module):
         out = self.final_layer(h, c)  # (B, L, pf*ph*pw*C)
         out = out.view(B, gf, gh, gw, pf, ph, pw, C)  # (B, gf, gh, gw, pf, ph, pw, C)
         out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (B, C, gf, pf, gh, ph, gw, pw)
-        out = out.reshape(B, C, gf * pf, H, W)  # (B, C, F [+ pf], H, W)
-        return out[:, :, pad : pad + Fr]  # (B, C, F, H, W)
+        out = out.reshape(B, C, gf * pf, gh * ph, gw * pw)  # (B, C, F [+ pf], H [+ ph], W [+ pw])
+        return out[:, :, pad : pad + Fr, pad_h : pad_h + H, pad_w : pad_w + W]  # (B, C, F, H, W)
 
     def forward_with_cfg(
         self,
@@ -309,6 +338,7 @@ class VideoDiT(nn.Module):
         text_mask: torch.Tensor,
         guidance_scale: float,
         shift_tokens: bool = False,
+        shift_space: bool = False,
         **conditioning: torch.Tensor | None,
     ) -> torch.Tensor:
         """Classifier-free guidance in one batched call: the prompt's and the null prompt's velocities,
@@ -328,6 +358,7 @@ class VideoDiT(nn.Module):
             torch.cat([text_tokens, null_tokens]),  # (2B, L, text_dim)
             torch.cat([text_mask, null_mask]),
             shift_tokens=shift_tokens,
+            shift_space=shift_space,
             **doubled,
         )
         v_cond, v_uncond = v.chunk(2)  # 2 x (B, C, F, H, W)
@@ -379,16 +410,20 @@ def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
     return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
 
-def sincos_3d(dim: int, grid: tuple[int, int, int], time_offset: float = 0.0) -> np.ndarray:
+def sincos_3d(
+    dim: int, grid: tuple[int, int, int], time_offset: float = 0.0, space_offset: float = 0.0
+) -> np.ndarray:
     """Fixed 3D embedding (F*H*W, dim): a quarter of the channels for time, three eighths each for
     height and width, in the token order of a flattened (F, H, W) grid. Token k sits at time
-    k + time_offset (in tokens): -0.5 for a grid shifted half a token earlier."""
+    k + time_offset (in tokens): -0.5 for a grid shifted half a token earlier; rows and columns
+    likewise at k + space_offset."""
     gf, gh, gw = grid
     dim_t = dim // 4 // 2 * 2
     dim_h = (dim - dim_t) // 2 // 2 * 2
     dim_w = dim - dim_t - dim_h
     times = np.arange(gf) + time_offset
-    f, h, w = np.meshgrid(times, np.arange(gh), np.arange(gw), indexing="ij")  # each (F, H, W)
+    rows, columns = np.arange(gh) + space_offset, np.arange(gw) + space_offset
+    f, h, w = np.meshgrid(times, rows, columns, indexing="ij")  # each (F, H, W)
     return np.concatenate([sincos_1d(dim_t, f), sincos_1d(dim_h, h), sincos_1d(dim_w, w)], axis=1)
 
 

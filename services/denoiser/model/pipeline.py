@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -52,8 +53,19 @@ class PipelineConfig:
     # Odd sampling steps run the DiT on the token grid shifted by half a token (`VideoDiT.forward`'s
     # shift_tokens): sampled on one grid, the DiT moves its subject once per two-frame token.
     alternate_token_grid: bool = False
+    # Every other pair of steps also runs on the grid shifted half a token in space (`VideoDiT.forward`'s
+    # shift_space), so no token boundary stays where the subject is drawn.
+    alternate_space_grid: bool = False
     planner: PathPlannerConfig | None = None  # plans the subject's path where a request leaves it free
     training: dict = field(default_factory=dict)  # how the weights were made, for the record
+
+    def token_grid(self, step_index: int) -> TokenGrid:
+        """The token grid sampling step `step_index` runs the DiT on."""
+        return token_grid(
+            step_index,
+            alternate_token_grid=self.alternate_token_grid,
+            alternate_space_grid=self.alternate_space_grid,
+        )
 
     @property
     def downsample(self) -> int:
@@ -270,12 +282,12 @@ class VideoPipeline:
             if first_frames is not None:
                 latents = hold_known_frames(latents, known[:, :, :k], noise[:, :, :k], sampler, i)
             t = sampler.timesteps(i).expand(1)  # (1,)
-            shift = shifted_grid_step(cfg.alternate_token_grid, i)
+            grid = cfg.token_grid(i)._asdict()
             if guidance_scale == 1.0:
-                velocity = self.dit(latents, t, tokens, token_mask, shift_tokens=shift, **conditioning)
+                velocity = self.dit(latents, t, tokens, token_mask, **grid, **conditioning)
             else:
                 velocity = self.dit.forward_with_cfg(
-                    latents, t, tokens, token_mask, guidance_scale, shift_tokens=shift, **conditioning
+                    latents, t, tokens, token_mask, guidance_scale, **grid, **conditioning
                 )
             result = sampler.step(velocity, i, latents)
             latents = result.prev_sample
@@ -321,10 +333,24 @@ def hold_known_frames(
     return held
 
 
-def shifted_grid_step(alternate_token_grid: bool, step_index: int) -> bool:
-    """Whether sampling step `step_index` (counted from pure noise, so a remix's first step keeps its
-    parity) runs the DiT on the shifted token grid (`PipelineConfig.alternate_token_grid`)."""
-    return alternate_token_grid and step_index % 2 == 1
+class TokenGrid(NamedTuple):
+    """The token grid one sampling step runs the DiT on: `VideoDiT.forward`'s shifts, as keywords."""
+
+    shift_tokens: bool = False  # half a token later in time
+    shift_space: bool = False  # half a token lower and further right
+
+
+def token_grid(
+    step_index: int, *, alternate_token_grid: bool = False, alternate_space_grid: bool = False
+) -> TokenGrid:
+    """The grid of sampling step `step_index`, counted from pure noise (so a remix's first step keeps
+    its place in the cycle): with `alternate_token_grid` odd steps are shifted in time, with
+    `alternate_space_grid` the second pair of every four is shifted in space, so with both the steps
+    take all four grids in turn (`PipelineConfig`)."""
+    return TokenGrid(
+        shift_tokens=alternate_token_grid and step_index % 2 == 1,
+        shift_space=alternate_space_grid and step_index % 4 >= 2,
+    )
 
 
 def save_pipeline(

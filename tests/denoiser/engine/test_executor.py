@@ -184,9 +184,16 @@ async def test_frames_decoded_beside_the_step_loop_equal_frames_decoded_in_the_s
     np.testing.assert_array_equal(events[-1].frames, result_of(inline_events["a"]))
 
 
-def test_with_alternating_token_grids_the_engine_makes_the_pipelines_frames_in_batches_of_both_parities():
+@pytest.mark.parametrize(
+    "alternation",
+    [{"alternate_token_grid": True}, {"alternate_token_grid": True, "alternate_space_grid": True}],
+    ids=["time", "time-and-space"],
+)
+def test_with_alternating_token_grids_the_engine_makes_the_pipelines_frames_in_batches_of_both_parities(
+    alternation,
+):
     pipeline = tiny_pipeline()
-    pipeline.config = dataclasses.replace(pipeline.config, alternate_token_grid=True)
+    pipeline.config = dataclasses.replace(pipeline.config, **alternation)
     executor = ModelExecutor.from_pipeline(pipeline)
     # "b" joins a step after "a", so every step after the first holds an odd and an even step index.
     events, plans = serve(
