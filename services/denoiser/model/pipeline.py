@@ -337,7 +337,7 @@ class TokenGrid(NamedTuple):
     """The token grid one sampling step runs the DiT on: `VideoDiT.forward`'s shifts, as keywords."""
 
     shift_tokens: bool = False  # half a token later in time
-    shift_space: bool = False  # half a token lower and further right
+    shift_space: bool = False  # half a token in height and width
 
 
 def token_grid(
