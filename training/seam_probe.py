@@ -18,7 +18,7 @@ Three measurements (docs/modes/REPORT.md and docs/model/NOTES.md cite them):
    clips and planned paths move evenly; a DiT sampled on one token grid moved its subject once per
    token, which put every extension seam after an even number of known frames on a token boundary
    (`EXTEND_CONTEXT_FRAMES` in services/gateway/pipeline.py). It measures whatever sampling the model's
-   config asks for (`alternate_token_grid`).
+   config asks for (`PipelineConfig.token_grid`).
 
 The seam rule is the modes report's: a step counts as a jump above 2x the median step inside the clip,
 floored at 1 pixel.
@@ -82,11 +82,13 @@ def token_steps(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str,
     return {name: (float(np.nanmean(a)), float(np.nanmean(b))) for name, (a, b) in steps.items()}
 
 
-CONTINUATIONS = (
-    "planner's path",  # generate plans it from the known frames, as the service does
-    "true path",
-    "planner's path and the first frame as reference",  # what every continuation call of the gateway sends
-)
+# Ways of continuing: name -> (the true path instead of the planner's, the first frame as reference).
+CONTINUATIONS = {
+    "planner's path": (False, False),  # generate plans it from the known frames, as the service does
+    "true path": (True, False),
+    # What every continuation call of the gateway sends.
+    "planner's path and the first frame as reference": (False, True),
+}
 
 
 def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str, dict[str, float]]:
@@ -104,13 +106,13 @@ def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -
         tokens = encode(clip.caption)
         known = clip.frames[:CONTEXT]
         true_path = np.clip(clip.centroids / SIZE, 0, 1).astype(np.float32)
-        for name in CONTINUATIONS:
+        for name, (given_path, given_reference) in CONTINUATIONS.items():
             frames = pipe.generate(
                 tokens,
                 seed=seed + i,
                 first_frames=known,
-                subject_path=true_path if name == "true path" else None,
-                reference_image=clip.frames[0] if "reference" in name else None,
+                subject_path=true_path if given_path else None,
+                reference_image=clip.frames[0] if given_reference else None,
             ).frames
             new = analyze(frames[CONTEXT:])
             kept[name]["seam within 2x"].append(seam_within_2x(frames))

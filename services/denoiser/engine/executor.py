@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from services.denoiser.model.dit import VideoDiT
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import (
     DEFAULT_WEIGHTS_DIR,
+    TokenGrid,
     VideoPipeline,
     hold_known_frames,
     token_grid,
@@ -144,8 +146,7 @@ class ModelExecutor:
         *,
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
-        alternate_token_grid: bool = False,
-        alternate_space_grid: bool = False,
+        token_grid_of_step: Callable[[int], TokenGrid] = token_grid,
         planner: PathPlanner | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -162,8 +163,8 @@ class ModelExecutor:
         self.lock = threading.Lock()  # one step at a time, whoever calls
         self.downsample = autoencoder.config.downsample
         self.sampler_shift = sampler_shift
-        self.alternate_token_grid = alternate_token_grid  # odd steps on the grid shifted in time
-        self.alternate_space_grid = alternate_space_grid  # every other pair of steps shifted in space
+        # The token grid a row's step runs on (`PipelineConfig.token_grid`; one grid by default).
+        self.token_grid_of_step = token_grid_of_step
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
         self._samplers: dict[int, FlowMatchEulerSampler] = {}
 
@@ -193,8 +194,7 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
-            alternate_token_grid=config.alternate_token_grid,
-            alternate_space_grid=config.alternate_space_grid, planner=pipeline.planner, device=device,
+            token_grid_of_step=config.token_grid, planner=pipeline.planner, device=device,
         )  # fmt: skip
 
     def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
@@ -299,14 +299,7 @@ class ModelExecutor:
         """The DiT's velocity for every batch row (B, C, F, h, w). With alternating token grids, each
         row runs on the grid of its own step, as `VideoPipeline.generate` runs it: one call when the
         batch agrees, one per grid when rows at different steps of the cycle share it."""
-        grids = [
-            token_grid(
-                items[i].step_index,
-                alternate_token_grid=self.alternate_token_grid,
-                alternate_space_grid=self.alternate_space_grid,
-            )
-            for i, _ in rows
-        ]
+        grids = [self.token_grid_of_step(items[i].step_index) for i, _ in rows]
         if len(set(grids)) == 1:
             return self.dit(x, t, text, text_mask, **grids[0]._asdict(), **conditioning)
         velocity = torch.empty_like(x)
