@@ -49,10 +49,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
 import random
+import statistics
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -108,6 +110,7 @@ class BenchConfig:
     saturate: str = "fcfs"
     throughput_target: float = 1.0  # step-engine over fcfs at saturation, what the report checks
     invariance_neighbours: int = 8  # requests beside the probe in the batch-invariance check
+    scheduler: str = ""  # the step engine's SchedulerConfig overrides, `name=value,...` (`parse_variant`)
 
     def scenarios(self, saturated_batch_load: float = 1.5) -> list[Scenario]:
         """The mixed runs, then the saturated one; loads are multiples of fcfs's capacity."""
@@ -142,6 +145,33 @@ GPU_PRESET = BenchConfig(
 )
 
 
+def parse_variant(text: str) -> dict:
+    """`name=value,...` into SchedulerConfig overrides, each value converted to the field's type and
+    the whole checked by SchedulerConfig itself; a bad one exits with the reason."""
+    names = sorted(f.name for f in dataclasses.fields(SchedulerConfig))
+    overrides = {}
+    for pair in filter(None, text.split(",")):
+        name, _, value = pair.partition("=")
+        if name not in names:
+            raise SystemExit(f"unknown SchedulerConfig field {name!r}; known: {names}")
+        kind = type(getattr(SchedulerConfig(), name))
+        if kind is bool:
+            if value.lower() not in ("true", "false"):
+                raise SystemExit(f"{name} takes true or false, not {value!r}")
+            overrides[name] = value.lower() == "true"
+            continue
+        try:
+            overrides[name] = kind(value)
+        except ValueError:
+            expected = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+            raise SystemExit(f"{name} takes {expected}, not {value!r}") from None
+    try:
+        SchedulerConfig(**overrides)
+    except ValueError as error:
+        raise SystemExit(f"{text!r}: {error}") from None
+    return overrides
+
+
 # ---- the three servers ------------------------------------------------------------------------------
 
 
@@ -164,7 +194,13 @@ class StepEngineServer:
             **(scheduler_overrides or {}),
         )
         self.engine = DenoiseEngine(
-            StepScheduler(scheduler_config, step_times, row_limit=executor.row_limit), executor
+            StepScheduler(
+                scheduler_config,
+                step_times,
+                row_limit=executor.row_limit,
+                grid_of_step=executor.token_grid_of_step,
+            ),  # fmt: skip
+            executor,
         )
 
     async def start(self) -> None:
@@ -295,6 +331,7 @@ class TimedExecutor:
     def __init__(self, executor: ModelExecutor) -> None:
         self.executor = executor
         self.steps: list[tuple[int, float]] = []  # (rows, seconds of the model call)
+        self.calls: list[int] = []  # DiT calls of each step (one per token grid among its rows)
 
     def __getattr__(self, name):
         return getattr(self.executor, name)
@@ -302,6 +339,7 @@ class TimedExecutor:
     def run(self, plan: StepPlan):
         result = self.executor.run(plan)
         self.steps.append((plan.num_rows, result.duration_seconds - result.decode_seconds))
+        self.calls.append(len(result.call_rows))
         return result
 
     def two_row_step_ms(self) -> float | None:
@@ -342,6 +380,7 @@ class RunStats:
     arrival_lags: list[float] = field(default_factory=list)  # seconds each arrival started late
     step_busy_share: list[float] = field(default_factory=list)  # model steps' share of each round's time
     mean_step_rows: list[float] = field(default_factory=list)  # batch rows per model step, per round
+    mean_step_calls: list[float] = field(default_factory=list)  # DiT calls per model step, per round
 
     def summary(self) -> dict:
         out = {
@@ -361,6 +400,7 @@ class RunStats:
             "arrival_lag_max_ms": _milliseconds(max(self.arrival_lags, default=None)),
             "step_busy_share": self.step_busy_share,
             "mean_step_rows": self.mean_step_rows,
+            "mean_step_calls": self.mean_step_calls,
         }
         for priority in ("interactive", "batch"):
             mine = [o for o in self.outcomes if o.priority == priority]
@@ -494,6 +534,7 @@ async def run_round(
     )
     rng = random.Random(config.seed + round_)
     executor.steps.clear()
+    executor.calls.clear()
     await server.start()
     start = time.monotonic()
     outcomes: list[Outcome] = []
@@ -541,6 +582,7 @@ async def run_round(
     stats.step_busy_share.append(round(sum(seconds for _, seconds in executor.steps) / elapsed, 3))
     rows = [r for r, _ in executor.steps]
     stats.mean_step_rows.append(round(float(np.mean(rows)), 1) if rows else 0.0)
+    stats.mean_step_calls.append(round(float(np.mean(executor.calls)), 2) if executor.calls else 0.0)
     # Steady state: finishes in the last three quarters of the arrival window, so that a server that
     # starts many requests at once is not penalised for the time its first batch takes.
     stats.steady_finishes += sum(
@@ -707,10 +749,28 @@ async def profiled_bucket(
     card = executor.card
     bucket = executor.bucket(card.frame_counts[-1], *card.resolutions[-1], prompts.max_tokens)
     scheduler = StepScheduler(
-        SchedulerConfig(max_rows=config.max_rows), StepTimes(), row_limit=executor.row_limit
-    )
+        SchedulerConfig(max_rows=config.max_rows), StepTimes(), row_limit=executor.row_limit,
+        grid_of_step=executor.token_grid_of_step,
+    )  # fmt: skip
     await asyncio.to_thread(DenoiseEngine(scheduler, executor).profile, [bucket])
     return bucket, scheduler
+
+
+def grid_split_times(executor: ModelExecutor, bucket: ShapeBucket, max_rows: int) -> dict[int, float]:
+    """Milliseconds of a step whose requests are spread over the model's token-grid cycle (one DiT
+    call per grid), by batch rows: what sharing a step costs requests at different places in the
+    cycle. Empty for a model that keeps one grid."""
+    cycle = executor.grid_cycle
+    if cycle == 1:
+        return {}
+    sizes = sorted({rows for rows in (2 * cycle, 8 * cycle, max_rows) if 2 * cycle <= rows <= max_rows})
+    times = {}
+    for rows in sizes:
+        executor.profile(bucket, rows, grids=cycle)  # the first call of a size pays for lazy set-up
+        times[rows] = round(
+            1000 * statistics.median(executor.profile(bucket, rows, grids=cycle) for _ in range(3)), 1
+        )
+    return times
 
 
 async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts) -> dict:
@@ -729,6 +789,11 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
     )
     print(f"step time by batch rows (ms): {measured}; one decode {1000 * decode_s:.1f} ms")
     print(f"capacity from step times: {60 * profiled_capacity:.1f} videos/min", flush=True)
+    over_grids = await asyncio.to_thread(grid_split_times, executor, bucket, max_rows)
+    if over_grids:
+        print(
+            f"step time by batch rows spread over the model's {executor.grid_cycle} token grids (ms): {over_grids}"
+        )
     invariance = await asyncio.to_thread(
         batch_invariance, executor, bucket, prompts, steps, config.invariance_neighbours
     )
@@ -744,7 +809,7 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
         return [
             RequestLevelServer("fcfs", executor, config, max_requests=1),
             RequestLevelServer("request-batching", executor, config, max_requests=config.max_rows),
-            StepEngineServer(executor, config, step_times),
+            StepEngineServer(executor, config, step_times, parse_variant(config.scheduler)),
         ]
 
     unloaded = {}
@@ -796,6 +861,10 @@ async def _bench(executor: ModelExecutor, config: BenchConfig, prompts: Prompts)
         "rows_per_request": rows,
         "max_rows": max_rows,
         "step_ms_by_rows": measured,
+        # The same rows spread over every grid of the model's cycle: one DiT call per grid, as when
+        # requests at different steps share a step.
+        "grid_cycle": executor.grid_cycle,
+        "step_ms_by_rows_over_grids": over_grids,
         # What the step engine's scheduler planned with at the end: the warm-up, updated by its steps.
         "step_ms_by_rows_after_runs": {
             r: round(1000 * s, 1) for r, s in sorted(step_times.measured(bucket).items())
@@ -828,7 +897,8 @@ def _row(s: dict) -> str:
         f"p95 {_fmt(i['p95_over_unloaded'])}) SLO {_fmt(i['slo_attainment'])} preview p50 "
         f"{_fmt(i['first_preview_p50_s'])} | batch n={b['arrived']} p50 {_fmt(b['p50_s'])} p95 {_fmt(b['p95_s'])} "
         f"done {b['finished']} | refused {i['refused'] + b['refused']} | 2-row step ms by round {steps} "
-        f"| rows/step {s['mean_step_rows']} busy {s['step_busy_share']} | arrival lag p99 "
+        f"| rows/step {s['mean_step_rows']} calls/step {s['mean_step_calls']} busy {s['step_busy_share']} "
+        f"| arrival lag p99 "
         f"{_fmt(s['arrival_lag_p99_ms'])} ms"
     )
 
@@ -884,8 +954,8 @@ def results_table(report: dict) -> str:
         "",
         "| scenario | server | videos/min finished | work rate (videos/min) | interactive p50 / p95 (x unloaded) "
         "| interactive SLO | interactive first preview p50 (s) | batch p50 / p95 (s) | refused "
-        "| rows per step | model busy | arrival lag p99 (ms) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| rows per step | DiT calls per step | model busy | arrival lag p99 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["runs"]:
         i, b = r["interactive"], r["batch"]
@@ -894,7 +964,8 @@ def results_table(report: dict) -> str:
             f"| {_fmt(i['p50_over_unloaded'])} / {_fmt(i['p95_over_unloaded'])} (n={i['arrived']}) "
             f"| {_fmt(i['slo_attainment'])} | {_fmt(i['first_preview_p50_s'])} "
             f"| {_fmt(b['p50_s'])} / {_fmt(b['p95_s'])} (n={b['arrived']}) | {i['refused'] + b['refused']} "
-            f"| {_fmt(_mean(r.get('mean_step_rows')))} | {_fmt(_mean(r.get('step_busy_share')))} "
+            f"| {_fmt(_mean(r.get('mean_step_rows')))} | {_fmt(_mean(r.get('mean_step_calls')))} "
+            f"| {_fmt(_mean(r.get('step_busy_share')))} "
             f"| {_fmt(r.get('arrival_lag_p99_ms'))} |"
         )
     return "\n".join(lines) + "\n"
@@ -1005,9 +1076,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="denoising steps per request; 0 = the model's default")
     parser.add_argument("--prompts", help="read the encoded prompts from this file instead of running MiniLM")
     parser.add_argument(
+        "--scheduler", help="the step engine's SchedulerConfig overrides, name=value[,name=value]"
+    )
+    parser.add_argument(
         "--save-prompts", metavar="FILE", help="encode the prompts with MiniLM, save them to FILE and stop"
     )
     args = parser.parse_args()
+    parse_variant(args.scheduler or "")  # a bad override stops here, before any measuring
     if args.save_prompts:
         Prompts.encode(seed=BenchConfig.seed).save(args.save_prompts)
         return 0
@@ -1018,6 +1093,7 @@ def main() -> int:
         "rounds": args.rounds,
         "max_rows": args.max_rows,
         "num_steps": args.steps,
+        "scheduler": args.scheduler,
     }
     config = replace(
         GPU_PRESET if args.gpu else BenchConfig(), **{k: v for k, v in overrides.items() if v is not None}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 from dataclasses import replace
 
 from services.denoiser.bench import (
@@ -28,38 +27,11 @@ from services.denoiser.bench import (
     StepEngineServer,
     bench_executor,
     measure_capacity,
+    parse_variant,
     profiled_bucket,
     run_round,
     unloaded_latency,
 )
-from services.denoiser.engine.scheduler import SchedulerConfig
-
-
-def parse_variant(text: str) -> dict:
-    """`name=value,...` into SchedulerConfig overrides, each value converted to the field's type and
-    the whole checked by SchedulerConfig itself; a bad one exits with the reason."""
-    names = sorted(f.name for f in dataclasses.fields(SchedulerConfig))
-    overrides = {}
-    for pair in filter(None, text.split(",")):
-        name, _, value = pair.partition("=")
-        if name not in names:
-            raise SystemExit(f"unknown SchedulerConfig field {name!r}; known: {names}")
-        kind = type(getattr(SchedulerConfig(), name))
-        if kind is bool:
-            if value.lower() not in ("true", "false"):
-                raise SystemExit(f"{name} takes true or false, not {value!r}")
-            overrides[name] = value.lower() == "true"
-            continue
-        try:
-            overrides[name] = kind(value)
-        except ValueError:
-            expected = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
-            raise SystemExit(f"{name} takes {expected}, not {value!r}") from None
-    try:
-        SchedulerConfig(**overrides)
-    except ValueError as error:
-        raise SystemExit(f"{text!r}: {error}") from None
-    return overrides
 
 
 async def compare(variants: dict[str, dict], config: BenchConfig, interactive_load: float) -> list[dict]:

@@ -55,7 +55,9 @@ class DenoiserCore:
             policy=settings.policy,
             pipelined_decodes=settings.pipelined_decodes,
         )
-        scheduler = StepScheduler(config, StepTimes(), row_limit=executor.row_limit)
+        scheduler = StepScheduler(
+            config, StepTimes(), row_limit=executor.row_limit, grid_of_step=executor.token_grid_of_step
+        )
         self.engine = DenoiseEngine(scheduler, executor)
 
     @classmethod

@@ -197,6 +197,11 @@ class ModelExecutor:
             token_grid_of_step=config.token_grid, planner=pipeline.planner, device=device,
         )  # fmt: skip
 
+    @property
+    def grid_cycle(self) -> int:
+        """How many token grids the model's steps take in turn (1 when it keeps one grid)."""
+        return len({self.token_grid_of_step(i) for i in range(4)})
+
     def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
         """The (stateless) sampler of a step count; requests with equal counts share it."""
         if num_steps not in self._samplers:
@@ -272,11 +277,16 @@ class ModelExecutor:
             "known_latents": known, "known_mask": known_mask, "reference": reference,
             "reference_mask": reference_mask, "path_map": path_map,
         }  # fmt: skip
-        velocity = self._velocity(x, self._on_device(t), text, text_mask, conditioning, items, rows)
+        velocity, call_rows = self._velocity(
+            x, self._on_device(t), text, text_mask, conditioning, items, rows
+        )
         v_cond, v_uncond = velocity[cond_index], velocity[uncond_index]  # (N, C, F, h, w)
         v = v_uncond + self._on_device(scales).view(-1, 1, 1, 1, 1) * (v_cond - v_uncond)  # (N, C, F, h, w)
         step = euler_step(v, x[cond_index], self._on_device(sigma), self._on_device(sigma_next))
-        result = StepResult(latents={item.request_id: step.prev_sample[j] for j, item in enumerate(items)})
+        result = StepResult(
+            latents={item.request_id: step.prev_sample[j] for j, item in enumerate(items)},
+            call_rows=call_rows,
+        )
         previews = [j for j, item in enumerate(items) if item.preview and not item.final]
         if previews:  # part of the step's time: a few elementwise kernels and one copy back
             size = bucket.height // PREVIEW_DOWNSCALE
@@ -295,21 +305,26 @@ class ModelExecutor:
             result.decode_seconds += time.perf_counter() - decode_start
         return result
 
-    def _velocity(self, x, t, text, text_mask, conditioning: dict, items, rows) -> torch.Tensor:
-        """The DiT's velocity for every batch row (B, C, F, h, w). With alternating token grids, each
-        row runs on the grid of its own step, as `VideoPipeline.generate` runs it: one call when the
-        batch agrees, one per grid when rows at different steps of the cycle share it."""
+    def _velocity(
+        self, x, t, text, text_mask, conditioning: dict, items, rows
+    ) -> tuple[torch.Tensor, list[int]]:
+        """The DiT's velocity for every batch row (B, C, F, h, w), and the rows of each DiT call. With
+        alternating token grids, each row runs on the grid of its own step, as `VideoPipeline.generate`
+        runs it: one call when the batch agrees, one per grid when rows at different steps of the cycle
+        share it (the scheduler counts those calls: `StepScheduler` with `grid_of_step`)."""
         grids = [self.token_grid_of_step(items[i].step_index) for i, _ in rows]
         if len(set(grids)) == 1:
-            return self.dit(x, t, text, text_mask, **grids[0]._asdict(), **conditioning)
-        velocity = torch.empty_like(x)
+            return self.dit(x, t, text, text_mask, **grids[0]._asdict(), **conditioning), [len(rows)]
+        velocity, call_rows = torch.empty_like(x), []
         for grid in sorted(set(grids)):
-            index = self._on_device(torch.tensor([j for j, g in enumerate(grids) if g == grid]))
+            members = [j for j, g in enumerate(grids) if g == grid]
+            index = self._on_device(torch.tensor(members))
             part = {k: None if v is None else v[index] for k, v in conditioning.items()}
             velocity[index] = self.dit(
                 x[index], t[index], text[index], text_mask[index], **grid._asdict(), **part
             )
-        return velocity
+            call_rows.append(len(members))
+        return velocity, call_rows
 
     def decode_final(self, sampler: SamplerState) -> np.ndarray:
         """The frames of a request whose steps are done (its final latents in `sampler.latents`).
@@ -454,15 +469,17 @@ class ModelExecutor:
             self.decode(torch.zeros(shape, device=self.device))  # the copy back waits for the device
             return time.perf_counter() - start
 
-    def profile(self, bucket: ShapeBucket, rows: int) -> float:
-        """Seconds of one step of `rows` guided rows of this bucket, on throwaway requests."""
+    def profile(self, bucket: ShapeBucket, rows: int, grids: int = 1) -> float:
+        """Seconds of one step of `rows` guided rows of this bucket, on throwaway requests; with
+        `grids` > 1 the requests are spread over that many steps of the model's token-grid cycle, as
+        when requests at different steps share a step (one DiT call per grid)."""
         from services.denoiser.engine.plan import StepItem
 
         items = [
             StepItem(
                 request_id=f"profile-{i}",
-                step_index=0,
-                num_steps=2,
+                step_index=i % grids,
+                num_steps=max(2, grids),
                 guidance_scale=2.0 if rows - 2 * i >= 2 else 1.0,
                 rows=min(2, rows - 2 * i),
                 sampler=SamplerState(seed=i, text=np.zeros((1, self.card.text_dim), np.float32)),

@@ -64,6 +64,9 @@ class StepResult:
     duration_seconds: float = 0.0  # wall time of executor.run, decoding included
     decodes: int = 0  # final frames decoded in this step (previews come from the latents, for little)
     decode_seconds: float = 0.0  # the part of duration_seconds spent decoding them
+    # Batch rows of each DiT call the step made: one call when its rows share a token grid, one per
+    # grid when rows at different places in the model's grid cycle shared the step.
+    call_rows: list[int] = field(default_factory=list)
 
     @classmethod
     def make_empty(cls) -> StepResult:

@@ -20,6 +20,11 @@ feeds the result back through `update()`. One rule: every request carries `steps
   alone: full throughput where a large batch costs little more (an accelerator), and on a CPU, where
   cost grows with rows, steps short enough that an interactive arrival waits at most about that many
   of its own steps for the one in flight.
+* A step costs one model call per token grid among its rows (a model that alternates grids runs
+  requests at different places in its cycle in separate DiT calls; `calls_per_grid`), each call
+  predicted from the measured time of its own rows, so a request on another grid joins only while that
+  extra call fits the budgets below. On a GPU a step then keeps to one grid, and the requests left out
+  are caught up within a cycle; on a CPU, where time grows with rows, steps mix grids as before.
 * A step led by interactive (or aged) work is latency-bound: others join it only while the predicted
   step time (the model call, plus the decodes of final frames due in it) stays within
   `interactive_slowdown` times the leader's time alone (the pair's, when two share: below). That one rule is the
@@ -53,7 +58,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,6 +95,14 @@ class SchedulerConfig:
     # decoded (its steps are done; a batch step beside the decode slows it by a third on a 2-core CPU), at
     # the price of that core idling for one decode per interactive request (docs/engine/REPORT.md).
     batch_steps_wait_for_interactive_decodes: bool = True
+    # A step costs one model call per token grid among its rows (`grid_of_step`: a model that
+    # alternates grids runs rows at different places in its cycle in separate DiT calls), each call
+    # predicted from the measured times of its own rows: a request joins a step on another grid only
+    # when that extra call fits the step's budget. On a GPU, where a call costs about the same for 2
+    # rows as for 64, a step then runs one grid and the rows left out catch up with it within a cycle
+    # (a step moves its rows one place on); on a CPU, where time grows with rows, little changes. Off:
+    # a step is planned and measured as one call whatever its grids (the earlier rule, to compare).
+    calls_per_grid: bool = True
 
     def __post_init__(self) -> None:
         if self.max_rows < 2:
@@ -140,9 +154,12 @@ class StepScheduler:
         step_times: StepTimes | None = None,
         *,
         row_limit: Callable[[ShapeBucket], int] | None = None,
+        grid_of_step: Callable[[int], Hashable] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        # The token grid a request's step runs on (the executor's `token_grid_of_step`); None: one grid.
+        self._grid_of_step = grid_of_step
         self.step_times = step_times or StepTimes()
         self.policy: QueuePolicy = POLICIES[config.policy]()
         self.clock = clock
@@ -289,14 +306,14 @@ class StepScheduler:
         decode = 0.0 if self.config.pipelined_decodes else self.step_times.decode_seconds(bucket)
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
-            rows_led = head.rows
+            led = [head]
             partner = (
                 self._sharing_partner(head, ranked, limit, now) if self.config.share_urgent_steps else None
             )
             if partner is not None:  # the two share every step: the budget is their shared step's
-                rows_led += partner.rows
-            due = _decodes_next_step(head) + (_decodes_next_step(partner) if partner else 0)
-            alone = self.step_times.predict(bucket, rows_led) + decode * due
+                led.append(partner)
+            due = sum(_decodes_next_step(r) for r in led)
+            alone = self._model_seconds(bucket, self._rows_by_grid(led)) + decode * due
             budget = self.config.interactive_slowdown * alone
         else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
             # no longer than its model call plus one decode: an interactive arrival never waits long
@@ -305,15 +322,22 @@ class StepScheduler:
             budget = min(self.step_times.predict(bucket, limit), capped) + decode
         chosen: list[EngineRequest] = []
         rows = decodes = 0
+        by_grid: Counter = Counter()  # the plan's rows per DiT call
+        seconds = 0.0  # the plan's predicted model time
         for request in ranked:
             if request.bucket != bucket or rows + request.rows > limit:
                 continue
             with_it = decodes + _decodes_next_step(request)
-            if chosen and self.step_times.predict(bucket, rows + request.rows) + decode * with_it > budget:
+            grid = self._grid(request)
+            call = self.step_times.predict(bucket, by_grid[grid])
+            with_seconds = seconds - call + self.step_times.predict(bucket, by_grid[grid] + request.rows)
+            if chosen and with_seconds + decode * with_it > budget:
                 continue
             chosen.append(request)
             rows += request.rows
             decodes = with_it
+            by_grid[grid] += request.rows
+            seconds = with_seconds
         chosen_ids = {r.request_id for r in chosen}
         preempted = []
         for request in self._requests.values():
@@ -335,6 +359,36 @@ class StepScheduler:
             finished_ids=finished_ids,
             decode_finals=not self.config.pipelined_decodes,
         )
+
+    def _grid(self, request: EngineRequest) -> Hashable:
+        """The token grid of the request's next step; one for all when grids are not counted."""
+        if self._grid_of_step is None or not self.config.calls_per_grid:
+            return None
+        return self._grid_of_step(request.steps_done)
+
+    def _rows_by_grid(self, requests: list[EngineRequest]) -> Counter:
+        """Batch rows per token grid of the requests' next steps: the DiT calls a step of them makes."""
+        rows: Counter = Counter()
+        for request in requests:
+            rows[self._grid(request)] += request.rows
+        return rows
+
+    def _model_seconds(self, bucket: ShapeBucket, rows_by_grid: Counter) -> float:
+        """Predicted seconds of a step's model calls, one per grid."""
+        return sum(self.step_times.predict(bucket, rows) for rows in rows_by_grid.values())
+
+    def _observe(self, plan: StepPlan, result: StepResult) -> None:
+        """Feeds the step's model time to the step times, per DiT call: a step of several calls is
+        split between them in proportion to their predicted times (the calls are not timed one by one,
+        so that a GPU is not made to wait between them), so a batch size's time stays that of one call."""
+        seconds = result.duration_seconds - result.decode_seconds
+        calls = result.call_rows if self.config.calls_per_grid else []
+        if len(calls) < 2:
+            self.step_times.observe(plan.bucket, plan.num_rows, seconds)
+            return
+        predicted = [self.step_times.predict(plan.bucket, rows) for rows in calls]
+        for rows, share in zip(calls, predicted, strict=True):
+            self.step_times.observe(plan.bucket, rows, seconds * share / sum(predicted))
 
     def _sharing_partner(
         self, head: EngineRequest, ranked: list[EngineRequest], limit: int, now: float
@@ -362,7 +416,9 @@ class StepScheduler:
         times, bucket = self.step_times, head.bucket
         decode = times.decode_seconds(bucket)
         one = {r.request_id: times.predict(bucket, r.rows) for r in (head, partner)}
-        both = times.predict(bucket, head.rows + partner.rows)
+        both = self._model_seconds(
+            bucket, self._rows_by_grid([head, partner])
+        )  # they keep their grids' order
 
         def slowdown(request: EngineRequest, finish: float) -> float:
             alone = (request.num_steps - request.start_step) * one[request.request_id] + decode
@@ -416,7 +472,7 @@ class StepScheduler:
         ]
         if not plan.runs_model:
             return events
-        self.step_times.observe(plan.bucket, plan.num_rows, result.duration_seconds - result.decode_seconds)
+        self._observe(plan, result)
         if result.decodes:
             self.step_times.observe_decode(plan.bucket, result.decode_seconds / result.decodes)
         ran_urgent = False

@@ -1,9 +1,11 @@
 """Measured step times, per shape bucket and batch size: what admission and pre-emption decide with.
 
 Every executed step reports its wall time, split into the model call and the decoding of previews
-and final frames (one decode per request, whatever the batch); an exponential moving average per
-(bucket, rows), and one per bucket for a decode, smooth the noise of a shared machine. The engine profiles each bucket at start-up (warm-up), so predictions
-rest on measurements from the first request on. A batch size never measured is predicted from its
+and final frames (one decode per request, whatever the batch); a step of several DiT calls (rows on
+different token grids) is split between its calls, so a batch size's time is one call's. An
+exponential moving average per (bucket, rows), and one per bucket for a decode, smooth the noise of a
+shared machine. The engine profiles each bucket at start-up (warm-up), so predictions rest on
+measurements from the first request on. A batch size never measured is predicted from its
 nearest measured neighbours: linearly between them, and proportionally to rows beyond the largest,
 which over-estimates (a larger batch is never cheaper per row than linear extrapolation says), so the
 engine errs on the side of refusing rather than of missing a deadline it promised.

@@ -7,6 +7,9 @@ adds to the fake clock. Scheduling decisions that depend on time are therefore d
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Hashable
+
 import numpy as np
 
 from services.denoiser.engine.plan import StepPlan, StepResult
@@ -28,10 +31,20 @@ class FakeClock:
 
 
 class ZeroVelocityExecutor:
-    def __init__(self, clock: FakeClock, fixed_seconds: float = 0.1, seconds_per_row: float = 0.05) -> None:
+    """With `grid_of_step`, rows whose steps fall on different token grids run in separate calls,
+    each paying the fixed cost, as the model executor runs a model that alternates grids."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        fixed_seconds: float = 0.1,
+        seconds_per_row: float = 0.05,
+        grid_of_step: Callable[[int], Hashable] | None = None,
+    ) -> None:
         self.clock = clock
         self.fixed_seconds = fixed_seconds
         self.seconds_per_row = seconds_per_row
+        self.grid_of_step = grid_of_step
         self.plans: list[StepPlan] = []
 
     def seconds(self, rows: int) -> float:
@@ -39,10 +52,13 @@ class ZeroVelocityExecutor:
 
     def run(self, plan: StepPlan) -> StepResult:
         self.plans.append(plan)
-        seconds = self.seconds(plan.num_rows)
+        calls: Counter = Counter()
+        for item in plan.items:
+            calls[None if self.grid_of_step is None else self.grid_of_step(item.step_index)] += item.rows
+        seconds = sum(self.seconds(rows) for rows in calls.values())
         self.clock.advance(seconds)
         b = plan.bucket
-        result = StepResult(latents={}, duration_seconds=seconds)
+        result = StepResult(latents={}, duration_seconds=seconds, call_rows=list(calls.values()))
         for item in plan.items:
             latents = item.sampler.latents
             if latents is None:

@@ -199,7 +199,8 @@ def test_with_alternating_token_grids_the_engine_makes_the_pipelines_frames_in_b
     events, plans = serve(
         executor, {0: [request(executor, "a", seed=3)], 1: [request(executor, "b", seed=4)]}
     )
-    assert any({item.step_index % 2 for item in plan.items} == {0, 1} for plan in plans)
+    mixed = next(plan for plan in plans if {item.step_index % 2 for item in plan.items} == {0, 1})
+    assert executor.run(mixed).call_rows == [2, 2]  # one DiT call per grid, which the scheduler counts
     for name, seed in (("a", 3), ("b", 4)):
         expected = pipeline.generate(prompt(seed), seed=seed, num_steps=4, guidance_scale=3.0).frames
         assert np.abs(result_of(events[name]).astype(int) - expected.astype(int)).max() <= 1

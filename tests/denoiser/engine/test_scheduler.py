@@ -429,3 +429,71 @@ def test_a_failed_pipelined_decode_ends_the_request_with_its_error():
     event = scheduler.decode_failed(decoding, error)
     assert event.kind == EventKind.FAILED and event.error is error
     assert decoding.status == RequestStatus.FINISHED_FAILED
+
+
+def cycle_of_four(step_index: int) -> int:
+    """A model whose steps take four token grids in turn (the shipped one's time and space shifts)."""
+    return step_index % 4
+
+
+def at_places_in_the_cycle(scheduler, places, priority=BATCH):
+    """Guided requests, each `place` steps in (a cycle of four: as many grids)."""
+    for name, place in zip("abcd", places, strict=False):
+        request = make_request(name, guidance=4.0, priority=priority, steps=12)
+        request.steps_done = place
+        scheduler.add(request)
+
+
+def grid_setup(hardware_rows: tuple[float, float], **config):
+    clock = FakeClock()
+    fixed, per_row = hardware_rows
+    executor = ZeroVelocityExecutor(clock, fixed, per_row, grid_of_step=cycle_of_four)
+    times = StepTimes()
+    for rows in range(1, 17):
+        times.observe(BUCKET, rows, executor.seconds(rows))
+    scheduler = StepScheduler(SchedulerConfig(**config), times, clock=clock, grid_of_step=cycle_of_four)
+    return scheduler, executor
+
+
+GPU = (0.1, 0.002)  # a call costs about the same for 2 rows as for 16
+
+
+def grids(plan) -> set[int]:
+    return {cycle_of_four(item.step_index) for item in plan.items}
+
+
+def test_where_calls_cost_more_than_rows_a_step_keeps_to_one_grid_and_the_rest_catch_up_within_a_cycle():
+    scheduler, executor = grid_setup(GPU)
+    at_places_in_the_cycle(scheduler, [0, 1, 2, 3])
+    plans = [step(scheduler, executor)[0] for _ in range(4)]
+    assert all(len(grids(plan)) == 1 for plan in plans)
+    assert len(plans[0].items) == 1  # the others wait: each would add a whole call to the step
+    # the leader stepped on to each one's grid in turn and gathered it
+    assert [len(plan.items) for plan in plans] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("slowdown", "joined"), [(1.5, ["b"]), (2.5, ["b", "a"])])
+def test_a_request_on_another_grid_joins_when_its_own_call_fits_the_budget(slowdown, joined):
+    """Two interactive requests on adjacent grids: each call costs 0.104 s, so the second fits a
+    budget of 2.5 x the leader's step alone and not one of 1.5 x."""
+    scheduler, executor = grid_setup(GPU, interactive_slowdown=slowdown)
+    at_places_in_the_cycle(scheduler, [0, 1], priority=Priority.INTERACTIVE)
+    plan, _ = step(scheduler, executor)
+    assert ids(plan) == joined
+
+
+def test_without_calls_per_grid_a_step_is_planned_as_one_call_whatever_its_grids():
+    scheduler, executor = grid_setup(GPU, calls_per_grid=False)
+    at_places_in_the_cycle(scheduler, [0, 1, 2, 3])
+    plan, _ = step(scheduler, executor)
+    assert len(plan.items) == 4 and len(grids(plan)) == 4
+
+
+def test_a_step_of_several_calls_is_measured_as_its_calls_and_not_as_one_call_of_all_its_rows():
+    scheduler, executor = grid_setup(GPU, interactive_slowdown=2.5)  # room for two calls
+    at_places_in_the_cycle(scheduler, [0, 1], priority=Priority.INTERACTIVE)
+    plan, _ = step(scheduler, executor)  # two calls of 2 rows: 2 x 0.104 s
+    assert len(grids(plan)) == 2
+    measured = scheduler.step_times.measured(BUCKET)
+    assert measured[2] == pytest.approx(0.104)  # each call as long as a 2-row step
+    assert measured[4] == pytest.approx(0.108)  # a 4-row call is not taken for the 0.208 s step
