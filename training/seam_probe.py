@@ -48,10 +48,11 @@ MOTIONS = (
 )
 
 
-def seam_within_2x(frames: np.ndarray) -> bool:
-    """Whether the step into the first new frame is within 2x the median step after it."""
+def seam_within_2x(frames: np.ndarray, context: int = CONTEXT) -> bool:
+    """Whether the step into the first new frame (after `context` known ones) is within 2x the median
+    step after it."""
     steps = np.linalg.norm(np.diff(analyze(frames).centroids, axis=0), axis=1)
-    return bool(steps[CONTEXT - 1] <= 2 * max(float(np.nanmedian(steps[CONTEXT:])), 1.0))
+    return bool(steps[context - 1] <= 2 * max(float(np.nanmedian(steps[context:])), 1.0))
 
 
 def token_step_split(centroids: np.ndarray, frames_per_token: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,10 +92,12 @@ CONTINUATIONS = {
 }
 
 
-def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -> dict[str, dict[str, float]]:
+def rendered_continuations(
+    pipe: VideoPipeline, encode, clips: int, seed: int, context: int = CONTEXT
+) -> dict[str, dict[str, float]]:
     """For each way of continuing (`CONTINUATIONS`): the share of seams within 2x, and of continued
     clips whose new frames keep the caption's colour and shape (read by the evaluator) and do not
-    flicker."""
+    flicker. Each continuation starts from the clip's first `context` frames."""
     rng = np.random.default_rng(seed)
     kept: dict[str, dict[str, list[bool]]] = {
         name: {"seam within 2x": [], "colour kept": [], "shape kept": [], "no flicker": []}
@@ -104,7 +107,7 @@ def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -
         spec = dataclasses.replace(sample_spec(rng), motion=MOTIONS[i % len(MOTIONS)])
         clip = render_continuation(spec, rng)
         tokens = encode(clip.caption)
-        known = clip.frames[:CONTEXT]
+        known = clip.frames[:context]
         true_path = np.clip(clip.centroids / SIZE, 0, 1).astype(np.float32)
         for name, (given_path, given_reference) in CONTINUATIONS.items():
             frames = pipe.generate(
@@ -114,8 +117,8 @@ def rendered_continuations(pipe: VideoPipeline, encode, clips: int, seed: int) -
                 subject_path=true_path if given_path else None,
                 reference_image=clip.frames[0] if given_reference else None,
             ).frames
-            new = analyze(frames[CONTEXT:])
-            kept[name]["seam within 2x"].append(seam_within_2x(frames))
+            new = analyze(frames[context:])
+            kept[name]["seam within 2x"].append(seam_within_2x(frames, context))
             kept[name]["colour kept"].append(new.color == spec.color)
             kept[name]["shape kept"].append(new.shape == spec.shape)
             kept[name]["no flicker"].append(not new.flickers)
@@ -146,6 +149,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5, help="continuations of the traced chain")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--context",
+        type=int,
+        default=CONTEXT,
+        help="frames a rendered continuation starts from (the gateway's)",
+    )
+    parser.add_argument(
+        "--continuations-only", action="store_true", help="measure the rendered continuations and stop"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from services.text_encoder.backends import load_default_backend
@@ -157,11 +169,14 @@ def main() -> None:
         return np.asarray(backend.encode([text])[0].tokens, np.float32)
 
     print(
-        f"rendered continuations ({args.clips} clips): seam steps within 2x the clip's median step; "
+        f"rendered continuations ({args.clips} clips, {args.context} known frames): seam steps within 2x the clip's median step; "
         "the new frames' colour and shape as the caption's, and their flicker"
     )
-    for name, shares in rendered_continuations(pipe, encode, args.clips, args.seed).items():
+    shares_by_way = rendered_continuations(pipe, encode, args.clips, args.seed, args.context)
+    for name, shares in shares_by_way.items():
         print(f"  with the {name}: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+    if args.continuations_only:
+        return
     traced_chain(pipe, encode, "cyan triangle drifting to the right", args.calls, args.seed)
     print(
         f"centroid steps inside and across the DiT's tokens ({args.clips} clips of moving subjects), mean px:"
