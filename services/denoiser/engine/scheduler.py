@@ -416,9 +416,8 @@ class StepScheduler:
         times, bucket = self.step_times, head.bucket
         decode = times.decode_seconds(bucket)
         one = {r.request_id: times.predict(bucket, r.rows) for r in (head, partner)}
-        both = self._model_seconds(
-            bucket, self._rows_by_grid([head, partner])
-        )  # they keep their grids' order
+        # Sharing every step, they keep their places in the grid cycle: one call or two, step after step.
+        both = self._model_seconds(bucket, self._rows_by_grid([head, partner]))
 
         def slowdown(request: EngineRequest, finish: float) -> float:
             alone = (request.num_steps - request.start_step) * one[request.request_id] + decode
