@@ -138,7 +138,11 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 # continued 6 times from 2 seeds kept 44% of seams within 2x the clip's median step with 4 frames,
 # 97% with 3 and 94% with 5 (the sweeps before had only tried 2, 4 and 8). Sampled on alternating grids
 # (the default since), the motion is even and parity no longer matters much: 81% with 3, 78% with 4,
-# 78% with 5 on the same chains. docs/modes/REPORT.md sweeps it on every run.
+# 78% with 5 on the same chains. On four token grids the report's sweep (2 chains) read 4 as better on
+# velocity; 72 rendered continuations as the gateway makes them (`python -m training.seam_probe --clips
+# 72 --seed 7 --context N --continuations-only`) gave seams within 2x 96% with 3 and 97% with 4, shape
+# kept 93% and 90%, flicker-free 92% and 93%: no difference beyond a clip or two, so 3 stays.
+# docs/modes/REPORT.md sweeps it on every run.
 EXTEND_CONTEXT_FRAMES = 3
 
 
