@@ -41,7 +41,10 @@ started arrivals (`arrival_lag_*`) and the share of the run the executor was bus
 (`step_busy_share`): where the Python around the model (scheduler, events, streams) is the limit, these
 say so. Before the runs, one seeded request is run alone and beside eight others, and the largest
 differences of its final latents and frames are recorded (`batch_invariance`): zero on the CPU, the
-measured tolerance on a GPU.
+measured tolerance on a GPU. For a model that takes several token grids in turn, the start-up profile
+also times steps whose rows are spread over the grids (`step_ms_by_rows_over_grids`: one DiT call per
+grid), and each run records the DiT calls per step (`mean_step_calls`). `--scheduler name=value,...`
+overrides the step engine's `SchedulerConfig` (docs/engine/gpu/compare_grids.sh compares two that way).
 """
 
 from __future__ import annotations
@@ -898,8 +901,7 @@ def _row(s: dict) -> str:
         f"{_fmt(i['first_preview_p50_s'])} | batch n={b['arrived']} p50 {_fmt(b['p50_s'])} p95 {_fmt(b['p95_s'])} "
         f"done {b['finished']} | refused {i['refused'] + b['refused']} | 2-row step ms by round {steps} "
         f"| rows/step {s['mean_step_rows']} calls/step {s['mean_step_calls']} busy {s['step_busy_share']} "
-        f"| arrival lag p99 "
-        f"{_fmt(s['arrival_lag_p99_ms'])} ms"
+        f"| arrival lag p99 {_fmt(s['arrival_lag_p99_ms'])} ms"
     )
 
 
