@@ -28,8 +28,10 @@ class StepTimes:
         self.smoothing = smoothing  # weight of the newest measurement in the moving average
         self._seconds: dict[ShapeBucket, dict[int, float]] = {}
         self._decode_seconds: dict[ShapeBucket, float] = {}
+        self._fits: dict[ShapeBucket, dict[int, float]] = {}  # `_monotone`'s, per bucket
 
     def observe(self, bucket: ShapeBucket, rows: int, seconds: float) -> None:
+        self._fits.pop(bucket, None)
         by_rows = self._seconds.setdefault(bucket, {})
         old = by_rows.get(rows)
         by_rows[rows] = seconds if old is None else old + self.smoothing * (seconds - old)
@@ -46,31 +48,52 @@ class StepTimes:
         return dict(self._seconds.get(bucket, {}))
 
     def predict(self, bucket: ShapeBucket, rows: int) -> float:
-        """Seconds one step of `rows` batch rows of this bucket is expected to take.
+        """Seconds one step of `rows` batch rows of this bucket is expected to take, read off the
+        measured times made non-decreasing in rows (`_monotone`): a batch that adds rows is not faster.
 
-        Never less than a smaller batch's measured time: a batch that adds rows is not faster. Without
-        that floor, a size measured once on a quiet machine (the warm-up) looks cheaper than the
+        Without that, a size measured once on a quiet machine (the warm-up) looks cheaper than the
         smaller sizes measured since under load, the batch-size choice aims at it, and every step's
         budget, read off the interpolation towards it, shrinks (on a GPU, where the load adds CPU time
-        per row, steps fell to two rows)."""
+        per row, steps fell to two rows). The fit pools neighbours instead of flooring every larger
+        size at the largest time below it: under that floor one slow step (a host hiccup, 28 ms for
+        18 rows where 64 took 9 ms) priced every larger batch at 28 ms, steps shrank to 16 rows, and the
+        larger sizes were never run again to correct it (seen on an H200)."""
         if rows <= 0:
             return 0.0
-        by_rows = self._seconds.get(bucket)
+        by_rows = self._monotone(bucket)
         if not by_rows:
             return self.prior_fixed_seconds + self.prior_seconds_per_row * rows
-        floor = max((seconds for size, seconds in by_rows.items() if size <= rows), default=0.0)
         if rows in by_rows:
-            return max(by_rows[rows], floor)
+            return by_rows[rows]
         sizes = sorted(by_rows)
         i = bisect.bisect_left(sizes, rows)
         if i == len(sizes):
             largest = sizes[-1]
-            return max(by_rows[largest] * rows / largest, floor)
+            return by_rows[largest] * rows / largest
         if i == 0:
             return by_rows[sizes[0]]
         low, high = sizes[i - 1], sizes[i]
         weight = (rows - low) / (high - low)
-        return max(by_rows[low] + weight * (by_rows[high] - by_rows[low]), floor)
+        return by_rows[low] + weight * (by_rows[high] - by_rows[low])
+
+    def _monotone(self, bucket: ShapeBucket) -> dict[int, float]:
+        """The measured times by rows, fitted non-decreasing (isotonic regression by pooling adjacent
+        violators, each size weighing the same); cached until the next observation of the bucket."""
+        fitted = self._fits.get(bucket)
+        if fitted is None:
+            by_rows = self._seconds.get(bucket, {})
+            blocks: list[list[float]] = []  # [mean, count] of pooled runs of sizes, in size order
+            for size in sorted(by_rows):
+                blocks.append([by_rows[size], 1])
+                while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+                    mean, count = blocks.pop()
+                    blocks[-1] = [
+                        (blocks[-1][0] * blocks[-1][1] + mean * count) / (blocks[-1][1] + count),
+                        blocks[-1][1] + count,
+                    ]
+            means = [mean for mean, count in blocks for _ in range(int(count))]
+            fitted = self._fits[bucket] = dict(zip(sorted(by_rows), means, strict=True))
+        return fitted
 
     def best_rows(self, bucket: ShapeBucket, max_rows: int, tolerance: float = 0.1) -> int:
         """The smallest batch size up to max_rows whose row-steps per second are within `tolerance` of
