@@ -5,8 +5,9 @@ and final frames (one decode per request, whatever the batch); a step of several
 different token grids) is split between its calls, so a batch size's time is one call's. An
 exponential moving average per (bucket, rows), and one per bucket for a decode, smooth the noise of a
 shared machine. The engine profiles each bucket at start-up (warm-up), so predictions rest on
-measurements from the first request on. A batch size never measured is predicted from its
-nearest measured neighbours: linearly between them, and proportionally to rows beyond the largest,
+measurements from the first request on. Predictions read the measured times fitted non-decreasing in
+rows (a noisy shared machine measures some larger batches faster than smaller ones). A batch size
+never measured is predicted from its nearest measured neighbours: linearly between them, and proportionally to rows beyond the largest,
 which over-estimates (a larger batch is never cheaper per row than linear extrapolation says), so the
 engine errs on the side of refusing rather than of missing a deadline it promised.
 """
