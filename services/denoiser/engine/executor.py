@@ -51,6 +51,7 @@ from services.denoiser.model.dit import VideoDiT
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import (
     DEFAULT_WEIGHTS_DIR,
+    TOKEN_GRID_CYCLE,
     TokenGrid,
     VideoPipeline,
     hold_known_frames,
@@ -200,7 +201,7 @@ class ModelExecutor:
     @property
     def grid_cycle(self) -> int:
         """How many token grids the model's steps take in turn (1 when it keeps one grid)."""
-        return len({self.token_grid_of_step(i) for i in range(4)})
+        return len({self.token_grid_of_step(i) for i in range(TOKEN_GRID_CYCLE)})
 
     def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
         """The (stateless) sampler of a step count; requests with equal counts share it."""

@@ -378,17 +378,12 @@ class StepScheduler:
         return sum(self.step_times.predict(bucket, rows) for rows in rows_by_grid.values())
 
     def _observe(self, plan: StepPlan, result: StepResult) -> None:
-        """Feeds the step's model time to the step times, per DiT call: a step of several calls is
-        split between them in proportion to their predicted times (the calls are not timed one by one,
-        so that a GPU is not made to wait between them), so a batch size's time stays that of one call."""
+        """Feeds the step's model time to the step times: per DiT call when it made several."""
         seconds = result.duration_seconds - result.decode_seconds
-        calls = result.call_rows if self.config.calls_per_grid else []
-        if len(calls) < 2:
+        if self.config.calls_per_grid and len(result.call_rows) > 1:
+            self.step_times.observe_calls(plan.bucket, result.call_rows, seconds)
+        else:
             self.step_times.observe(plan.bucket, plan.num_rows, seconds)
-            return
-        predicted = [self.step_times.predict(plan.bucket, rows) for rows in calls]
-        for rows, share in zip(calls, predicted, strict=True):
-            self.step_times.observe(plan.bucket, rows, seconds * share / sum(predicted))
 
     def _sharing_partner(
         self, head: EngineRequest, ranked: list[EngineRequest], limit: int, now: float

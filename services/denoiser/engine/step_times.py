@@ -37,6 +37,15 @@ class StepTimes:
         old = by_rows.get(rows)
         by_rows[rows] = seconds if old is None else old + self.smoothing * (seconds - old)
 
+    def observe_calls(self, bucket: ShapeBucket, call_rows: list[int], seconds: float) -> None:
+        """A step of several DiT calls (rows on different token grids) that took `seconds` in all:
+        split between its calls in proportion to their predicted times (the calls are not timed one by
+        one, so that a GPU is not made to wait between them), so a batch size's time stays one call's."""
+        predicted = [self.predict(bucket, rows) for rows in call_rows]
+        total = sum(predicted)
+        for rows, share in zip(call_rows, predicted, strict=True):
+            self.observe(bucket, rows, seconds * share / total)
+
     def observe_decode(self, bucket: ShapeBucket, seconds: float) -> None:
         old = self._decode_seconds.get(bucket)
         self._decode_seconds[bucket] = seconds if old is None else old + self.smoothing * (seconds - old)

@@ -333,6 +333,10 @@ def hold_known_frames(
     return held
 
 
+# Steps after which `token_grid` repeats itself, whatever the alternations.
+TOKEN_GRID_CYCLE = 4
+
+
 class TokenGrid(NamedTuple):
     """The token grid one sampling step runs the DiT on: `VideoDiT.forward`'s shifts, as keywords."""
 
@@ -349,7 +353,7 @@ def token_grid(
     take all four grids in turn (`PipelineConfig`)."""
     return TokenGrid(
         shift_tokens=alternate_token_grid and step_index % 2 == 1,
-        shift_space=alternate_space_grid and step_index % 4 >= 2,
+        shift_space=alternate_space_grid and step_index % TOKEN_GRID_CYCLE >= 2,
     )
 
 

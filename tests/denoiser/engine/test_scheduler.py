@@ -1,5 +1,7 @@
 """The step scheduler's policy, driven step by step with a zero-velocity executor and a fake clock."""
 
+from itertools import pairwise
+
 import grpc
 import pytest
 
@@ -511,5 +513,4 @@ def test_one_slow_step_does_not_price_every_larger_batch_at_its_time():
         times.observe(BUCKET, rows, ms / 1000)
     assert times.predict(BUCKET, 64) < 0.015
     assert times.best_rows(BUCKET, 64) >= 48
-    sizes = range(1, 65)
-    assert all(times.predict(BUCKET, a) <= times.predict(BUCKET, b) for a, b in zip(sizes, sizes[1:]))
+    assert all(times.predict(BUCKET, a) <= times.predict(BUCKET, b) for a, b in pairwise(range(1, 65)))
