@@ -13,6 +13,7 @@ the report.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -34,6 +35,7 @@ from training.shapes_world import (
     MOTIONS,
     SHAPES,
     SIZE,
+    SIZE_WORDS,
     SceneSpec,
     make_caption,
     render,
@@ -86,6 +88,33 @@ def generate_set(
         out = pipeline.generate(enc.tokens, seed=i, num_steps=steps, guidance_scale=guidance)
         samples.append(Sample(spec, caption, out.frames, score(out.frames, spec)))
     return samples
+
+
+def clip_record(sample: Sample) -> dict:
+    """One generated clip as the evaluator read it: what was asked, what was scored, and the subject's
+    area (pixels) and centroid (pixels) in every frame, from which flicker and motion are judged."""
+    a = analyze(sample.frames)
+    scores = dataclasses.asdict(sample.score)
+    scores["area_cv"] = _finite(scores["area_cv"])  # inf when the subject vanishes
+    return {
+        "caption": sample.caption,
+        "spec": dataclasses.asdict(sample.spec),
+        "size_named": caption_names_size(sample.caption),
+        "score": scores,
+        "read": {"color": a.color, "shape": a.shape, "size": a.size, "motion": a.motion},
+        "areas": [round(float(x), 1) for x in a.areas],
+        "centroids": [[_finite(v) for v in c] for c in a.centroids],  # null where no subject was found
+    }
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 3) if np.isfinite(value) else None
+
+
+def caption_names_size(caption: str) -> bool:
+    """Whether the caption says the subject's size: when it does not, the model may draw either."""
+    words = set(caption.lower().replace(",", " ").split())
+    return any(words & set(synonyms) for synonyms in SIZE_WORDS.values())
 
 
 def accuracy(scores: list[Score]) -> dict[str, float]:
@@ -408,6 +437,13 @@ def main() -> None:
         help="draws the scenes and captions; another seed gives other clips of the same combinations, "
         "which says how much luck is in a rate",
     )
+    parser.add_argument(
+        "--per-clip",
+        type=Path,
+        default=None,
+        help="also write every held-out and seen clip's caption, spec, scores and per-frame subject "
+        "areas and centroids to this JSON file (where a rate's misses come from)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from services.text_encoder.backends import load_default_backend
@@ -471,6 +507,9 @@ def main() -> None:
         "evaluation_minutes": round((time.monotonic() - started) / 60, 1),
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.per_clip is not None:
+        clips = {"held_out": [clip_record(s) for s in held_out], "seen": [clip_record(s) for s in seen]}
+        args.per_clip.write_text(json.dumps(clips, indent=1) + "\n")
     command = " ".join(["python -m training.evaluate_video", *sys.argv[1:]])
     write_report(args.out, results, command)
     print(json.dumps({k: results[k] for k in ("held_out", "seen", "conditioning", "speed")}, indent=2))
