@@ -26,6 +26,7 @@ from services.audio.speech import SpeechCue
 from services.common.errors import invalid_argument, out_of_range
 from services.common.settings import AudioSettings
 from services.common.tensors import from_proto, to_proto
+from services.common.text import is_blank
 
 DEFAULT_SAMPLE_RATE = 48000
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
@@ -123,7 +124,7 @@ class AudioGeneratorCore:
         cues = []
         for i, line in enumerate(request.dialogue):
             field = f"dialogue[{i}]"
-            if not line.text.strip():
+            if is_blank(line.text):
                 raise invalid_argument("FIELD_REQUIRED", f"{field}.text is empty", field=f"{field}.text")
             if len(line.text) > MAX_LINE_CHARS:
                 raise out_of_range(f"{field}.text length", len(line.text), 1, MAX_LINE_CHARS)

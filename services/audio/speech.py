@@ -22,6 +22,7 @@ import numpy as np
 from scipy import signal
 
 from services.common.errors import invalid_argument, unavailable
+from services.common.text import is_blank
 
 RATE = 165  # words per minute
 MAX_RATE = 300
@@ -40,8 +41,8 @@ class SpeechCue:
 
 
 def quoted_lines(prompt: str) -> list[str]:
-    """The quoted passages of a prompt, in order."""
-    return [(a or b).strip() for a, b in _QUOTED.findall(prompt) if (a or b).strip()]
+    """The quoted passages of a prompt, in order; a quote of invisible characters has nothing to say."""
+    return [(a or b).strip() for a, b in _QUOTED.findall(prompt) if not is_blank(a or b)]
 
 
 def voice_for(speaker: str) -> tuple[str, int]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import unicodedata
 
-# Separators (spaces, line and paragraph breaks), control characters, and format characters (zero-width
-# spaces and joiners, byte-order marks, soft hyphens, direction marks): nothing a reader sees.
-_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+# Separators (spaces, line and paragraph breaks), control characters, format characters (zero-width
+# spaces and joiners, byte-order marks, soft hyphens, direction marks), and non-spacing marks (combining
+# accents, variation selectors), which only change the character before them: nothing a reader sees.
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Mn"})
 
 
 def is_blank(text: str) -> bool:

@@ -206,11 +206,12 @@ class DenoiserCore:
             return None
         motion = request.camera.motion
         require_known_enum("camera.motion", common_pb2.CameraMotion, motion)
+        # Checked for every motion, as the gateway does: a static camera with a NaN amount is a bad request.
+        require_in_range("camera.amount", request.camera.amount, 0.0, 1.0)
         if motion in (common_pb2.CAMERA_MOTION_UNSPECIFIED, common_pb2.CAMERA_MOTION_STATIC):
             return None
         if not self.card.supports_camera:
             raise _unsupported_control("camera", self.card.name)
-        require_in_range("camera.amount", request.camera.amount, 0.0, 1.0)
         return camera_motion(motion), float(request.camera.amount)
 
     def _pictures(self, request: denoiser_pb2.DenoiseRequest) -> dict[str, np.ndarray | None]:

@@ -19,7 +19,7 @@ from kino.v1 import ranker_pb2
 from services.common.errors import KinoError, invalid_argument, out_of_range, too_long
 from services.common.limits import MAX_USER_CHARS
 from services.common.timestamps import timestamp_seconds
-from services.ranker.items import ItemRecord
+from services.ranker.items import ItemRecord, parse_video_name
 from services.ranker.store import StoredEvent
 
 MAX_EVENTS_PER_REQUEST = 10_000
@@ -106,8 +106,10 @@ def resolve_events(
             error = too_long(f"events[{index}].user", event.user, MAX_USER_CHARS)
             outcome.reject(index, error.reason, error.message)
             continue
-        if not event.video:
-            outcome.reject(index, "FIELD_REQUIRED", f"events[{index}].video is required")
+        try:  # a name that cannot be a video's is malformed, not an unknown video
+            parse_video_name(event.video, f"events[{index}].video")
+        except KinoError as error:
+            outcome.reject(index, error.reason, error.message)
             continue
         kind = event.type
         if kind not in _KNOWN_TYPES:

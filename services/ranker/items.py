@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import itertools
 import math
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -320,6 +321,9 @@ MAX_ITEMS_PER_REQUEST = MAX_FEED_ITEMS_PER_CALL
 # Labels are a few words each ("ai-generated", "safety:removed"); more is not a label.
 MAX_LABELS = 32
 MAX_LABEL_CHARS = 64
+# C0 controls and DEL have no place in a name, and the Redis store's change stream separates the names
+# of a batch with newlines: a name holding one would never have its counters refreshed on other replicas.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_video_name(name: str, field: str) -> str:
@@ -327,7 +331,7 @@ def parse_video_name(name: str, field: str) -> str:
     if not name:
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     video_id = name[len(VIDEO_PREFIX) :] if name.startswith(VIDEO_PREFIX) else ""
-    if not video_id or "/" in video_id or len(name) > 256:
+    if not video_id or "/" in video_id or len(name) > 256 or _CONTROL_CHARACTER.search(video_id):
         raise invalid_argument(
             "MALFORMED_NAME",
             f"{field} must look like videos/{{id}}, got {name[:80]!r}",
@@ -389,7 +393,10 @@ def _record(item: ranker_pb2.FeedItem, field: str, dim: int, now: float) -> Item
         raise invalid_argument(
             "INVALID_TENSOR", f"{embedding_field}: {detail}", field=embedding_field, detail=detail
         )
-    norm = float(np.linalg.norm(embedding.astype(np.float64)))  # float32 squares overflow from ~1e19 on
+    # In float64: float32 squares overflow from ~1e19 on, and a norm past float32's range (values near
+    # its maximum) would divide the embedding to zeros.
+    embedding = embedding.astype(np.float64)
+    norm = float(np.linalg.norm(embedding))
     if not norm > 1e-6:
         detail = "the embedding is zero or too short to normalize"
         raise invalid_argument(

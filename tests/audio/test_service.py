@@ -136,6 +136,11 @@ def frames(f=16, h=32, w=32, c=3):
             "dialogue[0].text",
         ),
         (
+            lambda: request(frames(), dialogue=[common_pb2.DialogueLine(text="\u200b\u2060")]),
+            "FIELD_REQUIRED",
+            "dialogue[0].text",
+        ),
+        (
             lambda: request(frames(), dialogue=[common_pb2.DialogueLine(text="hi", start_seconds=5)]),
             "OUT_OF_RANGE",
             "dialogue[0].start_seconds",

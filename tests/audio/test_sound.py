@@ -105,6 +105,7 @@ def test_place_cuts_at_the_clip_end():
 def test_quoted_text_in_a_prompt():
     assert quoted_lines('a knight says "Hold the gate!" and then “Now!”') == ["Hold the gate!", "Now!"]
     assert quoted_lines("no speech here") == []
+    assert quoted_lines('a whisper “\u200b\u2060” then "Go!"') == ["Go!"]
 
 
 def test_speakers_keep_their_voice():

@@ -5,9 +5,9 @@ from services.gateway.validation import shot_prompt
 
 
 def test_only_visible_characters_make_text():
-    for blank in ("", " \n\t", "\u200b\u2060", "\ufeff", "\u00ad", "\u200e\u3000"):
+    for blank in ("", " \n\t", "\u200b\u2060", "\ufeff", "\u00ad", "\u200e\u3000", "\u0301\u0301", "\ufe0f"):
         assert is_blank(blank), repr(blank)
-    for text in ("a", " a ", "\u200ba", "ß", "猫", "🙂", "1"):
+    for text in ("a", " a ", "\u200ba", "ß", "猫", "🙂", "1", "e\u0301", "🙂\ufe0f"):
         assert not is_blank(text), repr(text)
 
 

@@ -168,6 +168,7 @@ BAD_REQUESTS = {
     "reference as float": (bad("reference_image", to_proto(np.zeros((64, 64, 3), np.float32))), "INVALID_TENSOR"),
     "strength without a source": (bad("strength", 0.5), "INVALID_FOR_MODE"),
     "camera amount above 1": (bad("camera", common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_PAN_LEFT, amount=1.5)), "OUT_OF_RANGE"),
+    "NaN amount of a static camera": (bad("camera", common_pb2.CameraMove(motion=common_pb2.CAMERA_MOTION_STATIC, amount=float("nan"))), "OUT_OF_RANGE"),
     "unknown camera motion": (bad("camera", common_pb2.CameraMove(motion=42, amount=0.3)), "UNKNOWN_ENUM_VALUE"),
     "path outside the frame": (lambda r: (r.subject_path.add(time_seconds=0, x=1.2, y=0.5), r)[1], "OUT_OF_RANGE"),
     "path point after the clip": (lambda r: (r.subject_path.add(time_seconds=9, x=0.5, y=0.5), r)[1], "OUT_OF_RANGE"),

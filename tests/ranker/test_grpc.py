@@ -244,6 +244,27 @@ async def test_an_event_with_an_impossible_time_is_rejected_alone_and_the_rest_a
     assert (counters[0, 3], counters[1, 3]) == (0, 1)
 
 
+async def test_an_event_naming_no_possible_video_is_rejected_as_malformed_not_unknown(ranker):
+    stub, core = ranker
+    events = [
+        event("lee", "v1", E.FEED_EVENT_TYPE_LIKE),
+        event("lee", "videos/v1/x", E.FEED_EVENT_TYPE_LIKE),
+        event("lee", "videos/v1\n", E.FEED_EVENT_TYPE_LIKE),
+        event("lee", "videos/unknown", E.FEED_EVENT_TYPE_LIKE),
+        event("lee", "videos/v1", E.FEED_EVENT_TYPE_LIKE),
+    ]
+    response = await stub.Ingest(E.IngestRequest(events=events))
+    assert (response.accepted, response.unknown_videos, response.rejected) == (1, 1, 3)
+    assert [(r.index, r.reason) for r in response.rejections] == [
+        (0, "MALFORMED_NAME"),
+        (1, "MALFORMED_NAME"),
+        (2, "MALFORMED_NAME"),
+        (3, "VIDEO_NOT_FOUND"),
+    ]
+    assert all("events[" in r.message for r in response.rejections)
+    assert (await core.store.counters(["videos/v1"]))[0, 3] == 1
+
+
 async def test_malformed_ingest_requests_are_refused_whole(ranker):
     stub, _ = ranker
     await expect_error(
@@ -263,6 +284,8 @@ async def test_malformed_ingest_requests_are_refused_whole(ranker):
     [
         (lambda item: item.ClearField("video"), "FIELD_REQUIRED", "items[1].video"),
         (lambda item: setattr(item, "video", "clips/x"), "MALFORMED_NAME", "items[1].video"),
+        (lambda item: setattr(item, "video", "videos/a\nb"), "MALFORMED_NAME", "items[1].video"),
+        (lambda item: setattr(item, "video", "videos/a\x00"), "MALFORMED_NAME", "items[1].video"),
         (lambda item: item.ClearField("creator"), "FIELD_REQUIRED", "items[1].creator"),
         (
             lambda item: item.content_embedding.CopyFrom(to_proto(np.ones(128, np.float32))),
@@ -319,6 +342,15 @@ async def test_an_embedding_of_huge_values_is_normalized_not_zeroed(ranker):
     await stub.UpsertItems(E.UpsertItemsRequest(items=[item]))
     stored = core.catalog.embeddings[core.catalog.index_of("videos/v4000")]
     np.testing.assert_allclose(stored, direction, atol=1e-6)
+
+
+async def test_an_embedding_whose_norm_exceeds_float32_is_normalized_not_zeroed(ranker):
+    stub, core = ranker
+    item = make_item(4002, 2, np.random.default_rng(6))
+    item.content_embedding.CopyFrom(to_proto(np.full(384, 3e38, np.float32)))  # norm about 6e39
+    await stub.UpsertItems(E.UpsertItemsRequest(items=[item]))
+    stored = core.catalog.embeddings[core.catalog.index_of("videos/v4002")]
+    np.testing.assert_allclose(stored, np.full(384, 384**-0.5, np.float32), rtol=1e-6)
 
 
 async def test_a_video_dated_in_the_future_is_taken_as_made_now(ranker):

@@ -84,6 +84,7 @@ async def test_long_prompt_reports_truncation(core):
             "FIELD_REQUIRED",
             {"field": "texts[1]"},
         ),  # the tokenizer drops them all
+        (["fine", "\u0301\ufe0f\u034f"], "FIELD_REQUIRED", {"field": "texts[1]"}),  # marks with no letter
         (["y" * 2001], "PROMPT_TOO_LONG", {"field": "texts[0]", "length": "2001", "max": "2000"}),
     ],
 )
