@@ -202,6 +202,8 @@ def _output_file(path: str) -> Path:
 
 
 def _read_file(path: str, what: str) -> bytes:
+    if not path:
+        raise CliError(f"{what}: the file name is empty", EXIT_BAD_INPUT)
     try:
         return Path(path).read_bytes()
     except OSError as error:
@@ -293,25 +295,25 @@ def _spec_from_args(args: argparse.Namespace) -> generation_pb2.GenerationSpec:
     )
     if args.seed is not None:
         spec.seed = args.seed
-    if args.image:
+    if args.image is not None:
         spec.mode = generation_pb2.GENERATION_MODE_IMAGE_TO_VIDEO
         spec.first_frame.data = _read_file(args.image, "image")
-    elif args.remix_of:
+    elif args.remix_of is not None:
         spec.mode = generation_pb2.GENERATION_MODE_REMIX
         spec.source_video = _resource(args.remix_of, "videos")
-    elif args.extend:
+    elif args.extend is not None:
         spec.mode = generation_pb2.GENERATION_MODE_EXTEND
         spec.source_video = _resource(args.extend, "videos")
-    elif args.storyboard:
+    elif args.storyboard is not None:
         spec.mode = generation_pb2.GENERATION_MODE_STORYBOARD
         shared, shots = parse_storyboard(args.storyboard)
         spec.prompt = args.prompt or shared
         spec.shots.extend(shots)
     if args.strength is not None:
         spec.remix_strength = args.strength
-    if args.path:
+    if args.path is not None:
         spec.subject_path.extend(parse_path(args.path))
-    if args.camera:
+    if args.camera is not None:
         spec.camera.CopyFrom(parse_camera(args.camera))
     return spec
 

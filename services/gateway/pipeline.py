@@ -145,6 +145,11 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 # docs/modes/REPORT.md sweeps it on every run.
 EXTEND_CONTEXT_FRAMES = 3
 
+# The AudioGenerator's limit on its prompt (services/audio/core.py, MAX_PROMPT_CHARS). A storyboard's
+# shot prompts joined pass it easily (16 shots, each up to 2000 characters with its subject); the sound
+# takes its ambience from the start of that text rather than failing the job after every shot is made.
+MAX_AUDIO_PROMPT_CHARS = 2000
+
 
 @dataclass(frozen=True)
 class SourceVideo:
@@ -214,6 +219,23 @@ def clip_path(points, start_seconds: float, duration_seconds: float) -> list[com
     return [at(start_seconds), *inside, at(end)]
 
 
+def fit_dialogue(lines, num_frames: int, fps: float) -> list[common_pb2.DialogueLine]:
+    """The dialogue placed in the clip as it was made: a line starting after the clip's last frame
+    starts on it instead.
+
+    Submit holds every line before the requested duration, but the clip is a whole number of frames
+    (at the model's rate, then re-timed to the output rate), which can end a fraction of a frame
+    earlier; a line asked for in that sliver would fail the job at the audio stage."""
+    last = (num_frames - 1) / fps
+    fitted = []
+    for line in lines:
+        placed = common_pb2.DialogueLine()
+        placed.CopyFrom(line)
+        placed.start_seconds = min(line.start_seconds, last)
+        fitted.append(placed)
+    return fitted
+
+
 def remix_windows(num_frames: int, window: int) -> list[tuple[int, int]]:
     """(start, keep_from) of the windows that cover num_frames source frames, window frames each:
     back to back, the last one moved back to end at the last frame (keeping only its new frames).
@@ -279,9 +301,14 @@ class Pipeline:
                 frames = np.concatenate([frames, made.frames[-1:]])
 
         await progress.stage(generation_pb2.JOB_STAGE_AUDIO)
+        scored = frames[kept:]
         audio = await self.clients.generate_audio(
             audio_pb2.GenerateRequest(
-                frames=to_proto(frames[kept:]), fps=fps, prompt=prompt, dialogue=spec.dialogue, seed=spec.seed
+                frames=to_proto(scored),
+                fps=fps,
+                prompt=prompt[:MAX_AUDIO_PROMPT_CHARS],
+                dialogue=fit_dialogue(spec.dialogue, len(scored), fps),
+                seed=spec.seed,
             )
         )
         pcm = _backend_tensor(audio.pcm, "GenerateResponse.pcm", AUDIO, dtype=np.int16, ndim=2)

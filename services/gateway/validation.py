@@ -184,6 +184,7 @@ def check_source(
 ) -> None:
     """What a remix or an extension makes from its source stays within the duration and frame limits."""
     if spec.mode == generation_pb2.GENERATION_MODE_REMIX:
+        _check_remix_length(spec, source)
         _check_remix_frames(spec, source)
         return
     if spec.mode != generation_pb2.GENERATION_MODE_EXTEND:
@@ -212,6 +213,28 @@ def check_source(
             min=1,
             max=MAX_FRAMES,
         )
+
+
+def _check_remix_length(spec: generation_pb2.GenerationSpec, source: generation_pb2.Video) -> None:
+    """A remix takes at most its whole source; the path and the dialogue must fall inside what it takes.
+
+    Without a duration the request was checked against the duration limit alone (`validate_submit`):
+    only the source says how long the remix is. A duration beyond the source would make a shorter
+    video than asked, with lines and path points past its end."""
+    length = spec.duration_seconds or source.duration_seconds
+    # Half a frame of slack: a source's duration is a whole number of frames.
+    if spec.duration_seconds > source.duration_seconds + 0.5 / max(source.fps, 1.0):
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"{source.name} lasts {source.duration_seconds:g} s; a remix takes at most all of it, "
+            f"not {spec.duration_seconds:g} s (0 means all of it)",
+            field="spec.duration_seconds",
+            value=spec.duration_seconds,
+            min=MIN_DURATION_SECONDS,
+            max=source.duration_seconds,
+        )
+    _check_trajectory(spec.subject_path, length)
+    _check_dialogue(spec.dialogue, length)
 
 
 def _check_remix_frames(spec: generation_pb2.GenerationSpec, source: generation_pb2.Video) -> None:
@@ -373,4 +396,13 @@ def _check_dialogue(lines, duration: float) -> None:
         field = f"spec.dialogue[{index}]"
         _check_text(f"{field}.text", line.text, MAX_DIALOGUE_CHARS, required=True)
         _check_text(f"{field}.speaker", line.speaker, MAX_SPEAKER_CHARS, required=False)
-        require_in_range(f"{field}.start_seconds", line.start_seconds, 0.0, duration)
+        # A line starts inside the clip: one starting at its very end would have no sound to be in.
+        if not 0 <= line.start_seconds < duration:
+            raise invalid_argument(
+                "OUT_OF_RANGE",
+                f"{field}.start_seconds must be in [0, {duration:g}), got {line.start_seconds}",
+                field=f"{field}.start_seconds",
+                value=line.start_seconds,
+                min=0,
+                max=duration,
+            )

@@ -19,6 +19,7 @@ from services.gateway import media
 from services.gateway.packaging import viewing_size
 from services.gateway.pipeline import (
     EXTEND_CONTEXT_FRAMES,
+    MAX_AUDIO_PROMPT_CHARS,
     choose_geometry,
     clip_path,
     plan_clips,
@@ -131,6 +132,35 @@ async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gatewa
     assert job.progress.stage == generation_pb2.JOB_STAGE_PACKAGING
     video = await gateway.stub.GetVideo(generation_pb2.GetVideoRequest(name=job.result.video))
     assert not video.published
+
+
+async def test_a_long_storyboard_reaches_the_audio_service_within_its_limits(start_gateway, start_scaffold):
+    """Shot prompts joined pass the audio service's prompt limit, and frame rounding ends the video
+    before a line placed near its requested end: the job must still get its sound."""
+    from services.audio.core import MAX_PROMPT_CHARS
+
+    assert MAX_AUDIO_PROMPT_CHARS == MAX_PROMPT_CHARS
+    backends, gateway = await video_making_gateway(start_gateway, start_scaffold)
+    shots = [
+        generation_pb2.Shot(prompt=f"shot {i} " + "rolls " * 150, duration_seconds=seconds)
+        for i, seconds in enumerate([0.5, 0.5, 0.55])  # 4 + 4 + 4 frames at 8 fps: 1.5 s, not 1.55
+    ]
+    request = generation_pb2.SubmitRequest(
+        requester="alice",
+        spec=generation_pb2.GenerationSpec(
+            mode=generation_pb2.GENERATION_MODE_STORYBOARD,
+            shots=shots,
+            dialogue=[common_pb2.DialogueLine(speaker="ann", text="the end", start_seconds=1.52)],
+        ),
+    )
+    job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(request)).name, timeout=60)
+    assert job.state == SUCCEEDED, job.error
+    (audio_request,) = backends.audio.requests
+    assert len(audio_request.prompt) == MAX_PROMPT_CHARS
+    assert audio_request.prompt.startswith(shots[0].prompt)
+    (line,) = audio_request.dialogue
+    assert (line.speaker, line.text) == ("ann", "the end")
+    assert line.start_seconds == 11 / 8  # the last of the 12 frames made
 
 
 async def test_a_video_longer_than_a_clip_continues_with_its_first_frame_as_the_reference(

@@ -333,6 +333,13 @@ CASES = [
         "OUT_OF_RANGE",
         "spec.dialogue[0].start_seconds",
     ),
+    (
+        "dialogue at the clip's very end",
+        spec(dialogue=[common_pb2.DialogueLine(text="hi", start_seconds=2)]),
+        INVALID,
+        "OUT_OF_RANGE",
+        "spec.dialogue[0].start_seconds",
+    ),
     ("malformed cameo", spec(cameos=["people/bob"]), INVALID, "MALFORMED_NAME", "spec.cameos[0]"),
     ("unknown cameo", spec(cameos=["cameos/nosuchcameo"]), NOT_FOUND, "CAMEO_NOT_FOUND", None),
     ("two cameos", spec(cameos=["cameos/a", "cameos/b"]), INVALID, "OUT_OF_RANGE", "spec.cameos"),
@@ -431,6 +438,35 @@ async def test_a_remix_at_a_high_frame_rate_is_bounded_by_its_source_length(gate
     remix.spec.source_video = long.name
     metadata = await expect_error(gateway.stub.Submit(remix), INVALID, "OUT_OF_RANGE", field="num_frames")
     assert (metadata["value"], metadata["max"]) == ("2400", "1800")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"duration_seconds": 10}, "spec.duration_seconds"),
+        (
+            {"dialogue": [common_pb2.DialogueLine(text="hi", start_seconds=5)]},
+            "spec.dialogue[0].start_seconds",
+        ),
+        (
+            {"subject_path": [common_pb2.TrajectoryPoint(time_seconds=5, x=0.5, y=0.5)]},
+            "spec.subject_path[0].time_seconds",
+        ),
+    ],
+    ids=["duration beyond the source", "dialogue after the source", "path after the source"],
+)
+async def test_a_remix_is_held_to_its_sources_length(gateway: Gateway, fields, field):
+    """A remix is at most its source: a longer duration, and lines or path points after the source's
+    end, are refused at Submit rather than making a shorter video or failing the job at audio."""
+    short = await put_video(gateway, mp4_shaped_bytes(4096))  # 1 s
+    remix = generation_pb2.SubmitRequest(
+        requester="alice",
+        spec=generation_pb2.GenerationSpec(
+            mode=REMIX, prompt="a blue ball", source_video=short.name, **fields
+        ),
+    )
+    metadata = await expect_error(gateway.stub.Submit(remix), INVALID, "OUT_OF_RANGE", field=field)
+    assert float(metadata["max"]) == 1.0
 
 
 async def test_a_storyboard_shot_is_held_to_the_text_encoders_limit_once_joined_to_its_subject():

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from kino.v1 import generation_pb2
 from services.cli import EXIT_BAD_INPUT, CliError, _spec_from_args, build_parser
 from tests.gateway.helpers import png_declaring
 from tests.modes.helpers import png, scene
@@ -126,6 +127,10 @@ def test_bad_input_the_server_refuses_exits_2_with_the_reason(kino, tmp_path, ar
         (["--storyboard", "{tmp}/endless.yaml"], "shot 1 seconds must be a number"),
         (["--storyboard", "{tmp}/surrogate.json"], "shot 1 prompt is not valid UTF-8"),
         (["--storyboard", "{tmp}/numbers.yaml"], "prompt must be text"),
+        (["--image", ""], "the file name is empty"),
+        (["--storyboard", ""], "the file name is empty"),
+        (["--path", ""], "needs at least one TIME:X,Y point"),
+        (["--camera", ""], "the move is one of"),
     ],
     ids=[
         "malformed path",
@@ -135,6 +140,10 @@ def test_bad_input_the_server_refuses_exits_2_with_the_reason(kino, tmp_path, ar
         "shot length beyond any number",
         "shot prompt not text",
         "shared prompt a list",
+        "empty image name",
+        "empty storyboard name",
+        "empty path",
+        "empty camera move",
     ],
 )
 def test_flags_that_cannot_make_a_spec_are_usage_errors(tmp_path, args, expected):
@@ -146,3 +155,10 @@ def test_flags_that_cannot_make_a_spec_are_usage_errors(tmp_path, args, expected
     with pytest.raises(CliError) as caught:
         _spec_from_args(build_parser().parse_args(["generate", "a ball", *args]))
     assert caught.value.exit_code == EXIT_BAD_INPUT and expected in str(caught.value)
+
+
+@pytest.mark.parametrize("flag", ["--remix-of", "--extend"])
+def test_an_empty_source_still_asks_for_its_mode(flag):
+    """An empty value is a mistake for the server to name (MALFORMED_NAME), not a text-to-video job."""
+    spec = _spec_from_args(build_parser().parse_args(["generate", "a ball", flag, ""]))
+    assert spec.mode != generation_pb2.GENERATION_MODE_TEXT_TO_VIDEO and spec.source_video == "videos/"
