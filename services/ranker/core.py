@@ -367,13 +367,12 @@ class RankerCore:
     def _reason(self, source: int, row: int, nearest_positive: int, profile: UserProfile) -> str:
         record = self.catalog.records[row]
         if source == SOURCE_SIMILAR and nearest_positive >= 0:
-            return f"similar to “{_short(self.catalog.records[nearest_positive].prompt)}”, which you enjoyed"
+            return f"similar to {self._quoted(nearest_positive)}, which you enjoyed"
         if source == SOURCE_FOLLOWING:
             return f"new from {record.creator}, whom you follow"
         if source == SOURCE_REMIX:
             parent = self.catalog.index_of(record.remix_parent)
-            liked = f"“{_short(self.catalog.records[parent].prompt)}”" if parent is not None else "a video"
-            return f"a remix of {liked}, which you liked"
+            return f"a remix of {'a video' if parent is None else self._quoted(parent)}, which you liked"
         if source == SOURCE_EXPLORE:
             if profile.cold:
                 return "a new video looking for its audience"
@@ -383,6 +382,13 @@ class RankerCore:
         if source == SOURCE_FRESH:
             return "new on Kino"
         return "recommended for you"
+
+    def _quoted(self, row: int) -> str:
+        """A video named in a reason by its prompt; a removed or safety-labelled one only as "a video":
+        its prompt must not reach a feed the video itself has left (a revoked cameo's, say)."""
+        if self.catalog.unsafe[row]:
+            return "a video"
+        return f"“{_short(self.catalog.records[row].prompt)}”"
 
 
 def limit_threads(threads: int) -> None:

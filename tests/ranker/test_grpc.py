@@ -481,3 +481,19 @@ async def test_registration_from_settings_serves_with_the_redis_store():
         await server.stop(0)
         await probe.delete_all()
         await probe.close()
+
+
+async def test_a_removed_video_is_not_quoted_in_the_reasons_of_a_feed(ranker):
+    stub, _ = ranker
+    liked = [f"videos/v{i}" for i in range(5, 80, 8)][:6]  # topic 5
+    await stub.Ingest(E.IngestRequest(events=[event("dana", v, E.FEED_EVENT_TYPE_LIKE) for v in liked]))
+    before = await rank(stub, user="dana", page_size=20)
+    assert any("topic 5 video" in item.reason for item in before.items)
+    await stub.RemoveItems(E.RemoveItemsRequest(videos=liked))
+    after = await rank(stub, user="dana", page_size=20)
+    similar = [item for item in after.items if item.source == E.CANDIDATE_SOURCE_SIMILAR]
+    assert similar and all(item.reason == "similar to a video, which you enjoyed" for item in similar)
+    assert not any(
+    quoted = [f"“topic 5 video {video.removeprefix('videos/v')}”" for video in liked]
+    assert not any(prompt in item.reason for item in after.items for prompt in quoted)
+    )
