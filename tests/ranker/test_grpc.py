@@ -493,7 +493,5 @@ async def test_a_removed_video_is_not_quoted_in_the_reasons_of_a_feed(ranker):
     after = await rank(stub, user="dana", page_size=20)
     similar = [item for item in after.items if item.source == E.CANDIDATE_SOURCE_SIMILAR]
     assert similar and all(item.reason == "similar to a video, which you enjoyed" for item in similar)
-    assert not any(
     quoted = [f"“topic 5 video {video.removeprefix('videos/v')}”" for video in liked]
     assert not any(prompt in item.reason for item in after.items for prompt in quoted)
-    )
