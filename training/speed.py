@@ -24,6 +24,9 @@ import torch
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
 
 TARGET_S = 0.5
+# The 0.5 s budget is for a clip made with 20 to 30 steps and guidance: a model whose default takes fewer
+# steps is timed at its default and at this many, and the target is judged at this many.
+TARGET_STEPS = 20
 
 
 def matmul_peak_flops(size: int = 1024, repeats: int = 20) -> float:
@@ -77,7 +80,8 @@ def measure_speed(pipeline: VideoPipeline, *, steps: int, guidance: float, runs:
         "mfu": round(flops / float(np.median(cpu_times)) / peak, 4),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "target_s": TARGET_S,
-        "meets_target": bool(np.median(times) <= TARGET_S),
+        "target_steps": TARGET_STEPS,
+        "meets_target": bool(steps >= TARGET_STEPS and np.median(times) <= TARGET_S),
     }
 
 
