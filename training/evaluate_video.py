@@ -522,7 +522,8 @@ def main() -> None:
         args.per_clip.write_text(json.dumps(clips, indent=1) + "\n")
     command = " ".join(["python -m training.evaluate_video", *sys.argv[1:]])
     write_report(args.out, results, command)
-    print(json.dumps({k: results[k] for k in ("held_out", "seen", "conditioning", "speed")}, indent=2))
+    shown = ("held_out", "seen", "conditioning", "speed", "speed_at_target_steps")
+    print(json.dumps({k: results[k] for k in shown}, indent=2))
 
 
 if __name__ == "__main__":
