@@ -24,6 +24,7 @@ from services.audio.backends import (
 )
 from services.audio.speech import SpeechCue
 from services.common.errors import invalid_argument, out_of_range
+from services.common.limits import MAX_AUDIO_PROMPT_CHARS
 from services.common.settings import AudioSettings
 from services.common.tensors import from_proto, to_proto
 from services.common.text import is_blank
@@ -34,7 +35,6 @@ MAX_FPS = 120.0
 MAX_SIDE = 1920
 MAX_DIALOGUE_LINES = 16
 MAX_LINE_CHARS = 200  # common.proto DialogueLine.text
-MAX_PROMPT_CHARS = 2000
 _KIND = {
     SOUND_IMPACT: audio_pb2.SOUND_EVENT_KIND_IMPACT,
     SOUND_AMBIENCE: audio_pb2.SOUND_EVENT_KIND_AMBIENCE,
@@ -112,12 +112,12 @@ class AudioGeneratorCore:
         sample_rate = request.sample_rate or DEFAULT_SAMPLE_RATE
         if not (MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE):
             raise out_of_range("sample_rate", sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
-        if len(request.prompt) > MAX_PROMPT_CHARS:
+        if len(request.prompt) > MAX_AUDIO_PROMPT_CHARS:
             raise invalid_argument(
                 "PROMPT_TOO_LONG",
-                f"prompt has {len(request.prompt)} characters; the limit is {MAX_PROMPT_CHARS}",
+                f"prompt has {len(request.prompt)} characters; the limit is {MAX_AUDIO_PROMPT_CHARS}",
                 length=len(request.prompt),
-                max=MAX_PROMPT_CHARS,
+                max=MAX_AUDIO_PROMPT_CHARS,
             )
         if len(request.dialogue) > MAX_DIALOGUE_LINES:
             raise out_of_range("dialogue", len(request.dialogue), 0, MAX_DIALOGUE_LINES)

@@ -9,3 +9,6 @@ size against one number, nothing the gateway accepts is refused downstream for a
 MAX_USER_CHARS = 256
 # Videos per FeedRanker.UpsertItems or RemoveItems call.
 MAX_FEED_ITEMS_PER_CALL = 1000
+# Characters of the AudioGenerator's prompt. The gateway joins a storyboard's shot prompts into one
+# text for the sound, which can pass it; the gateway cuts that text to it rather than fail the job.
+MAX_AUDIO_PROMPT_CHARS = 2000

@@ -43,6 +43,7 @@ import numpy as np
 
 from kino.v1 import audio_pb2, common_pb2, denoiser_pb2, generation_pb2, ranker_pb2, text_encoder_pb2
 from services.common.errors import KinoError, internal, out_of_range, unavailable
+from services.common.limits import MAX_AUDIO_PROMPT_CHARS
 from services.common.tensors import from_proto, to_proto
 from services.common.text import is_blank
 from services.gateway import media
@@ -144,11 +145,6 @@ def retime(frames: np.ndarray, fps: float, output_fps: float) -> np.ndarray:
 # kept 93% and 90%, flicker-free 92% and 93%: no difference beyond a clip or two, so 3 stays.
 # docs/modes/REPORT.md sweeps it on every run.
 EXTEND_CONTEXT_FRAMES = 3
-
-# The AudioGenerator's limit on its prompt (services/audio/core.py, MAX_PROMPT_CHARS). A storyboard's
-# shot prompts joined pass it easily (16 shots, each up to 2000 characters with its subject); the sound
-# takes its ambience from the start of that text rather than failing the job after every shot is made.
-MAX_AUDIO_PROMPT_CHARS = 2000
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ import pytest
 
 from kino.v1 import common_pb2, denoiser_pb2, generation_pb2
 from services.common.errors import KinoError
+from services.common.limits import MAX_AUDIO_PROMPT_CHARS
 from services.common.tensors import from_proto
 from services.gateway import media
 from services.gateway.packaging import viewing_size
 from services.gateway.pipeline import (
     EXTEND_CONTEXT_FRAMES,
-    MAX_AUDIO_PROMPT_CHARS,
     choose_geometry,
     clip_path,
     plan_clips,
@@ -137,9 +137,6 @@ async def test_storyboard_denoises_one_clip_per_shot_and_joins_them(start_gatewa
 async def test_a_long_storyboard_reaches_the_audio_service_within_its_limits(start_gateway, start_scaffold):
     """Shot prompts joined pass the audio service's prompt limit, and frame rounding ends the video
     before a line placed near its requested end: the job must still get its sound."""
-    from services.audio.core import MAX_PROMPT_CHARS
-
-    assert MAX_AUDIO_PROMPT_CHARS == MAX_PROMPT_CHARS
     backends, gateway = await video_making_gateway(start_gateway, start_scaffold)
     shots = [
         generation_pb2.Shot(prompt=f"shot {i} " + "rolls " * 150, duration_seconds=seconds)
@@ -156,7 +153,7 @@ async def test_a_long_storyboard_reaches_the_audio_service_within_its_limits(sta
     job = await wait_terminal(gateway.stub, (await gateway.stub.Submit(request)).name, timeout=60)
     assert job.state == SUCCEEDED, job.error
     (audio_request,) = backends.audio.requests
-    assert len(audio_request.prompt) == MAX_PROMPT_CHARS
+    assert len(audio_request.prompt) == MAX_AUDIO_PROMPT_CHARS
     assert audio_request.prompt.startswith(shots[0].prompt)
     (line,) = audio_request.dialogue
     assert (line.speaker, line.text) == ("ann", "the end")
