@@ -28,9 +28,9 @@ from services.common.errors import (
     too_long,
 )
 from services.common.limits import MAX_USER_CHARS
-from services.common.text import is_blank
+from services.common.text import check_no_control_characters, is_blank
 from services.gateway.images import check_image
-from services.gateway.names import cameo_name, check_no_control_characters, parse_name
+from services.gateway.names import cameo_name, parse_name
 from services.gateway.store import CameoRow, Database, JobCameoRow, VideoRow, new_id, now
 
 MAX_DISPLAY_NAME_CHARS = 256

@@ -15,10 +15,11 @@ from kino.v1 import generation_pb2, ranker_pb2
 from services.common.errors import failed_precondition, invalid_argument, not_found, require_known_enum
 from services.common.limits import MAX_FEED_ITEMS_PER_CALL
 from services.common.settings import Settings
+from services.common.text import check_no_control_characters
 from services.gateway.cameos import CameoRegistry
 from services.gateway.clients import ServiceClients
 from services.gateway.events import JobEvents
-from services.gateway.names import check_no_control_characters, parse_name, video_name
+from services.gateway.names import parse_name, video_name
 from services.gateway.packaging import Packager, SigningKeys
 from services.gateway.paging import decode_page_token, encode_page_token, page_size
 from services.gateway.pipeline import Pipeline

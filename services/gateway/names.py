@@ -11,9 +11,6 @@ import re
 from services.common.errors import invalid_argument
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-# C0 controls and DEL. PostgreSQL text cannot hold NUL at all, and none of them belongs in a user name,
-# an idempotency key or a display name.
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 # Metadata carries the offending value; a megabyte of it helps nobody.
 _MAX_ECHOED_CHARS = 200
 
@@ -33,21 +30,6 @@ def parse_name(name: str, collection: str, field: str) -> str:
             value=shown,
         )
     return resource_id
-
-
-def check_no_control_characters(field: str, value: str) -> None:
-    """MALFORMED_NAME when a single-line identifier (a user, a key, a display name) holds a control
-    character: refused here, not left to fail in the store."""
-    found = _CONTROL_CHARACTER.search(value)
-    if found is not None:
-        code_point = f"U+{ord(found.group()):04X}"
-        raise invalid_argument(
-            "MALFORMED_NAME",
-            f"{field} contains the control character {code_point} at position {found.start()}",
-            field=field,
-            value=value[:_MAX_ECHOED_CHARS].encode("unicode_escape").decode("ascii"),
-            detail=f"control character {code_point}",
-        )
 
 
 def job_name(job_id: str) -> str:

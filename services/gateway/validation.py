@@ -25,10 +25,10 @@ from services.common.errors import (
 )
 from services.common.limits import MAX_USER_CHARS
 from services.common.settings import GatewaySettings
-from services.common.text import is_blank
+from services.common.text import check_no_control_characters, is_blank
 from services.common.timestamps import timestamp_datetime
 from services.gateway.images import CheckedImage, check_image
-from services.gateway.names import check_no_control_characters, parse_name
+from services.gateway.names import parse_name
 
 MIN_SIDE, MAX_SIDE = 16, 1920
 # The TextEncoder's limit on one text (services/text_encoder/core.py, MAX_TEXT_CHARS). Each prompt is

@@ -35,6 +35,7 @@ from kino.v1 import ranker_pb2
 from services.common.errors import invalid_argument, out_of_range, too_long
 from services.common.limits import MAX_USER_CHARS
 from services.common.settings import RankerSettings
+from services.common.text import check_no_control_characters, is_blank
 from services.ranker import metrics
 from services.ranker.events import check_request, resolve_events
 from services.ranker.features import CandidateFeatures, UserProfile, build_profile, candidate_features
@@ -265,10 +266,11 @@ class RankerCore:
     async def rank_page(
         self, user: str, page_size: int = 0, surface: str = "", page_token: str = ""
     ) -> RankedPage:
-        if not user:
+        if is_blank(user):  # empty, or nothing but spaces and invisible characters
             raise invalid_argument("FIELD_REQUIRED", "user is required", field="user")
         if len(user) > MAX_USER_CHARS:
             raise too_long("user", user, MAX_USER_CHARS)
+        check_no_control_characters("user", user)  # the gateway refuses such users too
         if page_size < 0:
             raise out_of_range("page_size", page_size, 1, MAX_PAGE_SIZE)
         page_size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from kino.v1 import ranker_pb2
 from services.common.errors import KinoError, invalid_argument, out_of_range, too_long
 from services.common.limits import MAX_USER_CHARS
+from services.common.text import check_no_control_characters, is_blank
 from services.common.timestamps import timestamp_seconds
 from services.ranker.items import ItemRecord, parse_video_name
 from services.ranker.store import StoredEvent
@@ -99,11 +100,14 @@ def resolve_events(
     """Validates every event and resolves it against the catalog; never raises for a single bad event."""
     outcome = IngestOutcome()
     for index, event in enumerate(request.events):
-        if not event.user:
+        if is_blank(event.user):
             outcome.reject(index, "FIELD_REQUIRED", f"events[{index}].user is required")
             continue
-        if len(event.user) > MAX_USER_CHARS:
-            error = too_long(f"events[{index}].user", event.user, MAX_USER_CHARS)
+        try:
+            if len(event.user) > MAX_USER_CHARS:
+                raise too_long(f"events[{index}].user", event.user, MAX_USER_CHARS)
+            check_no_control_characters(f"events[{index}].user", event.user)
+        except KinoError as error:
             outcome.reject(index, error.reason, error.message)
             continue
         try:  # a name that cannot be a video's is malformed, not an unknown video

@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import itertools
 import math
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from kino.v1 import ranker_pb2
 from services.common.errors import invalid_argument, out_of_range, too_long
 from services.common.limits import MAX_FEED_ITEMS_PER_CALL, MAX_USER_CHARS
 from services.common.tensors import from_proto
+from services.common.text import CONTROL_CHARACTER
 from services.common.timestamps import timestamp_seconds
 from services.ranker.index import IvfIndex
 
@@ -321,9 +321,6 @@ MAX_ITEMS_PER_REQUEST = MAX_FEED_ITEMS_PER_CALL
 # Labels are a few words each ("ai-generated", "safety:removed"); more is not a label.
 MAX_LABELS = 32
 MAX_LABEL_CHARS = 64
-# C0 controls and DEL have no place in a name, and the Redis store's change stream separates the names
-# of a batch with newlines: a name holding one would never have its counters refreshed on other replicas.
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_video_name(name: str, field: str) -> str:
@@ -331,7 +328,7 @@ def parse_video_name(name: str, field: str) -> str:
     if not name:
         raise invalid_argument("FIELD_REQUIRED", f"{field} is required", field=field)
     video_id = name[len(VIDEO_PREFIX) :] if name.startswith(VIDEO_PREFIX) else ""
-    if not video_id or "/" in video_id or len(name) > 256 or _CONTROL_CHARACTER.search(video_id):
+    if not video_id or "/" in video_id or len(name) > 256 or CONTROL_CHARACTER.search(video_id):
         raise invalid_argument(
             "MALFORMED_NAME",
             f"{field} must look like videos/{{id}}, got {name[:80]!r}",

@@ -379,7 +379,28 @@ async def test_item_count_limits(ranker):
 
 async def test_rank_requires_a_user(ranker):
     stub, _ = ranker
-    await expect_error(rank(stub, user=""), grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED", field="user")
+    for blank in ("", " ", "\u200b\u2060"):
+        await expect_error(
+            rank(stub, user=blank), grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED", field="user"
+        )
+    await expect_error(
+        rank(stub, user="ann\x00"), grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_NAME", field="user"
+    )
+
+
+async def test_events_of_users_the_gateway_could_not_have_named_are_rejected_alone(ranker):
+    stub, core = ranker
+    events = [
+        event("\u200b", "videos/v1", E.FEED_EVENT_TYPE_LIKE),
+        event("ann\nbob", "videos/v1", E.FEED_EVENT_TYPE_LIKE),
+        event("ann", "videos/v1", E.FEED_EVENT_TYPE_LIKE),
+    ]
+    response = await stub.Ingest(E.IngestRequest(events=events))
+    assert [(r.index, r.reason) for r in response.rejections] == [
+        (0, "FIELD_REQUIRED"),
+        (1, "MALFORMED_NAME"),
+    ]
+    assert response.accepted == 1 and (await core.store.counters(["videos/v1"]))[0, 3] == 1
 
 
 async def test_an_upserted_video_can_be_shown_at_once(ranker):
