@@ -25,7 +25,7 @@ from kino.v1 import ranker_pb2
 from services.common.errors import invalid_argument, out_of_range, too_long
 from services.common.limits import MAX_FEED_ITEMS_PER_CALL, MAX_USER_CHARS
 from services.common.tensors import from_proto
-from services.common.text import CONTROL_CHARACTER
+from services.common.text import CONTROL_CHARACTER, check_no_control_characters, is_blank
 from services.common.timestamps import timestamp_seconds
 from services.ranker.index import IvfIndex
 
@@ -366,10 +366,11 @@ def records_from_request(request: ranker_pb2.UpsertItemsRequest, dim: int, now: 
 
 def _record(item: ranker_pb2.FeedItem, field: str, dim: int, now: float) -> ItemRecord:
     name = parse_video_name(item.video, f"{field}.video")
-    if not item.creator:
+    if is_blank(item.creator):
         raise invalid_argument("FIELD_REQUIRED", f"{field}.creator is required", field=f"{field}.creator")
     if len(item.creator) > MAX_USER_CHARS:
         raise too_long(f"{field}.creator", item.creator, MAX_USER_CHARS)
+    check_no_control_characters(f"{field}.creator", item.creator)  # a user, as the gateway names them
     if len(item.labels) > MAX_LABELS:
         raise out_of_range(f"{field}.labels", len(item.labels), 0, MAX_LABELS)
     for i, label in enumerate(item.labels):

@@ -287,6 +287,8 @@ async def test_malformed_ingest_requests_are_refused_whole(ranker):
         (lambda item: setattr(item, "video", "videos/a\nb"), "MALFORMED_NAME", "items[1].video"),
         (lambda item: setattr(item, "video", "videos/a\x00"), "MALFORMED_NAME", "items[1].video"),
         (lambda item: item.ClearField("creator"), "FIELD_REQUIRED", "items[1].creator"),
+        (lambda item: setattr(item, "creator", "\u200b"), "FIELD_REQUIRED", "items[1].creator"),
+        (lambda item: setattr(item, "creator", "ann\x00"), "MALFORMED_NAME", "items[1].creator"),
         (
             lambda item: item.content_embedding.CopyFrom(to_proto(np.ones(128, np.float32))),
             "INVALID_TENSOR",
