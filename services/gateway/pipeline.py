@@ -42,7 +42,7 @@ from typing import Protocol
 import numpy as np
 
 from kino.v1 import audio_pb2, common_pb2, denoiser_pb2, generation_pb2, ranker_pb2, text_encoder_pb2
-from services.common.errors import KinoError, internal, out_of_range, unavailable
+from services.common.errors import KinoError, internal, invalid_argument, out_of_range, unavailable
 from services.common.limits import MAX_AUDIO_PROMPT_CHARS
 from services.common.tensors import from_proto, to_proto
 from services.common.text import is_blank
@@ -118,6 +118,17 @@ def choose_geometry(spec: generation_pb2.GenerationSpec, info: denoiser_pb2.Mode
     steps = spec.num_steps or info.default_steps
     if steps > info.max_steps:
         raise out_of_range("spec.num_steps", steps, 1, info.max_steps)
+    if spec.mode == generation_pb2.GENERATION_MODE_REMIX and round(spec.remix_strength * steps) == 0:
+        # Submit cannot tell: the model's default step count is known here, from the model itself.
+        raise invalid_argument(
+            "OUT_OF_RANGE",
+            f"spec.remix_strength {spec.remix_strength:g} runs no denoising step of {steps}: use at least "
+            f"{1 / steps:g}, or more steps",
+            field="spec.remix_strength",
+            value=spec.remix_strength,
+            min=1 / steps,
+            max=1,
+        )
     guidance = spec.guidance_scale if spec.HasField("guidance_scale") else info.default_guidance_scale
     return Geometry(width, height, info.fps, spec.fps or info.fps, steps, guidance)
 

@@ -306,6 +306,13 @@ def test_plan_clips_and_geometry():
     with pytest.raises(KinoError) as caught:
         choose_geometry(generation_pb2.GenerationSpec(num_steps=60), info)
     assert (caught.value.reason, caught.value.metadata["max"]) == ("OUT_OF_RANGE", "50")
+    remix = generation_pb2.GENERATION_MODE_REMIX
+    with pytest.raises(KinoError) as caught:  # 0.02 of 20 steps rounds to none
+        choose_geometry(generation_pb2.GenerationSpec(mode=remix, remix_strength=0.02), info)
+    assert (caught.value.reason, caught.value.metadata["field"]) == ("OUT_OF_RANGE", "spec.remix_strength")
+    assert (
+        choose_geometry(generation_pb2.GenerationSpec(mode=remix, remix_strength=0.05), info).num_steps == 20
+    )
     frames = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
     assert [int(f[0, 0, 0]) for f in retime(frames, 8, 24)] == [i // 3 for i in range(24)]
     assert [int(f[0, 0, 0]) for f in retime(frames, 8, 4)] == [0, 2, 4, 6]
