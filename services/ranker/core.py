@@ -76,6 +76,7 @@ _TOKEN_VERSION = "1"
 _HEX_SESSION = re.compile(r"[0-9a-f]{16}")  # secrets.token_hex(8)
 # Nobody pages a billion times; a longer number is forged (and past 4300 digits int() refuses it).
 _PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
+_LAST_PAGE = 999_999_999  # the largest page number a token holds: the feed ends there
 
 
 @dataclass
@@ -347,7 +348,7 @@ class RankerCore:
             self._reason(source, row, int(features.nearest_positive[i]), profile)
             for source, row, i in zip(sources, rows, order, strict=True)
         ]
-        exhausted = len(candidates) <= len(rows)
+        exhausted = len(candidates) <= len(rows) or page_number >= _LAST_PAGE
         next_token = "" if exhausted else make_page_token(session, page_number + 1, user)
         if not exhausted:
             await self.store.add_session_videos(

@@ -108,6 +108,14 @@ async def test_a_forged_page_token_is_refused_with_a_reason_whatever_its_numbers
     assert len((await rank(stub, user="alice")).items) == 10
 
 
+async def test_the_last_page_a_token_can_number_ends_the_feed(ranker):
+    stub, _ = ranker
+    raw = f"1.{'b' * 16}.999999999.{zlib.crc32(b'alice'):08x}"
+    token = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    response = await rank(stub, user="alice", page_token=token)
+    assert len(response.items) == 10 and not response.next_page_token
+
+
 async def test_the_feed_ends_with_an_empty_token(ranker):
     stub, _ = ranker
     seen, token = set(), ""
