@@ -35,9 +35,9 @@ from training.shapes_world import (
     MOTIONS,
     SHAPES,
     SIZE,
-    SIZE_WORDS,
     SceneSpec,
     make_caption,
+    parse_caption,
     render,
     render_along_path,
     render_reference,
@@ -113,8 +113,7 @@ def _finite(value: float) -> float | None:
 
 def caption_names_size(caption: str) -> bool:
     """Whether the caption says the subject's size: when it does not, the model may draw either."""
-    words = set(caption.lower().replace(",", " ").split())
-    return any(words & set(synonyms) for synonyms in SIZE_WORDS.values())
+    return parse_caption(caption.replace(",", " ")).size is not None
 
 
 def accuracy(scores: list[Score]) -> dict[str, float]:

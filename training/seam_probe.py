@@ -6,8 +6,8 @@ Three measurements (docs/modes/REPORT.md and docs/model/NOTES.md cite them):
 
 1. Rendered continuations: a clip of the shapes world cut anywhere from its motion carried on past the
    clip (`shapes_world.render_continuation`), its first `EXTEND_CONTEXT_FRAMES` (3; `--context N` for
-   another count) frames given as `first_frames`, continued with the planner's path, with the true path, and as the gateway continues
-   a video (the planner's path and the video's first frame as the reference image). The share of seam steps (last known frame -> first
+   another count) frames given as `first_frames`, continued with the planner's path, with the true
+   path, and as the gateway continues a video (the planner's path and the video's first frame as the reference image). The share of seam steps (last known frame -> first
    new frame) within 2x the clip's median step says how much of a seam is the planner's and how much
    the DiT's own drawing; the share of continuations whose new frames keep the caption's colour and
    shape, and do not flicker, is what an extension's identity over a minute is made of.

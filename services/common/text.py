@@ -23,7 +23,7 @@ def is_blank(text: str) -> bool:
 # newlines, and none of them belongs in a user name, a video name, an idempotency key or a display name.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 # Metadata carries the offending value; a megabyte of it helps nobody.
-_MAX_ECHOED_CHARS = 200
+MAX_ECHOED_CHARS = 200
 
 
 def check_no_control_characters(field: str, value: str) -> None:
@@ -36,6 +36,6 @@ def check_no_control_characters(field: str, value: str) -> None:
             "MALFORMED_NAME",
             f"{field} contains the control character {code_point} at position {found.start()}",
             field=field,
-            value=value[:_MAX_ECHOED_CHARS].encode("unicode_escape").decode("ascii"),
+            value=value[:MAX_ECHOED_CHARS].encode("unicode_escape").decode("ascii"),
             detail=f"control character {code_point}",
         )

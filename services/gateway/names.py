@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 
 from services.common.errors import invalid_argument
+from services.common.text import MAX_ECHOED_CHARS
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-# Metadata carries the offending value; a megabyte of it helps nobody.
-_MAX_ECHOED_CHARS = 200
 
 
 def parse_name(name: str, collection: str, field: str) -> str:
@@ -22,7 +21,7 @@ def parse_name(name: str, collection: str, field: str) -> str:
     prefix = f"{collection}/"
     resource_id = name[len(prefix) :] if name.startswith(prefix) else ""
     if not _ID.fullmatch(resource_id):
-        shown = name[:_MAX_ECHOED_CHARS]
+        shown = name[:MAX_ECHOED_CHARS]
         raise invalid_argument(
             "MALFORMED_NAME",
             f"{field} must look like {collection}/ID, got {shown!r}",

@@ -75,8 +75,9 @@ ITEM_SYNC_SECONDS = 1.0
 _TOKEN_VERSION = "1"
 _HEX_SESSION = re.compile(r"[0-9a-f]{16}")  # secrets.token_hex(8)
 # Nobody pages a billion times; a longer number is forged (and past 4300 digits int() refuses it).
-_PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
-_LAST_PAGE = 999_999_999  # the largest page number a token holds: the feed ends there
+_PAGE_DIGITS = 9
+_PAGE_NUMBER = re.compile(rf"[0-9]{{1,{_PAGE_DIGITS}}}")
+_LAST_PAGE = 10**_PAGE_DIGITS - 1  # the largest page number a token holds: the feed ends there
 
 
 @dataclass

@@ -7,9 +7,10 @@ exponential moving average per (bucket, rows), and one per bucket for a decode, 
 shared machine. The engine profiles each bucket at start-up (warm-up), so predictions rest on
 measurements from the first request on. Predictions read the measured times fitted non-decreasing in
 rows (a noisy shared machine measures some larger batches faster than smaller ones). A batch size
-never measured is predicted from its nearest measured neighbours: linearly between them, and proportionally to rows beyond the largest,
-which over-estimates (a larger batch is never cheaper per row than linear extrapolation says), so the
-engine errs on the side of refusing rather than of missing a deadline it promised.
+never measured is predicted from its nearest measured neighbours: linearly between them, and
+proportionally to rows beyond the largest, which over-estimates (a larger batch is never cheaper per
+row than linear extrapolation says), so the engine errs on the side of refusing rather than of missing
+a deadline it promised.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ class StepTimes:
         fitted = self._fits.get(bucket)
         if fitted is None:
             by_rows = self._seconds.get(bucket, {})
+            sizes = sorted(by_rows)
             blocks: list[list[float]] = []  # [mean, count] of pooled runs of sizes, in size order
-            for size in sorted(by_rows):
+            for size in sizes:
                 blocks.append([by_rows[size], 1])
                 while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
                     mean, count = blocks.pop()
@@ -102,7 +104,7 @@ class StepTimes:
                         blocks[-1][1] + count,
                     ]
             means = [mean for mean, count in blocks for _ in range(int(count))]
-            fitted = self._fits[bucket] = dict(zip(sorted(by_rows), means, strict=True))
+            fitted = self._fits[bucket] = dict(zip(sizes, means, strict=True))
         return fitted
 
     def best_rows(self, bucket: ShapeBucket, max_rows: int, tolerance: float = 0.1) -> int:
