@@ -251,6 +251,16 @@ def _token_grids(config) -> str:
     return "one token grid"
 
 
+def _restart(steps: int, restart_steps: int) -> str:
+    """The sampler's restart (`services/denoiser/model/sampler.py`), in words; empty without one."""
+    if not restart_steps or steps < 3 * restart_steps:
+        return ""
+    return (
+        f" (the last {restart_steps} of them run the end of the schedule again, from the result of the first "
+        f"{steps - restart_steps} taken through the autoencoder and noised afresh)"
+    )
+
+
 def write_report(out: Path, results: dict, command: str) -> None:
     r = results
     lines = [
@@ -279,8 +289,8 @@ def write_report(out: Path, results: dict, command: str) -> None:
             else "."
         )
         + (f" {r['training']['notes']}" if r["training"].get("notes") else ""),
-        f"Sampling here: {r['steps']} Euler steps, guidance {r['guidance']:g}, "
-        f"{r.get('token_grids', 'one token grid')}, one clip per seed.",
+        f"Sampling here: {r['steps']} Euler steps{_restart(r['steps'], r.get('restart_steps', 0))}, "
+        f"guidance {r['guidance']:g}, {r.get('token_grids', 'one token grid')}, one clip per seed.",
         "",
         "Status, causes and next steps: [NOTES.md](NOTES.md).",
         "",
@@ -497,6 +507,7 @@ def main() -> None:
         "steps": steps,
         "guidance": guidance,
         "token_grids": _token_grids(d),
+        "restart_steps": d.restart_steps,
         "held_out": accuracy([s.score for s in held_out]),
         "held_out_n": len(held_out),
         "seen": accuracy([s.score for s in seen]),

@@ -39,7 +39,6 @@ from tqdm import tqdm
 from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_video
 from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import VideoPipeline, save_pipeline
-from services.denoiser.model.sampler import FlowMatchEulerSampler
 from training.evaluator import OBJECT_THRESHOLD, border_pixels, nearest_background
 from training.shapes_world import (
     BACKGROUND_PALETTE,
@@ -102,7 +101,7 @@ def draw_samples(pipeline: VideoPipeline, encoder, config: TuneConfig) -> Sample
     encoded = encoder.encode(captions)
     cfg = pipeline.config
     C, Fr, h, w = pipeline.latent_shape
-    sampler = FlowMatchEulerSampler(cfg.default_steps, shift=cfg.sampler_shift)
+    sampler = pipeline.sampler(cfg.default_steps)  # with the model's restart, if it has one
     out = []
     for start in tqdm(range(0, config.clips, config.sample_batch), desc="samples", unit="batch"):
         chunk = encoded[start : start + config.sample_batch]
@@ -126,6 +125,10 @@ def draw_samples(pipeline: VideoPipeline, encoder, config: TuneConfig) -> Sample
                 x, t, tokens, mask, cfg.default_guidance_scale, **grid, **conditioning
             )
             x = sampler.step(v, i, x).prev_sample
+            if sampler.restarts_after(i):
+                x = sampler.add_noise(
+                    pipeline.autoencoder.round_trip(x), torch.randn(x.shape, generator=generator), i + 1
+                )
         out.append(x.half())
     return Samples(torch.cat(out), specs, captions)
 

@@ -144,7 +144,7 @@ class DenoiserCore:
         pictures = self._pictures(request)
         start_step = 0
         if pictures["source_video"] is not None:
-            start_step = self.executor.sampler(request.num_steps).start_index(request.strength)
+            start_step = self.executor.sampler(request.num_steps, remix=True).start_index(request.strength)
             if start_step == request.num_steps:
                 raise out_of_range("strength", request.strength, 1.0 / request.num_steps, 1.0)
         return (

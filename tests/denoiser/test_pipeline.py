@@ -86,6 +86,29 @@ def test_remix_runs_only_the_steps_its_strength_asks_for(tiny_pipeline):
     assert steps == [1, 2, 3]
 
 
+def test_a_restart_runs_within_the_step_count_and_a_remix_keeps_its_plain_schedule(tiny_pipeline):
+    import dataclasses
+
+    plain = tiny_pipeline.generate(_prompt(), seed=0, num_steps=6).frames
+    tiny_pipeline.config = dataclasses.replace(tiny_pipeline.config, restart_steps=2)
+    calls = []
+    restarted = tiny_pipeline.generate(
+        _prompt(), seed=0, num_steps=6, on_step=lambda i: calls.append(i.step)
+    ).frames
+    assert calls == [1, 2, 3, 4, 5, 6] and not np.array_equal(plain, restarted)
+    assert np.array_equal(restarted, tiny_pipeline.generate(_prompt(), seed=0, num_steps=6).frames)
+    steps = []
+    tiny_pipeline.generate(
+        _prompt(),
+        seed=3,
+        num_steps=10,
+        source_video=plain,
+        strength=0.3,
+        on_step=lambda i: steps.append(i.step),
+    )
+    assert steps == [1, 2, 3]
+
+
 def test_reference_image_is_accepted_and_changes_the_clip(tiny_pipeline):
     reference = np.full((64, 64, 3), 200, np.uint8)
     plain = tiny_pipeline.generate(_prompt(), seed=0).frames

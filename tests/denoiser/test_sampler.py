@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from services.denoiser.model.sampler import FlowMatchEulerSampler
+from services.denoiser.model.sampler import FlowMatchEulerSampler, restart_noise
 
 
 def test_sigmas_run_from_pure_noise_to_clean():
@@ -52,3 +52,44 @@ def test_add_noise_puts_the_source_on_the_path_at_that_step():
     assert torch.allclose(sampler.add_noise(clean, noise, 5), 0.5 * clean)
     with pytest.raises(ValueError):
         sampler.start_index(1.5)
+
+
+def test_a_restart_runs_the_end_of_the_schedule_again_within_the_step_count():
+    plain, restarted = FlowMatchEulerSampler(7), FlowMatchEulerSampler(10, restart_steps=3)
+    assert (restarted.main_steps, restarted.restart_index) == (7, 6)
+    assert len(restarted.sigmas) == 11 and restarted.sigmas[-1] == 0.0
+    assert torch.equal(restarted.sigmas[:7], plain.sigmas[:7])  # the main schedule, 1 -> 0
+    assert restarted.next_sigmas[6] == 0.0
+    assert torch.equal(restarted.sigmas[7:], plain.sigmas[4:])  # then its last 3 steps again
+    assert [i for i in range(10) if restarted.restarts_after(i)] == [6]
+
+
+def test_a_restarted_straight_path_still_ends_exactly_at_its_clean_end():
+    clean, noise, fresh = (torch.randn(1, 4, 16, 8, 8) for _ in range(3))
+    sampler = FlowMatchEulerSampler(9, restart_steps=3)
+    latents, velocity = noise, noise - clean
+    for i in range(9):
+        step = sampler.step(velocity, i, latents)
+        latents = step.prev_sample
+        if sampler.restarts_after(i):
+            assert torch.allclose(latents, clean, atol=1e-5)  # the main schedule ended at t = 0
+            latents, velocity = sampler.add_noise(clean, fresh, i + 1), fresh - clean
+    assert torch.allclose(latents, clean, atol=1e-5)
+
+
+def test_too_few_steps_for_a_restart_are_all_main_steps():
+    sampler = FlowMatchEulerSampler(8, restart_steps=3)
+    assert (sampler.restart_steps, sampler.main_steps, sampler.restart_index) == (0, 8, None)
+    assert torch.equal(sampler.sigmas, FlowMatchEulerSampler(8).sigmas)
+
+
+def test_a_remix_does_not_start_part_way_through_a_restarted_schedule():
+    with pytest.raises(ValueError, match="without a restart"):
+        FlowMatchEulerSampler(10, restart_steps=3).start_index(0.5)
+
+
+def test_restart_noise_is_the_seeds_second_draw():
+    generator = torch.Generator().manual_seed(5)
+    start, second = torch.randn(2, 3, generator=generator), torch.randn(2, 3, generator=generator)
+    assert torch.equal(restart_noise(5, (2, 3)), second)
+    assert not torch.equal(restart_noise(5, (2, 3)), start)

@@ -59,7 +59,7 @@ from services.denoiser.model.pipeline import (
 )
 from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
-from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step
+from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step, restart_noise
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class ModelExecutor:
         *,
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
+        restart_steps: int = 0,
         token_grid_of_step: Callable[[int], TokenGrid] = token_grid,
         planner: PathPlanner | None = None,
         device: torch.device | str = "cpu",
@@ -164,10 +165,11 @@ class ModelExecutor:
         self.lock = threading.Lock()  # one step at a time, whoever calls
         self.downsample = autoencoder.config.downsample
         self.sampler_shift = sampler_shift
+        self.restart_steps = restart_steps  # `PipelineConfig.restart_steps`
         # The token grid a row's step runs on (`PipelineConfig.token_grid`; one grid by default).
         self.token_grid_of_step = token_grid_of_step
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
-        self._samplers: dict[int, FlowMatchEulerSampler] = {}
+        self._samplers: dict[tuple[int, bool], FlowMatchEulerSampler] = {}
 
     @classmethod
     def from_pipeline(
@@ -195,7 +197,8 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
-            token_grid_of_step=config.token_grid, planner=pipeline.planner, device=device,
+            restart_steps=config.restart_steps, token_grid_of_step=config.token_grid,
+            planner=pipeline.planner, device=device,
         )  # fmt: skip
 
     @property
@@ -203,11 +206,19 @@ class ModelExecutor:
         """How many token grids the model's steps take in turn (1 when it keeps one grid)."""
         return len({self.token_grid_of_step(i) for i in range(TOKEN_GRID_CYCLE)})
 
-    def sampler(self, num_steps: int) -> FlowMatchEulerSampler:
-        """The (stateless) sampler of a step count; requests with equal counts share it."""
-        if num_steps not in self._samplers:
-            self._samplers[num_steps] = FlowMatchEulerSampler(num_steps, shift=self.sampler_shift)
-        return self._samplers[num_steps]
+    def sampler(self, num_steps: int, remix: bool = False) -> FlowMatchEulerSampler:
+        """The (stateless) sampler of a step count; requests with equal counts share it. A remix's has
+        no restart (`VideoPipeline.sampler`)."""
+        key = (num_steps, remix)
+        if key not in self._samplers:
+            restart = 0 if remix else self.restart_steps
+            self._samplers[key] = FlowMatchEulerSampler(
+                num_steps, shift=self.sampler_shift, restart_steps=restart
+            )
+        return self._samplers[key]
+
+    def _sampler_of(self, num_steps: int, state: SamplerState) -> FlowMatchEulerSampler:
+        return self.sampler(num_steps, remix=state.source is not None)
 
     # ---- shapes ------------------------------------------------------------------------------
 
@@ -244,7 +255,11 @@ class ModelExecutor:
 
     def _run(self, plan: StepPlan) -> StepResult:
         bucket, items = plan.bucket, plan.items
-        latents = [self._latents(item.sampler, bucket, item.step_index, item.num_steps) for item in items]
+        samplers = [self._sampler_of(item.num_steps, item.sampler) for item in items]
+        latents = [
+            self._latents(item.sampler, sampler, bucket, item.step_index)
+            for item, sampler in zip(items, samplers, strict=True)
+        ]
         rows: list[tuple[int, bool]] = []  # (item index, conditional) per batch row
         # Per item: its conditional row, and its unconditional row (the conditional one when unguided).
         cond_rows, uncond_rows = [], []
@@ -255,9 +270,7 @@ class ModelExecutor:
                 rows.append((i, False))
             uncond_rows.append(len(rows) - 1)
         x = torch.stack([latents[i] for i, _ in rows])  # (B, C, F, h, w), on the device
-        t = torch.stack(
-            [self.sampler(items[i].num_steps).timesteps(items[i].step_index) for i, _ in rows]
-        )  # (B,)
+        t = torch.stack([samplers[i].timesteps(items[i].step_index) for i, _ in rows])  # (B,)
         text, text_mask = self._text_rows(plan, rows, bucket.text_tokens)  # (B, S, D), (B, S)
         known, known_mask = self._known_rows(plan, rows, x)  # (B, C, F, h, w), (B, 1, F, 1, 1)
         reference = reference_mask = None
@@ -269,9 +282,12 @@ class ModelExecutor:
         # Guidance and every request's own sampler step, for all of them at once: elementwise, so a row's
         # result does not depend on its batch, and a few kernels per step instead of a few per request.
         scales = torch.tensor([item.guidance_scale if item.rows == 2 else 1.0 for item in items])  # (N,)
-        sigmas = [self.sampler(item.num_steps).sigmas for item in items]
-        sigma = torch.stack([s[item.step_index] for s, item in zip(sigmas, items, strict=True)])  # (N,)
-        sigma_next = torch.stack([s[item.step_index + 1] for s, item in zip(sigmas, items, strict=True)])
+        sigma = torch.stack(
+            [s.sigmas[item.step_index] for s, item in zip(samplers, items, strict=True)]
+        )  # (N,)
+        sigma_next = torch.stack(
+            [s.next_sigmas[item.step_index] for s, item in zip(samplers, items, strict=True)]
+        )  # (N,)
         cond_index = self._on_device(torch.tensor(cond_rows))  # (N,)
         uncond_index = self._on_device(torch.tensor(uncond_rows))  # (N,)
         conditioning = {
@@ -288,6 +304,15 @@ class ModelExecutor:
             latents={item.request_id: step.prev_sample[j] for j, item in enumerate(items)},
             call_rows=call_rows,
         )
+        for j, (item, sampler) in enumerate(zip(items, samplers, strict=True)):
+            if sampler.restarts_after(item.step_index):  # through the autoencoder, noised afresh
+                self._synchronize()
+                restart_start = time.perf_counter()
+                result.latents[item.request_id] = self._restart(
+                    item.sampler, sampler, step.prev_sample[j], item.step_index
+                )
+                self._synchronize()
+                result.restart_seconds += time.perf_counter() - restart_start
         previews = [j for j, item in enumerate(items) if item.preview and not item.final]
         if previews:  # part of the step's time: a few elementwise kernels and one copy back
             size = bucket.height // PREVIEW_DOWNSCALE
@@ -364,8 +389,18 @@ class ModelExecutor:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _restart(
+        self, state: SamplerState, sampler: FlowMatchEulerSampler, clean: torch.Tensor, step_index: int
+    ) -> torch.Tensor:
+        """A request's latents after the step that ends its main schedule, as `VideoPipeline.generate`
+        makes them: the clean estimate through the autoencoder, noised with the seed's restart noise
+        to the time of the next step (`sampler.py`). One request at a time, like every decode."""
+        clean = self.autoencoder.round_trip(clean[None])[0]
+        noise = self._on_device(restart_noise(state.seed, tuple(clean.shape)))
+        return sampler.add_noise(clean, noise, step_index + 1)
+
     def _latents(
-        self, sampler: SamplerState, bucket: ShapeBucket, step_index: int, num_steps: int
+        self, sampler: SamplerState, flow: FlowMatchEulerSampler, bucket: ShapeBucket, step_index: int
     ) -> torch.Tensor:
         if sampler.latents is not None:
             latents = self._on_device(sampler.latents)
@@ -380,9 +415,7 @@ class ModelExecutor:
             noise = torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed))
             latents = self._on_device(noise)
             if sampler.source is not None:  # remix: the source, noised to the time its first step starts from
-                latents = self.sampler(num_steps).add_noise(
-                    self._on_device(sampler.source), latents, step_index
-                )
+                latents = flow.add_noise(self._on_device(sampler.source), latents, step_index)
             if sampler.known_latents is not None:
                 # Kept where the latents are, so later steps copy nothing for it.
                 sampler.known_noise = self._on_device(noise[:, : sampler.known_latents.shape[1]])
@@ -390,7 +423,7 @@ class ModelExecutor:
             return latents
         # Known first frames stay on the flow's path at this step's time, as in VideoPipeline.generate.
         known = self._on_device(sampler.known_latents)
-        return hold_known_frames(latents, known, sampler.known_noise, self.sampler(num_steps), step_index)
+        return hold_known_frames(latents, known, sampler.known_noise, flow, step_index)
 
     def _text_rows(self, plan: StepPlan, rows, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts padded to the bucket's length, assembled on the host and copied over in one go; the

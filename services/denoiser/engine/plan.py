@@ -64,6 +64,9 @@ class StepResult:
     duration_seconds: float = 0.0  # wall time of executor.run, decoding included
     decodes: int = 0  # final frames decoded in this step (previews come from the latents, for little)
     decode_seconds: float = 0.0  # the part of duration_seconds spent decoding them
+    # The part of duration_seconds spent taking restarting requests through the autoencoder (the step
+    # that ends a request's main schedule, `model/sampler.py`): like a decode, not the DiT's time.
+    restart_seconds: float = 0.0
     # Batch rows of each DiT call the step made: one call when its rows share a token grid, one per
     # grid when rows at different places in the model's grid cycle shared the step.
     call_rows: list[int] = field(default_factory=list)

@@ -379,7 +379,7 @@ class StepScheduler:
 
     def _observe(self, plan: StepPlan, result: StepResult) -> None:
         """Feeds the step's model time to the step times: per DiT call when it made several."""
-        seconds = result.duration_seconds - result.decode_seconds
+        seconds = result.duration_seconds - result.decode_seconds - result.restart_seconds
         if self.config.calls_per_grid and len(result.call_rows) > 1:
             self.step_times.observe_calls(plan.bucket, result.call_rows, seconds)
         else:

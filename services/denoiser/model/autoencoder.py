@@ -137,6 +137,13 @@ class FrameAutoencoder(nn.Module):
                 x = self.temporal[str(i)](clips).transpose(1, 2).reshape(x.shape)
         return x
 
+    def round_trip(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents (B, C, F, h, w) -> the latents the encoder makes of the frames the decoder draws from
+        them (clamped to the pixel range, not rounded to 8 bits: a rounding flip from a last-bit
+        difference would grow through later steps). A sampler's restart starts from these
+        (`sampler.py`)."""
+        return self.encode(self.decode(latents).clamp(-1, 1))
+
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """image (B, 3, H, W) -> latents (B, C, h, w)."""
         return self.encode(image[:, :, None])[:, :, 0]

@@ -31,7 +31,7 @@ from services.denoiser.model.camera import CameraMotion, apply_camera
 from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
 from services.denoiser.model.paths import default_path, path_heatmap
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
-from services.denoiser.model.sampler import FlowMatchEulerSampler
+from services.denoiser.model.sampler import FlowMatchEulerSampler, restart_noise
 from services.denoiser.model.weights import load_weights, save_weights
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ class PipelineConfig:
     max_steps: int = 100
     default_guidance_scale: float = 4.0
     sampler_shift: float = 1.0
+    # The last this many of a run's steps run the end of the schedule again from the first pass's
+    # result taken through the autoencoder and noised afresh (`sampler.py`); a remix never restarts.
+    restart_steps: int = 0
     # Odd sampling steps run the DiT on the token grid shifted by half a token (`VideoDiT.forward`'s
     # shift_tokens): sampled on one grid, the DiT moves its subject once per two-frame token.
     alternate_token_grid: bool = False
@@ -159,6 +162,13 @@ class VideoPipeline:
     def model_name(self) -> str:
         return f"{self.config.name}-v{self.config.version}"
 
+    def sampler(self, num_steps: int, remix: bool = False) -> FlowMatchEulerSampler:
+        """The sampler of a run: the model's shift, and its restart unless the run remixes a source (a
+        remix is a partial schedule already, and its strength counts steps of a plain one)."""
+        cfg = self.config
+        restart = 0 if remix else cfg.restart_steps
+        return FlowMatchEulerSampler(num_steps, shift=cfg.sampler_shift, restart_steps=restart)
+
     @property
     def latent_shape(self) -> tuple[int, int, int, int]:
         """(C, F, h, w) of one clip's latents."""
@@ -265,7 +275,7 @@ class VideoPipeline:
             conditioning.update(path_map=path_heatmap(path, h))  # (1, 1, F, h, w)
 
         # 3. Timesteps.
-        sampler = FlowMatchEulerSampler(num_steps, shift=cfg.sampler_shift)
+        sampler = self.sampler(num_steps, remix=source_video is not None)
         first_step = 0 if source_video is None else sampler.start_index(strength)
 
         # 4. Initial latents: noise, or the source video noised to where the remix starts.
@@ -291,6 +301,10 @@ class VideoPipeline:
                 )
             result = sampler.step(velocity, i, latents)
             latents = result.prev_sample
+            if sampler.restarts_after(i):
+                latents = sampler.add_noise(
+                    self.autoencoder.round_trip(latents), restart_noise(seed, noise.shape), i + 1
+                )
             if on_step is not None:
                 on_step(
                     StepInfo(

@@ -8,6 +8,17 @@ steps of their runs in the same batch.
 
 Remix (SDEdit) starts part-way: `start_index(strength)` is the first step to run and
 `add_noise(source, noise, index)` is the point on the path where that step begins.
+
+Restart (`restart_steps` r): the last r of the `num_steps` run the end of the schedule again. The main
+schedule of num_steps - r steps ends at t = 0 as usual; at `restart_index`, its last step, the caller
+takes the clean estimate through the autoencoder (decode, then encode: the DiT's samples drift off the
+latents the encoder makes, and the DiT was trained on the encoder's), noises it afresh to the time r
+steps before the end (`add_noise(clean, restart_noise(...), restart_index + 1)`), and the sampler's
+last r steps take it back to t = 0. Errors the first pass laid down (a frame whose subject swells for
+one frame) are noised over and drawn again by a DiT that now sees in-distribution latents. The cost is
+one decode and one encode; the step count, and so the DiT's work, stays `num_steps`. It applies when the
+main schedule keeps at least twice the steps it runs again (num_steps >= 3 r); below that every step is
+a main step.
 """
 
 from __future__ import annotations
@@ -24,29 +35,54 @@ class SamplerStep:
 
 
 class FlowMatchEulerSampler:
-    def __init__(self, num_steps: int, shift: float = 1.0):
+    def __init__(self, num_steps: int, shift: float = 1.0, restart_steps: int = 0):
         if num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+        if restart_steps < 0:
+            raise ValueError(f"restart_steps must be at least 0, got {restart_steps}")
         self.num_steps = num_steps
         self.shift = shift
-        s = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64)
-        self.sigmas = (shift * s / (1 + (shift - 1) * s)).float()  # (num_steps + 1,), 1 -> 0
+        self.restart_steps = restart_steps if num_steps >= 3 * restart_steps else 0
+        self.main_steps = num_steps - self.restart_steps
+        s = torch.linspace(1.0, 0.0, self.main_steps + 1, dtype=torch.float64)
+        main = (shift * s / (1 + (shift - 1) * s)).float()  # (main_steps + 1,), 1 -> 0
+        # The step that ends the main schedule; None without a restart.
+        self.restart_index: int | None = None
+        if self.restart_steps:
+            self.restart_index = self.main_steps - 1
+            # The main schedule up to its last step's start, then its last restart_steps steps again.
+            self.sigmas = torch.cat([main[: self.main_steps], main[self.main_steps - self.restart_steps :]])
+            self.next_sigmas = self.sigmas[1:].clone()
+            self.next_sigmas[self.restart_index] = 0.0  # the main schedule's last step ends at t = 0
+        else:
+            self.sigmas = main
+            self.next_sigmas = main[1:]
+        # sigmas: (num_steps + 1,), the time each step starts from (and the end, 0); next_sigmas:
+        # (num_steps,), the time each step ends at.
 
     def timesteps(self, t_index: int | torch.Tensor) -> torch.Tensor:
         """The model's time input at step t_index: (B,) for an index tensor, () for an int."""
         return self.sigmas[t_index]
 
     def step(self, velocity: torch.Tensor, t_index: int | torch.Tensor, latents: torch.Tensor) -> SamplerStep:
-        """One Euler step from sigmas[t_index] to sigmas[t_index + 1].
+        """One Euler step from sigmas[t_index] to next_sigmas[t_index] (sigmas[t_index + 1] but at
+        `restart_index`, whose step ends at t = 0: its prev_sample is the clean estimate to restart from).
 
         velocity, latents: (B, C, F, H, W). t_index: an int, or a (B,) long tensor with one index per row.
         """
-        return euler_step(velocity, latents, self.sigmas[t_index], self.sigmas[torch.as_tensor(t_index) + 1])
+        return euler_step(velocity, latents, self.sigmas[t_index], self.next_sigmas[t_index])
+
+    def restarts_after(self, t_index: int) -> bool:
+        """Whether step t_index ends the main schedule: its result goes through the autoencoder and is
+        noised again to sigmas[t_index + 1] before the next step (see the module docstring)."""
+        return t_index == self.restart_index
 
     def start_index(self, strength: float) -> int:
         """First step to run for a remix: strength 1 runs every step (the source is ignored), 0 none."""
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if self.restart_steps:
+            raise ValueError("a remix starts part-way through a schedule without a restart")
         return self.num_steps - int(round(strength * self.num_steps))
 
     def add_noise(
@@ -55,6 +91,15 @@ class FlowMatchEulerSampler:
         """The point on the flow path at sigmas[t_index]: (1 - sigma) * clean + sigma * noise."""
         sigma = _per_row(self.sigmas[t_index], clean)
         return (1 - sigma) * clean + sigma * noise
+
+
+def restart_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """The noise a restart draws for a run started from `seed`: the second draw of the seed's CPU
+    generator after the start noise, the same shape (so the pipeline, which keeps drawing from one
+    generator, and the engine, which keeps no generator between steps, draw the same)."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.randn(shape, generator=generator)  # the start noise
+    return torch.randn(shape, generator=generator)
 
 
 def euler_step(
