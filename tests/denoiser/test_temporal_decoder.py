@@ -51,3 +51,23 @@ def test_temporal_decoder_weights_do_not_load_into_a_per_frame_config(tmp_path):
     save_weights(FrameAutoencoder(TEMPORAL), tmp_path / "ae.safetensors")
     with pytest.raises(IncompatibleWeightsError, match="temporal"):
         load_weights(FrameAutoencoder(PER_FRAME), tmp_path / "ae.safetensors")
+
+
+def test_channels_last_weights_give_the_same_frames_and_latents_to_float_rounding():
+    torch.manual_seed(0)
+    plain = FrameAutoencoder(TEMPORAL).eval()
+    with torch.no_grad():
+        for parameter in plain.parameters():  # the temporal blocks start at zero: make them count
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    fast = FrameAutoencoder(TEMPORAL).eval()
+    fast.load_state_dict(plain.state_dict())
+    fast.channels_last()
+    assert all(
+        m.weight.is_contiguous(memory_format=torch.channels_last_3d)
+        for m in fast.modules()
+        if isinstance(m, torch.nn.Conv3d)
+    )
+    with torch.no_grad():
+        video = plain.decode(_latents())
+        torch.testing.assert_close(fast.decode(_latents()), video, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast.encode(video), plain.encode(video), atol=1e-5, rtol=1e-5)

@@ -131,7 +131,7 @@ class VideoPipeline:
     ):
         self.config = config
         self.dit = dit.eval()
-        self.autoencoder = autoencoder.eval()
+        self.autoencoder = autoencoder.eval().channels_last()
         self.planner = None if planner is None else planner.eval().requires_grad_(False)
 
     @classmethod
