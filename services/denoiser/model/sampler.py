@@ -11,11 +11,12 @@ Remix (SDEdit) starts part-way: `start_index(strength)` is the first step to run
 
 Restart (`restart_steps` r): the last r of the `num_steps` run the end of the schedule again. The main
 schedule of num_steps - r steps ends at t = 0 as usual; at `restart_index`, its last step, the caller
-takes the clean estimate through the autoencoder (decode, then encode: the DiT's samples drift off the
-latents the encoder makes, and the DiT was trained on the encoder's), noises it afresh to the time r
+takes the clean estimate through the autoencoder (decode, then encode), noises it afresh to the time r
 steps before the end (`add_noise(clean, restart_noise(...), restart_index + 1)`), and the sampler's
 last r steps take it back to t = 0. Errors the first pass laid down (a frame whose subject swells for
-one frame) are noised over and drawn again by a DiT that now sees in-distribution latents. The cost is
+one frame) are noised over and drawn again. The round trip is what makes that work: restarted from its
+own latents the shipped model drew the same flicker again (docs/model/NOTES.md); our reading is that
+its samples drift off the latents the encoder makes, the only ones it was trained on. The cost is
 one decode and one encode; the step count, and so the DiT's work, stays `num_steps`. It applies when the
 main schedule keeps at least twice the steps it runs again (num_steps >= 3 r); below that every step is
 a main step.
