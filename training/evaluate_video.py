@@ -253,7 +253,7 @@ def _token_grids(config) -> str:
 
 def _restart(steps: int, restart_steps: int) -> str:
     """The sampler's restart (`services/denoiser/model/sampler.py`), in words; empty without one."""
-    if not restart_steps or steps < 3 * restart_steps:
+    if not restart_steps:
         return ""
     return (
         f" (the last {restart_steps} of them run the end of the schedule again, from the result of the first "
@@ -507,7 +507,7 @@ def main() -> None:
         "steps": steps,
         "guidance": guidance,
         "token_grids": _token_grids(d),
-        "restart_steps": d.restart_steps,
+        "restart_steps": pipeline.sampler(steps).restart_steps,  # 0 where too few steps restart
         "held_out": accuracy([s.score for s in held_out]),
         "held_out_n": len(held_out),
         "seen": accuracy([s.score for s in seen]),

@@ -59,7 +59,7 @@ from services.denoiser.model.pipeline import (
 )
 from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
-from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step, restart_noise
+from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step, restart_noise, run_sampler
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +208,11 @@ class ModelExecutor:
 
     def sampler(self, num_steps: int, remix: bool = False) -> FlowMatchEulerSampler:
         """The (stateless) sampler of a step count; requests with equal counts share it. A remix's has
-        no restart (`VideoPipeline.sampler`)."""
+        no restart (`sampler.run_sampler`)."""
         key = (num_steps, remix)
         if key not in self._samplers:
-            restart = 0 if remix else self.restart_steps
-            self._samplers[key] = FlowMatchEulerSampler(
-                num_steps, shift=self.sampler_shift, restart_steps=restart
+            self._samplers[key] = run_sampler(
+                num_steps, shift=self.sampler_shift, restart_steps=self.restart_steps, remix=remix
             )
         return self._samplers[key]
 

@@ -31,7 +31,7 @@ from services.denoiser.model.camera import CameraMotion, apply_camera
 from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
 from services.denoiser.model.paths import default_path, path_heatmap
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
-from services.denoiser.model.sampler import FlowMatchEulerSampler, restart_noise
+from services.denoiser.model.sampler import FlowMatchEulerSampler, restart_noise, run_sampler
 from services.denoiser.model.weights import load_weights, save_weights
 
 logger = logging.getLogger(__name__)
@@ -163,11 +163,9 @@ class VideoPipeline:
         return f"{self.config.name}-v{self.config.version}"
 
     def sampler(self, num_steps: int, remix: bool = False) -> FlowMatchEulerSampler:
-        """The sampler of a run: the model's shift, and its restart unless the run remixes a source (a
-        remix is a partial schedule already, and its strength counts steps of a plain one)."""
+        """The sampler of a run with the model's shift and restart (`sampler.run_sampler`)."""
         cfg = self.config
-        restart = 0 if remix else cfg.restart_steps
-        return FlowMatchEulerSampler(num_steps, shift=cfg.sampler_shift, restart_steps=restart)
+        return run_sampler(num_steps, shift=cfg.sampler_shift, restart_steps=cfg.restart_steps, remix=remix)
 
     @property
     def latent_shape(self) -> tuple[int, int, int, int]:

@@ -94,6 +94,12 @@ class FlowMatchEulerSampler:
         return (1 - sigma) * clean + sigma * noise
 
 
+def run_sampler(num_steps: int, *, shift: float, restart_steps: int, remix: bool) -> FlowMatchEulerSampler:
+    """The sampler of one run of a model whose config asks for `restart_steps`: a remix keeps the plain
+    schedule (it is a partial schedule already, and its strength counts steps of a plain one)."""
+    return FlowMatchEulerSampler(num_steps, shift=shift, restart_steps=0 if remix else restart_steps)
+
+
 def restart_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     """The noise a restart draws for a run started from `seed`: the second draw of the seed's CPU
     generator after the start noise, the same shape (so the pipeline, which keeps drawing from one
