@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from services.cluster.bench import run_bench as serve_overhead_bench
-    from services.denoiser.model.pipeline import VideoPipeline
+    from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
     from services.ranker.bench import run_bench as ranker_bench
     from services.text_encoder.bench import run_bench as text_encoder_bench
-    from training.speed import TARGET_STEPS, measure_speed
+    from training.speed import TARGET_STEPS, compare_precisions, measure_speed
 
     print("== TextEncoder ==", flush=True)
     text_encoder_bench()
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     config = pipeline.config
     for steps in sorted({config.default_steps, max(config.default_steps, TARGET_STEPS)}):
         print(measure_speed(pipeline, steps=steps, guidance=config.default_guidance_scale, runs=10))
+    print("autoencoder in float32 against bfloat16, interleaved:", flush=True)
+    print(compare_precisions(DEFAULT_WEIGHTS_DIR, steps=TARGET_STEPS, guidance=None, runs=10))
     print("\n== Whole job through a running Kino ==", flush=True)
     job_latency_bench()
     print("\n== FeedRanker ==", flush=True)

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from services.denoiser.model.autoencoder import PRECISIONS
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
 from training.evaluator import Score, analyze, path_distances, score
 from training.shapes_world import (
@@ -290,7 +291,8 @@ def write_report(out: Path, results: dict, command: str) -> None:
         )
         + (f" {r['training']['notes']}" if r["training"].get("notes") else ""),
         f"Sampling here: {r['steps']} Euler steps{_restart(r['steps'], r.get('restart_steps', 0))}, "
-        f"guidance {r['guidance']:g}, {r.get('token_grids', 'one token grid')}, one clip per seed.",
+        f"guidance {r['guidance']:g}, {r.get('token_grids', 'one token grid')}, one clip per seed; "
+        f"the autoencoder in {r.get('autoencoder_precision', 'float32')}.",
         "",
         "Status, causes and next steps: [NOTES.md](NOTES.md).",
         "",
@@ -445,6 +447,12 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=None, help="default: the model's")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--autoencoder-precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="what the autoencoder computes in (auto: bfloat16 on a CPU with bfloat16 units, as served)",
+    )
+    parser.add_argument(
         "--seed",
         type=int,
         default=2024,
@@ -463,7 +471,7 @@ def main() -> None:
     from services.text_encoder.backends import load_default_backend
 
     args.out.mkdir(parents=True, exist_ok=True)
-    pipeline = VideoPipeline.from_pretrained(args.weights)
+    pipeline = VideoPipeline.from_pretrained(args.weights, autoencoder_precision=args.autoencoder_precision)
     guidance = pipeline.config.default_guidance_scale if args.guidance is None else args.guidance
     steps = pipeline.config.default_steps if args.steps is None else args.steps
     encoder = load_default_backend()
@@ -508,6 +516,7 @@ def main() -> None:
         "guidance": guidance,
         "token_grids": _token_grids(d),
         "restart_steps": pipeline.sampler(steps).restart_steps,  # 0 where too few steps restart
+        "autoencoder_precision": str(pipeline.autoencoder.dtype).removeprefix("torch."),
         "held_out": accuracy([s.score for s in held_out]),
         "held_out_n": len(held_out),
         "seen": accuracy([s.score for s in seen]),

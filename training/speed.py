@@ -8,6 +8,9 @@ clip (counted by torch's FlopCounterMode) and the achieved FLOP/s as a fraction 
 float32 matmul peak measured in the same run (model FLOP utilization),
 counting the whole `VideoPipeline.generate` call: every DiT step with classifier-free guidance (one
 batched call of two rows per step) and the autoencoder's decode.
+
+`--compare-precisions` instead times the same clips with the autoencoder in float32 and in bfloat16,
+interleaved run by run so that both see the same machine, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from services.denoiser.model.autoencoder import PRECISIONS, cpu_has_bfloat16_units
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, VideoPipeline
 
 TARGET_S = 0.5
@@ -74,6 +78,7 @@ def measure_speed(pipeline: VideoPipeline, *, steps: int, guidance: float, runs:
         # CPU seconds this process used per clip, all threads together. With one thread on a machine
         # other jobs share, it is what the wall time would be if the core were ours alone.
         "median_cpu_s": round(float(np.median(cpu_times)), 4),
+        "autoencoder_precision": str(pipeline.autoencoder.dtype).removeprefix("torch."),
         "gflop_per_clip": round(flops / 1e9, 2),
         "matmul_peak_gflops": round(peak / 1e9, 1),
         # Achieved FLOP/s over CPU time (what this process got), as a fraction of the matmul peak.
@@ -85,6 +90,34 @@ def measure_speed(pipeline: VideoPipeline, *, steps: int, guidance: float, runs:
     }
 
 
+def compare_precisions(weights_dir: Path, *, steps: int, guidance: float | None, runs: int) -> dict:
+    """Median wall seconds per clip with the autoencoder in float32 and in bfloat16, the two pipelines'
+    runs interleaved, and the ratio bfloat16 / float32."""
+    pipelines = {
+        name: VideoPipeline.from_pretrained(weights_dir, autoencoder_precision=name)
+        for name in ("float32", "bfloat16")
+    }
+    first = pipelines["float32"].config
+    guidance = first.default_guidance_scale if guidance is None else guidance
+    tokens = np.random.default_rng(0).standard_normal((12, first.dit.text_dim)).astype(np.float32)
+    times: dict[str, list[float]] = {name: [] for name in pipelines}
+    for seed in range(-1, runs):  # seed -1 warms both up
+        for name, pipeline in pipelines.items():
+            start = time.perf_counter()
+            pipeline.generate(tokens, seed=max(seed, 0), num_steps=steps, guidance_scale=guidance)
+            if seed >= 0:
+                times[name].append(time.perf_counter() - start)
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    return {
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "runs": runs,
+        "cpu_has_bfloat16_units": cpu_has_bfloat16_units(),
+        **{f"{name}_median_s": round(m, 4) for name, m in medians.items()},
+        "ratio_bfloat16_to_float32": round(medians["bfloat16"] / medians["float32"], 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS_DIR)
@@ -92,9 +125,19 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=None, help="default: the model's")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--autoencoder-precision", choices=PRECISIONS, default="auto")
+    parser.add_argument(
+        "--compare-precisions", action="store_true", help="time float32 against bfloat16 autoencoders"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipeline = VideoPipeline.from_pretrained(args.weights)
+    if args.compare_precisions:
+        steps = TARGET_STEPS if args.steps is None else args.steps
+        print(
+            json.dumps(compare_precisions(args.weights, steps=steps, guidance=args.guidance, runs=args.runs))
+        )
+        return
+    pipeline = VideoPipeline.from_pretrained(args.weights, autoencoder_precision=args.autoencoder_precision)
     guidance = pipeline.config.default_guidance_scale if args.guidance is None else args.guidance
     steps = pipeline.config.default_steps if args.steps is None else args.steps
     print(json.dumps(measure_speed(pipeline, steps=steps, guidance=guidance, runs=args.runs)))

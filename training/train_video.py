@@ -686,7 +686,11 @@ def main() -> None:
     torch.manual_seed(config.seed)
     budget_s = config.minutes * 60
 
-    previous = None if init_from is None else VideoPipeline.from_pretrained(init_from)
+    previous = (
+        None
+        if init_from is None
+        else VideoPipeline.from_pretrained(init_from, autoencoder_precision="float32")  # trained on
+    )
     if previous is None:
         ae_config = AUTOENCODER_PRESETS[config.autoencoder_preset]
         # Once the latents are cached the encoder is frozen: training it further on a resumed run with a

@@ -315,7 +315,7 @@ def main() -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     from services.text_encoder.backends import load_default_backend
 
-    previous = VideoPipeline.from_pretrained(args.weights)
+    previous = VideoPipeline.from_pretrained(args.weights, autoencoder_precision="float32")  # trained on
     started = time.monotonic()
     cache = args.work_dir / f"samples_{config.clips}_{config.seed}.pt"
     if cache.exists():

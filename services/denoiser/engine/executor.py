@@ -45,7 +45,13 @@ import torch.nn.functional as F
 from services.common.settings import MIB, DenoiserSettings
 from services.denoiser.engine.plan import StepPlan, StepResult
 from services.denoiser.engine.request import SamplerState, ShapeBucket
-from services.denoiser.model.autoencoder import FrameAutoencoder, tensor_to_video, video_to_tensor
+from services.denoiser.model.autoencoder import (
+    FrameAutoencoder,
+    Precision,
+    resolve_precision,
+    tensor_to_video,
+    video_to_tensor,
+)
 from services.denoiser.model.camera import apply_camera
 from services.denoiser.model.dit import VideoDiT
 from services.denoiser.model.paths import path_heatmap
@@ -530,6 +536,16 @@ class ModelExecutor:
 WEIGHT_FILES = ("config.json", "dit.safetensors", "autoencoder.safetensors")
 
 
+def resolve_autoencoder_precision(settings: DenoiserSettings, device: torch.device) -> Precision:
+    """The autoencoder precision for the device the model runs on: "auto" is decided for that device,
+    not for the CPU the weights load on."""
+    return (
+        "bfloat16"
+        if resolve_precision(settings.autoencoder_precision, device) == torch.bfloat16
+        else "float32"
+    )
+
+
 def load_executor(settings: DenoiserSettings) -> ModelExecutor:
     """The executor over the shipped weights, on `settings.device`; FileNotFoundError names what is
     missing and how to fix it, DeviceUnavailableError a device this process cannot use."""
@@ -544,7 +560,9 @@ def load_executor(settings: DenoiserSettings) -> ModelExecutor:
     device = resolve_device(settings.device)  # before the weights load: a wrong device fails at once
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    pipeline = VideoPipeline.from_pretrained(weights_dir)
+    pipeline = VideoPipeline.from_pretrained(
+        weights_dir, autoencoder_precision=resolve_autoencoder_precision(settings, device)
+    )
     return ModelExecutor.from_pipeline(
         pipeline, memory_budget_bytes=settings.memory_budget_mb * MIB, device=device
     )

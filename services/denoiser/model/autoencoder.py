@@ -12,11 +12,17 @@ on the DiT's own samples (`training/tune_decoder.py`), where one frame alone is 
 square reads as a circle) and its neighbours are not. Without it each frame decodes on its own.
 
 Pixels are float in [-1, 1]; latents are `(B, C, F, h, w)`, like the DiT's input.
+
+Inference may run in bfloat16 (`for_inference`, `resolve_precision`): the network is convolutions and
+SiLUs only, no norms, so it loses little there, and a CPU with bfloat16 units (AMX, AVX512-BF16) decodes
+a clip several times faster than in float32. Whatever the precision, `encode` and `decode` take and give
+float32, so callers never see it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +50,27 @@ AUTOENCODER_PRESETS = {
     # 4x, what Kino ships: four numbers for every 4x4 pixels.
     "f4": FrameAutoencoderConfig(latent_channels=4, widths=(48, 96)),
 }
+
+
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
+
+def cpu_has_bfloat16_units() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX tiles or AVX512-BF16), where oneDNN's
+    bfloat16 convolutions are fast; elsewhere they are emulated and slower than float32."""
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
+    """The dtype the autoencoder runs in for a precision setting. "auto" is bfloat16 on a CUDA device
+    and on a CPU with bfloat16 units, float32 on any other CPU; ValueError names the choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"autoencoder precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        native = torch.device(device).type == "cuda" or cpu_has_bfloat16_units()
+        return torch.bfloat16 if native else torch.float32
+    return getattr(torch, precision)
 
 
 class ResBlock(nn.Module):
@@ -111,20 +138,24 @@ class FrameAutoencoder(nn.Module):
             }
         )
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the network computes in: float32, or what `for_inference` set."""
+        return self.encoder[1].weight.dtype
+
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """video (B, 3, F, H, W) in [-1, 1] -> latents (B, C, F, H/8, W/8), unit variance."""
+        """video (B, 3, F, H, W) in [-1, 1] -> float32 latents (B, C, F, H/8, W/8), unit variance."""
         B, C, Fr, H, W = video.shape
+        video = video.to(self.dtype)
         frames = video.permute(0, 2, 1, 3, 4).reshape(B * Fr, C, H, W)  # (B*F, 3, H, W)
-        z = self.encoder(frames) * self.config.latent_scale  # (B*F, c, h, w)
+        z = self.encoder(frames).float() * self.config.latent_scale  # (B*F, c, h, w)
         return z.reshape(B, Fr, *z.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, c, F, h, w)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """latents (B, C, F, h, w) -> video (B, 3, F, H, W), roughly in [-1, 1]."""
+        """latents (B, C, F, h, w) -> float32 video (B, 3, F, H, W), roughly in [-1, 1]."""
         B, C, Fr, h, w = latents.shape
-        z = (
-            latents.permute(0, 2, 1, 3, 4).reshape(B * Fr, C, h, w) / self.config.latent_scale
-        )  # (B*F, c, h, w)
-        frames = self.decode_frames(z, Fr)  # (B*F, 3, H, W)
+        z = latents.permute(0, 2, 1, 3, 4).reshape(B * Fr, C, h, w) / self.config.latent_scale
+        frames = self.decode_frames(z.to(self.dtype), Fr).float()  # (B*F, 3, H, W)
         return frames.reshape(B, Fr, *frames.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, 3, F, H, W)
 
     def decode_frames(self, z: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -151,6 +182,14 @@ class FrameAutoencoder(nn.Module):
             elif isinstance(module, nn.Conv3d):
                 module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
         return self
+
+    def for_inference(self, dtype: torch.dtype = torch.float32) -> FrameAutoencoder:
+        """Readies the network for sampling, in place: evaluation mode, channels-last weights, and its
+        parameters in `dtype` (`resolve_precision`). In bfloat16 on a 2-core Xeon with AMX a clip's
+        decode took 11 ms against 55 in float32, and its pixels moved by 0.1 of an 8-bit level on
+        average, 1.5 at most (docs/model/NOTES.md). Weights cast to bfloat16 are not the weights of
+        record: train and save a float32 copy."""
+        return self.eval().channels_last().to(dtype)
 
     def round_trip(self, latents: torch.Tensor) -> torch.Tensor:
         """latents (B, C, F, h, w) -> the latents the encoder makes of the frames the decoder draws from

@@ -24,6 +24,8 @@ import torch
 from services.denoiser.model.autoencoder import (
     FrameAutoencoder,
     FrameAutoencoderConfig,
+    Precision,
+    resolve_precision,
     tensor_to_video,
     video_to_tensor,
 )
@@ -128,14 +130,21 @@ class VideoPipeline:
         dit: VideoDiT,
         autoencoder: FrameAutoencoder,
         planner: PathPlanner | None = None,
+        *,
+        autoencoder_precision: Precision = "auto",
     ):
+        """Takes the components over for sampling: the autoencoder runs in `autoencoder_precision`
+        (`autoencoder.resolve_precision`; "auto" is bfloat16 on a CPU with bfloat16 units), converted
+        in place, so code that trains or saves the autoencoder loads it with "float32"."""
         self.config = config
         self.dit = dit.eval()
-        self.autoencoder = autoencoder.eval().channels_last()
+        self.autoencoder = autoencoder.for_inference(resolve_precision(autoencoder_precision))
         self.planner = None if planner is None else planner.eval().requires_grad_(False)
 
     @classmethod
-    def from_pretrained(cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> VideoPipeline:
+    def from_pretrained(
+        cls, weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, *, autoencoder_precision: Precision = "auto"
+    ) -> VideoPipeline:
         """Loads config.json and the two safetensors files; refuses weights that do not fit the config
         with `IncompatibleWeightsError`."""
         weights_dir = Path(weights_dir)
@@ -156,7 +165,7 @@ class VideoPipeline:
             sum(p.numel() for p in dit.parameters()) / 1e6,
             sum(p.numel() for p in autoencoder.parameters()) / 1e6,
         )
-        return cls(config, dit, autoencoder, planner)
+        return cls(config, dit, autoencoder, planner, autoencoder_precision=autoencoder_precision)
 
     @property
     def model_name(self) -> str:
@@ -377,6 +386,11 @@ def save_pipeline(
     planner: PathPlanner | None = None,
 ) -> None:
     """Writes what `VideoPipeline.from_pretrained` reads."""
+    if autoencoder.dtype != torch.float32:
+        raise ValueError(
+            f"the autoencoder is in {autoencoder.dtype}, cast for inference; save the float32 weights "
+            "of record (VideoPipeline.from_pretrained(..., autoencoder_precision='float32'))"
+        )
     out.mkdir(parents=True, exist_ok=True)
     save_weights(dit, out / "dit.safetensors")
     save_weights(autoencoder, out / "autoencoder.safetensors")
