@@ -139,8 +139,8 @@ class DenoiserSettings(_Section):
     # loading fails with a clear error otherwise). Seeded noise is drawn on the CPU whatever the
     # device, so a seed starts from the same noise everywhere.
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]+)?)$")
-    # What the frame autoencoder computes in: "auto" is bfloat16 on a CUDA device and on a CPU with
-    # bfloat16 units (AMX, AVX512-BF16), where a decode is several times faster; float32 elsewhere.
+    # What the frame autoencoder computes in: "auto" is bfloat16 on a CPU with bfloat16 units (AMX,
+    # AVX512-BF16), where a decode is several times faster; float32 elsewhere, a GPU included.
     autoencoder_precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
 
