@@ -44,7 +44,7 @@ from training.shapes_world import (
     render_reference,
     sample_spec,
 )
-from training.speed import TARGET_STEPS, measure_speed
+from training.speed import TARGET_STEPS, compare_precisions, measure_speed
 
 ATTRIBUTES = ("color", "shape", "size", "motion", "no_flicker")
 PATH_MODE = "subject path (a random path given; motion does not apply)"
@@ -252,6 +252,21 @@ def _token_grids(config) -> str:
     return "one token grid"
 
 
+def _precision_lines(precisions: dict | None) -> list[str]:
+    """The autoencoder in float32 against bfloat16 at the target's steps (`speed.compare_precisions`)."""
+    if not precisions:
+        return []
+    units = "has" if precisions["cpu_has_bfloat16_units"] else "has no"
+    return [
+        "",
+        f"The autoencoder runs in bfloat16 where the CPU multiplies it in hardware (this one {units} bfloat16 "
+        f"units). Side by side at {precisions['steps']} steps, the two pipelines' runs interleaved "
+        f"(`python -m training.speed --compare-precisions`): float32 {precisions['float32_median_s']:.3f} s, "
+        f"bfloat16 {precisions['bfloat16_median_s']:.3f} s median, a ratio of "
+        f"{precisions['ratio_bfloat16_to_float32']:.2f}.",
+    ]
+
+
 def _restart(steps: int, restart_steps: int) -> str:
     """The sampler's restart (`services/denoiser/model/sampler.py`), in words; empty without one."""
     if not restart_steps:
@@ -417,6 +432,7 @@ def write_report(out: Path, results: dict, command: str) -> None:
         "",
         "The machine is shared with other jobs (see the load average on 2 cores), so wall time here overstates",
         "latency; with one thread, the CPU seconds this process used are the wall time an idle core would give.",
+        *_precision_lines(r.get("precisions")),
         "",
         "## Training loss",
         "",
@@ -533,6 +549,9 @@ def main() -> None:
             if steps < TARGET_STEPS
             else None
         ),
+        "precisions": compare_precisions(
+            args.weights, steps=max(steps, TARGET_STEPS), guidance=guidance, runs=10
+        ),
         "evaluation_minutes": round((time.monotonic() - started) / 60, 1),
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -541,7 +560,7 @@ def main() -> None:
         args.per_clip.write_text(json.dumps(clips, indent=1) + "\n")
     command = " ".join(["python -m training.evaluate_video", *sys.argv[1:]])
     write_report(args.out, results, command)
-    shown = ("held_out", "seen", "conditioning", "speed", "speed_at_target_steps")
+    shown = ("held_out", "seen", "conditioning", "speed", "speed_at_target_steps", "precisions")
     print(json.dumps({k: results[k] for k in shown}, indent=2))
 
 
