@@ -202,6 +202,7 @@ class StepEngineServer:
                 step_times,
                 row_limit=executor.row_limit,
                 grid_of_step=executor.token_grid_of_step,
+                restart_index_of=executor.restart_index,
             ),  # fmt: skip
             executor,
         )
@@ -753,7 +754,7 @@ async def profiled_bucket(
     bucket = executor.bucket(card.frame_counts[-1], *card.resolutions[-1], prompts.max_tokens)
     scheduler = StepScheduler(
         SchedulerConfig(max_rows=config.max_rows), StepTimes(), row_limit=executor.row_limit,
-        grid_of_step=executor.token_grid_of_step,
+        grid_of_step=executor.token_grid_of_step, restart_index_of=executor.restart_index,
     )  # fmt: skip
     await asyncio.to_thread(DenoiseEngine(scheduler, executor).profile, [bucket])
     return bucket, scheduler

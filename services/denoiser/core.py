@@ -56,7 +56,11 @@ class DenoiserCore:
             pipelined_decodes=settings.pipelined_decodes,
         )
         scheduler = StepScheduler(
-            config, StepTimes(), row_limit=executor.row_limit, grid_of_step=executor.token_grid_of_step
+            config,
+            StepTimes(),
+            row_limit=executor.row_limit,
+            grid_of_step=executor.token_grid_of_step,
+            restart_index_of=executor.restart_index,
         )
         self.engine = DenoiseEngine(scheduler, executor)
 

@@ -55,6 +55,10 @@ class Executor(Protocol):
         """Seconds one decode of a request's frames takes."""
         ...
 
+    def profile_restart(self, bucket: ShapeBucket) -> float:
+        """Seconds one request's restart through the autoencoder takes (0 for a model without)."""
+        ...
+
     def decode_final(self, sampler: SamplerState) -> Any:
         """The frames of a request whose steps are done; called from the decode thread."""
         ...
@@ -114,7 +118,7 @@ class DenoiseEngine:
 
     def profile(self, buckets: Iterable[ShapeBucket]) -> None:
         """Measures step times of every bucket at batch sizes 1, 2, 4, ... up to its row limit, and
-        the time of a decode."""
+        the times of a decode and of a restart."""
         for bucket in buckets:
             limit = self.scheduler.row_limit(bucket)
             sizes = sorted({*(2**i for i in range(limit.bit_length()) if 2**i <= limit), limit})
@@ -125,6 +129,9 @@ class DenoiseEngine:
             self.executor.profile_decode(bucket)
             seconds = statistics.median(self.executor.profile_decode(bucket) for _ in range(3))
             self.scheduler.step_times.observe_decode(bucket, seconds)
+            self.executor.profile_restart(bucket)
+            seconds = statistics.median(self.executor.profile_restart(bucket) for _ in range(3))
+            self.scheduler.step_times.observe_restart(bucket, seconds)
 
     def start(self) -> None:
         if self._decode_thread is None:

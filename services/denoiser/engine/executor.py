@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from services.common.settings import MIB, DenoiserSettings
 from services.denoiser.engine.plan import StepPlan, StepResult
-from services.denoiser.engine.request import SamplerState, ShapeBucket
+from services.denoiser.engine.request import EngineRequest, SamplerState, ShapeBucket
 from services.denoiser.model.autoencoder import (
     FrameAutoencoder,
     Precision,
@@ -225,6 +225,11 @@ class ModelExecutor:
     def _sampler_of(self, num_steps: int, state: SamplerState) -> FlowMatchEulerSampler:
         return self.sampler(num_steps, remix=state.source is not None)
 
+    def restart_index(self, request: EngineRequest) -> int | None:
+        """The step after which the request's latents go through the autoencoder (its main schedule's
+        last, `FlowMatchEulerSampler.restart_index`); None when its sampling has no restart."""
+        return self._sampler_of(request.num_steps, request.sampler).restart_index
+
     # ---- shapes ------------------------------------------------------------------------------
 
     def bucket(
@@ -318,6 +323,7 @@ class ModelExecutor:
                 )
                 self._synchronize()
                 result.restart_seconds += time.perf_counter() - restart_start
+                result.restarts += 1
         previews = [j for j, item in enumerate(items) if item.preview and not item.final]
         if previews:  # part of the step's time: a few elementwise kernels and one copy back
             size = bucket.height // PREVIEW_DOWNSCALE
@@ -506,6 +512,26 @@ class ModelExecutor:
             self._synchronize()
             start = time.perf_counter()
             self.decode(torch.zeros(shape, device=self.device))  # the copy back waits for the device
+            return time.perf_counter() - start
+
+    def profile_restart(self, bucket: ShapeBucket) -> float:
+        """Seconds one restart's round trip through the autoencoder takes in this bucket; 0 for a
+        model that samples without one."""
+        if not self.restart_steps:
+            return 0.0
+        shape = (
+            1,
+            self.dit.config.latent_channels,
+            bucket.num_frames,
+            bucket.height // self.downsample,
+            bucket.width // self.downsample,
+        )
+        with self.lock, torch.inference_mode():
+            latents = torch.zeros(shape, device=self.device)
+            self._synchronize()
+            start = time.perf_counter()
+            self.autoencoder.round_trip(latents)
+            self._synchronize()
             return time.perf_counter() - start
 
     def profile(self, bucket: ShapeBucket, rows: int, grids: int = 1) -> float:

@@ -67,6 +67,7 @@ class StepResult:
     # The part of duration_seconds spent taking restarting requests through the autoencoder (the step
     # that ends a request's main schedule, `model/sampler.py`): like a decode, not the DiT's time.
     restart_seconds: float = 0.0
+    restarts: int = 0  # requests taken through the autoencoder in this step
     # Batch rows of each DiT call the step made: one call when its rows share a token grid, one per
     # grid when rows at different places in the model's grid cycle shared the step.
     call_rows: list[int] = field(default_factory=list)

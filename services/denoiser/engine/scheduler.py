@@ -155,11 +155,15 @@ class StepScheduler:
         *,
         row_limit: Callable[[ShapeBucket], int] | None = None,
         grid_of_step: Callable[[int], Hashable] | None = None,
+        restart_index_of: Callable[[EngineRequest], int | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         # The token grid a request's step runs on (the executor's `token_grid_of_step`); None: one grid.
         self._grid_of_step = grid_of_step
+        # The step after which a request's latents go through the autoencoder, inside that step (the
+        # executor's `restart_index`); None: no request restarts.
+        self._restart_index_of = restart_index_of
         self.step_times = step_times or StepTimes()
         self.policy: QueuePolicy = POLICIES[config.policy]()
         self.clock = clock
@@ -237,8 +241,8 @@ class StepScheduler:
 
         Two lower bounds, the larger wins: the work ranked ahead of it plus its own (steps at the best
         measured row throughput of their bucket, plus one final decode each unless decodes are
-        pipelined); and its own steps at the step time of the batch it would share, plus its own final
-        decode.
+        pipelined, plus each restart still ahead); and its own steps at the step time of the batch it
+        would share, plus its own final decode and restart.
         """
         if request.request_id not in self._requests:
             request.seq = self._next_seq  # it would queue behind everyone admitted so far
@@ -253,19 +257,35 @@ class StepScheduler:
             mine = [r for r in ahead if r.bucket == bucket] + ([request] if bucket == request.bucket else [])
             row_steps = sum(r.remaining_steps * r.rows for r in mine)
             seconds += row_steps / self.step_times.best_rate(bucket, self.row_limit(bucket))
+            seconds += sum(self._restart_seconds(r) for r in mine)  # inside the steps, never beside
             if not self.config.pipelined_decodes:  # else the decode stage runs beside the steps
                 seconds += len(mine) * self.step_times.decode_seconds(bucket)  # one final decode each
         sharing = sum(r.rows for r in ahead if r.bucket == request.bucket) + request.rows
         alongside = request.remaining_steps * self.step_times.predict(
             request.bucket, min(sharing, self.row_limit(request.bucket))
         )
-        alongside += self.step_times.decode_seconds(request.bucket)
+        alongside += self.step_times.decode_seconds(request.bucket) + self._restart_seconds(request)
         return max(seconds, alongside)
 
     def alone_seconds(self, request: EngineRequest) -> float:
         """Expected seconds for `request` on an idle server."""
         steps = request.remaining_steps * self.step_times.predict(request.bucket, request.rows)
-        return steps + self.step_times.decode_seconds(request.bucket)
+        return steps + self.step_times.decode_seconds(request.bucket) + self._restart_seconds(request)
+
+    def _restart_index(self, request: EngineRequest) -> int | None:
+        return None if self._restart_index_of is None else self._restart_index_of(request)
+
+    def _restart_seconds(self, request: EngineRequest) -> float:
+        """Seconds the request's restart adds while it is still ahead of it; else 0."""
+        index = self._restart_index(request)
+        if index is None or request.steps_done > index:
+            return 0.0
+        return self.step_times.restart_seconds(request.bucket)
+
+    def _restarts_next_step(self, request: EngineRequest) -> int:
+        """1 when the request's next step ends its main schedule (and so takes it through the
+        autoencoder), else 0."""
+        return int(self._restart_index(request) == request.steps_done)
 
     def _usage_on_arrival(self, request: EngineRequest) -> float:
         if request.request_id in self._requests or request.tenant in {
@@ -304,6 +324,7 @@ class StepScheduler:
         bucket, limit = head.bucket, self.row_limit(head.bucket)
         # seconds a final decode adds to a step; none when the decode stage runs beside the steps
         decode = 0.0 if self.config.pipelined_decodes else self.step_times.decode_seconds(bucket)
+        restart = self.step_times.restart_seconds(bucket)  # what one restart adds to a step
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
             led = [head]
@@ -313,29 +334,33 @@ class StepScheduler:
             if partner is not None:  # the two share every step: the budget is their shared step's
                 led.append(partner)
             due = sum(_decodes_next_step(r) for r in led)
-            alone = self._model_seconds(bucket, self._rows_by_grid(led)) + decode * due
+            restarting = sum(self._restarts_next_step(r) for r in led)
+            alone = self._model_seconds(bucket, self._rows_by_grid(led)) + decode * due + restart * restarting
             budget = self.config.interactive_slowdown * alone
         else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
-            # no longer than its model call plus one decode: an interactive arrival never waits long
+            # no longer than its model call plus one decode and one restart: an interactive arrival
+            # never waits long
             limit = max(head.rows, self.step_times.best_rows(bucket, limit))
             capped = self.config.batch_step_limit * self.step_times.predict(bucket, 2)
-            budget = min(self.step_times.predict(bucket, limit), capped) + decode
+            budget = min(self.step_times.predict(bucket, limit), capped) + decode + restart
         chosen: list[EngineRequest] = []
-        rows = decodes = 0
+        rows = decodes = restarts = 0
         by_grid: Counter = Counter()  # the plan's rows per DiT call
         seconds = 0.0  # the plan's predicted model time
         for request in ranked:
             if request.bucket != bucket or rows + request.rows > limit:
                 continue
             with_it = decodes + _decodes_next_step(request)
+            restarts_with_it = restarts + self._restarts_next_step(request)
             grid = self._grid(request)
             call = self.step_times.predict(bucket, by_grid[grid])
             with_seconds = seconds - call + self.step_times.predict(bucket, by_grid[grid] + request.rows)
-            if chosen and with_seconds + decode * with_it > budget:
+            if chosen and with_seconds + decode * with_it + restart * restarts_with_it > budget:
                 continue
             chosen.append(request)
             rows += request.rows
             decodes = with_it
+            restarts = restarts_with_it
             by_grid[grid] += request.rows
             seconds = with_seconds
         chosen_ids = {r.request_id for r in chosen}
@@ -415,8 +440,9 @@ class StepScheduler:
         both = self._model_seconds(bucket, self._rows_by_grid([head, partner]))
 
         def slowdown(request: EngineRequest, finish: float) -> float:
-            alone = (request.num_steps - request.start_step) * one[request.request_id] + decode
-            return (now - request.arrival + finish + decode) / alone
+            restart = self._restart_seconds(request)  # the restart still ahead of it, if any
+            alone = (request.num_steps - request.start_step) * one[request.request_id] + decode + restart
+            return (now - request.arrival + finish + decode + restart) / alone
 
         h, p = head.remaining_steps, partner.remaining_steps
         head_alone = h * one[head.request_id]
@@ -469,6 +495,8 @@ class StepScheduler:
         self._observe(plan, result)
         if result.decodes:
             self.step_times.observe_decode(plan.bucket, result.decode_seconds / result.decodes)
+        if result.restarts:
+            self.step_times.observe_restart(plan.bucket, result.restart_seconds / result.restarts)
         ran_urgent = False
         for item in plan.items:
             request = self._requests.get(item.request_id)

@@ -1,7 +1,8 @@
 """Measured step times, per shape bucket and batch size: what admission and pre-emption decide with.
 
-Every executed step reports its wall time, split into the model call and the decoding of previews
-and final frames (one decode per request, whatever the batch); a step of several DiT calls (rows on
+Every executed step reports its wall time, split into the model call, the decoding of previews
+and final frames (one decode per request, whatever the batch) and restarts (one round trip through the
+autoencoder per request whose main schedule the step ends); a step of several DiT calls (rows on
 different token grids) is split between its calls, so a batch size's time is one call's. An
 exponential moving average per (bucket, rows), and one per bucket for a decode, smooth the noise of a
 shared machine. The engine profiles each bucket at start-up (warm-up), so predictions rest on
@@ -30,6 +31,7 @@ class StepTimes:
         self.smoothing = smoothing  # weight of the newest measurement in the moving average
         self._seconds: dict[ShapeBucket, dict[int, float]] = {}
         self._decode_seconds: dict[ShapeBucket, float] = {}
+        self._restart_seconds: dict[ShapeBucket, float] = {}
         self._fits: dict[ShapeBucket, dict[int, float]] = {}  # `_monotone`'s, per bucket
 
     def observe(self, bucket: ShapeBucket, rows: int, seconds: float) -> None:
@@ -54,6 +56,15 @@ class StepTimes:
     def decode_seconds(self, bucket: ShapeBucket) -> float:
         """Seconds one preview or final decode takes; 0 until measured."""
         return self._decode_seconds.get(bucket, 0.0)
+
+    def observe_restart(self, bucket: ShapeBucket, seconds: float) -> None:
+        old = self._restart_seconds.get(bucket)
+        self._restart_seconds[bucket] = seconds if old is None else old + self.smoothing * (seconds - old)
+
+    def restart_seconds(self, bucket: ShapeBucket) -> float:
+        """Seconds one request's restart takes (its latents through the autoencoder, inside the step
+        that ends its main schedule: `model/sampler.py`); 0 until measured."""
+        return self._restart_seconds.get(bucket, 0.0)
 
     def measured(self, bucket: ShapeBucket) -> dict[int, float]:
         return dict(self._seconds.get(bucket, {}))

@@ -79,6 +79,9 @@ class ZeroVelocityExecutor:
     def profile_decode(self, bucket: ShapeBucket) -> float:
         return 0.0  # this model's frames cost nothing to decode
 
+    def profile_restart(self, bucket: ShapeBucket) -> float:
+        return 0.0  # nor to take through an autoencoder
+
 
 def make_request(
     request_id: str,

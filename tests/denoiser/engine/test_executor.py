@@ -245,5 +245,8 @@ def test_a_restart_is_timed_apart_from_the_model_call():
             step_id=0, bucket=r.bucket, items=[item], num_rows=2, preempted_ids=[], finished_ids=[]
         )
         result = executor.run(plan)
-        timings.append((result.restart_seconds, result.duration_seconds))
-    assert timings[0][0] == 0 and 0 < timings[1][0] < timings[1][1]
+        timings.append((result.restarts, result.restart_seconds, result.duration_seconds))
+    assert timings[0][:2] == (0, 0) and timings[1][0] == 1 and 0 < timings[1][1] < timings[1][2]
+    # What the scheduler plans with: where the request restarts, and what a restart costs.
+    assert executor.restart_index(r) == 3 and executor.profile_restart(r.bucket) > 0
+    assert tiny_executor().restart_index(r) is None and tiny_executor().profile_restart(r.bucket) == 0

@@ -23,14 +23,17 @@ from tests.denoiser.engine.fakes import (
 BATCH = Priority.BATCH
 
 
-def setup(**config):
+def setup(restart_index_of=None, **config):
     clock = FakeClock()
     executor = ZeroVelocityExecutor(clock)
     times = StepTimes()
     for bucket in (BUCKET, OTHER_BUCKET):
         for rows in range(1, 17):
             times.observe(bucket, rows, executor.seconds(rows))
-    return StepScheduler(SchedulerConfig(**config), times, clock=clock), executor, clock
+    scheduler = StepScheduler(
+        SchedulerConfig(**config), times, restart_index_of=restart_index_of, clock=clock
+    )
+    return scheduler, executor, clock
 
 
 def kinds(events, request_id):
@@ -372,6 +375,36 @@ def test_a_decode_due_in_the_step_counts_against_the_interactive_budget():
     scheduler, _, _ = setup(interactive_slowdown=1.5)  # 0.2 s alone for a guided request: 0.3 s budget
     scheduler.step_times.observe_decode(BUCKET, 0.2)
     scheduler.add(make_request("finishing", priority=BATCH, steps=1))  # its frames are decoded next step
+    scheduler.add(make_request("quiet", priority=BATCH, steps=4))
+    scheduler.add(make_request("urgent", guidance=7.0, steps=4))
+    assert ids(scheduler.schedule()) == ["urgent", "quiet"]
+
+
+def test_estimates_count_a_restart_until_it_is_done_and_a_measured_one_updates_them():
+    scheduler, executor, _ = setup(restart_index_of=lambda request: 1)  # after its second step
+    scheduler.step_times.observe_restart(BUCKET, 0.5)
+    request = make_request("a", steps=4)
+    assert scheduler.alone_seconds(request) == pytest.approx(4 * 0.15 + 0.5)
+    assert scheduler.estimate_seconds(request) == pytest.approx(4 * 0.15 + 0.5)
+    scheduler.add(request)
+    step(scheduler, executor)
+    plan = scheduler.schedule()
+    result = executor.run(plan)  # the step that restarts it, 0.3 s longer than its model call
+    result.restarts, result.restart_seconds = 1, 0.3
+    result.duration_seconds += 0.3
+    scheduler.update(plan, result)
+    assert scheduler.step_times.restart_seconds(BUCKET) == pytest.approx(0.5 + 0.2 * (0.3 - 0.5))
+    assert scheduler.step_times.predict(BUCKET, 1) == pytest.approx(0.15)  # the model's time alone
+    assert scheduler.alone_seconds(request) == pytest.approx(2 * 0.15)  # the restart is behind it
+
+
+def test_a_restart_due_in_the_step_counts_against_the_interactive_budget():
+    scheduler, _, _ = setup(
+        interactive_slowdown=1.5,  # 0.2 s alone for a guided request: 0.3 s budget
+        restart_index_of=lambda request: 0 if request.request_id == "restarting" else None,
+    )
+    scheduler.step_times.observe_restart(BUCKET, 0.2)
+    scheduler.add(make_request("restarting", priority=BATCH, steps=4))  # restarts in its next step
     scheduler.add(make_request("quiet", priority=BATCH, steps=4))
     scheduler.add(make_request("urgent", guidance=7.0, steps=4))
     assert ids(scheduler.schedule()) == ["urgent", "quiet"]
