@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from services.common.errors import internal
 from services.denoiser.engine import metrics
 from services.denoiser.engine.plan import DenoiseEvent, EventKind, StepPlan, StepResult
-from services.denoiser.engine.request import EngineRequest, Priority, SamplerState, ShapeBucket
+from services.denoiser.engine.request import EngineRequest, Priority, RequestStatus, SamplerState, ShapeBucket
 from services.denoiser.engine.scheduler import StepScheduler
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,10 @@ class Executor(Protocol):
 
     def decode_final(self, sampler: SamplerState) -> Any:
         """The frames of a request whose steps are done; called from the decode thread."""
+        ...
+
+    def restart(self, request: EngineRequest) -> Any:
+        """The latents a request restarts from after its main schedule; called from the decode thread."""
         ...
 
 
@@ -100,17 +104,18 @@ class DenoiseEngine:
         self._task: asyncio.Task | None = None
         self._first_preview_seen: set[str] = set()
         self._decode_thread: ThreadPoolExecutor | None = None  # from start() to close()
-        # Finished requests waiting for the decode thread, most urgent first: (priority, order, due since
-        # (monotonic), request). One decode at a time, so an interactive request's frames wait for at
-        # most the decode in progress, never for a queue of batch requests' decodes that finished before it.
-        self._due_decodes: list[tuple[int, int, float, EngineRequest]] = []
+        # Requests waiting for the decode thread, most urgent first: (priority, order, due since
+        # (monotonic), restart, request), finished ones for their frames and (restart True) restarting
+        # ones for their round trip. One at a time, so an interactive request's frames wait for at most
+        # the job in progress, never for a queue of batch requests' decodes that came before it.
+        self._due_decodes: list[tuple[int, int, float, bool, EngineRequest]] = []
         self._decode_order = itertools.count()
         self._decode_wake = asyncio.Event()
         self._decode_task: asyncio.Task | None = None
         # When interactive work became live (monotonic), None while there is none: a batch decode that
         # was already due then has been held back only since then.
         self._interactive_since: float | None = None
-        self._interactive_decodes = 0  # interactive requests' decodes due or in progress
+        self._interactive_decodes = 0  # interactive requests' decodes and restarts due or in progress
 
     @property
     def clock(self):
@@ -196,9 +201,10 @@ class DenoiseEngine:
             self._dispatch(events)
             if not self.scheduler.has_interactive_work:
                 self._interactive_since = None
-            for request in self.scheduler.take_decodes():
+            restarts = [(True, r) for r in self.scheduler.take_restarts()]
+            for restart, request in [*restarts, *((False, r) for r in self.scheduler.take_decodes())]:
                 self._interactive_decodes += request.priority == Priority.INTERACTIVE
-                due = (int(request.priority), next(self._decode_order), time.monotonic(), request)
+                due = (int(request.priority), next(self._decode_order), time.monotonic(), restart, request)
                 heapq.heappush(self._due_decodes, due)
             self._decode_wake.set()  # a deferred batch decode may go now
 
@@ -226,14 +232,15 @@ class DenoiseEngine:
             wait = None
             now = time.monotonic()
             if self._due_decodes:
-                priority, _, due_since, _ = self._due_decodes[0]
+                priority, _, due_since, _, _ = self._due_decodes[0]
                 held = now - max(due_since, self._interactive_since or due_since)
                 if (
                     priority == Priority.INTERACTIVE
                     or held >= deferral
                     or not self.scheduler.has_interactive_work
                 ):
-                    await self._decode(heapq.heappop(self._due_decodes)[-1])
+                    *_, restart, request = heapq.heappop(self._due_decodes)
+                    await (self._restart(request) if restart else self._decode(request))
                     continue
                 wait = deferral - held
             self._decode_wake.clear()
@@ -264,6 +271,34 @@ class DenoiseEngine:
                 self._interactive_decodes -= 1
                 self._wake.set()  # batch steps held for these frames may go
         self._dispatch([event])
+
+    async def _restart(self, request: EngineRequest) -> None:
+        """Makes the latents a request restarts from in the decode thread, then queues it for its last
+        steps (`StepScheduler.restarted`)."""
+
+        def timed_restart() -> tuple[Any, float]:
+            start = time.perf_counter()
+            latents = self.executor.restart(request)
+            return latents, time.perf_counter() - start
+
+        events = []
+        try:
+            if request.status != RequestStatus.RESTARTING:  # it left while it waited: nothing to make
+                return
+            latents, seconds = await asyncio.get_running_loop().run_in_executor(
+                self._decode_thread, timed_restart
+            )
+        except Exception as exc:
+            log.exception("the restart of %s failed", request.request_id)
+            error = internal("INTERNAL_ERROR", f"the restart failed: {type(exc).__name__}")
+            events = self.scheduler.restart_failed(request, error)
+        else:
+            self.scheduler.restarted(request, latents, seconds)
+        finally:
+            if request.priority == Priority.INTERACTIVE:
+                self._interactive_decodes -= 1
+            self._wake.set()  # its last steps, or batch steps held for it, may go
+        self._dispatch(events)
 
     def _record_queue_depth(self) -> None:
         for priority, count in self.scheduler.waiting_by_priority().items():

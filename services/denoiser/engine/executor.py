@@ -315,7 +315,7 @@ class ModelExecutor:
             call_rows=call_rows,
         )
         for j, (item, sampler) in enumerate(zip(items, samplers, strict=True)):
-            if sampler.restarts_after(item.step_index):  # through the autoencoder, noised afresh
+            if plan.restarts_inline and sampler.restarts_after(item.step_index):  # noised afresh
                 self._synchronize()
                 restart_start = time.perf_counter()
                 result.latents[item.request_id] = self._restart(
@@ -372,6 +372,16 @@ class ModelExecutor:
         stream, in order; the step that made these latents has synchronized, so they are ready."""
         with torch.inference_mode():
             return self._final_frames(sampler, self._on_device(sampler.latents))
+
+    def restart(self, request: EngineRequest) -> torch.Tensor:
+        """The latents a request restarts from, made from the clean ones the step that ended its main
+        schedule left in `request.sampler.latents`: what `run` does inside that step when the plan says
+        `restarts_inline`. The decode stage calls this beside the step loop, without the step lock,
+        as it calls `decode_final`."""
+        flow = self._sampler_of(request.num_steps, request.sampler)
+        with torch.inference_mode():
+            clean = self._on_device(request.sampler.latents)
+            return self._restart(request.sampler, flow, clean, flow.restart_index)
 
     def _final_frames(self, sampler: SamplerState, latents: torch.Tensor) -> np.ndarray:
         """Decodes the result; known first frames come back exactly as given, as in the pipeline; then

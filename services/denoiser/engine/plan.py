@@ -45,6 +45,9 @@ class StepPlan:
     # Decode final frames inside this step; False when a decode stage beside the step loop does it
     # (`SchedulerConfig.pipelined_decodes`), and the result carries no frames.
     decode_finals: bool = True
+    # Take requests whose main schedule this step ends through the autoencoder inside the step; False
+    # when the decode stage does it (with pipelined decodes), and their latents come back clean.
+    restarts_inline: bool = True
 
     @classmethod
     def make_empty(cls) -> StepPlan:

@@ -30,6 +30,9 @@ class RequestStatus(enum.IntEnum):
     RUNNING = 1  # advanced by the latest step
     PREEMPTED = 2  # started, but left out of the latest step (a more urgent request took its rows)
     DECODING = 3  # all steps done, its frames with the decode stage; it holds no rows any more
+    # Its main schedule done, its latents with the decode stage for the restart's round trip through the
+    # autoencoder (`model/sampler.py`); it holds no rows until they come back
+    RESTARTING = 4
     FINISHED_DONE = 10  # all steps done, frames decoded
     FINISHED_CANCELLED = 11  # the caller went away; its rows were freed at the next step
     FINISHED_DEADLINE = 12  # its deadline passed before it finished

@@ -44,7 +44,10 @@ feeds the result back through `update()`. One rule: every request carries `steps
   and its frames are decoded by a decode stage beside the next steps (`take_decodes`, `decoded`): no
   step carries a decode, so an interactive request never waits for a batch request's frames. Without
   it, final frames are decoded inside the step that finishes them, and the step's predicted time
-  counts them.
+  counts them. Restarts go the same way: with `pipelined_decodes` a request whose step ended its main
+  schedule (`model/sampler.py`) leaves the steps while the decode stage takes its latents through the
+  autoencoder (`take_restarts`, `restarted`) and comes back for its last steps; without it the round
+  trip runs inside that step, which then lasts several steps' time on a CPU.
 
 Admission (`add`) refuses early instead of burning compute: a full queue is RESOURCE_EXHAUSTED /
 QUEUE_FULL with a retry delay (an interactive request counts only the interactive requests waiting, so
@@ -81,7 +84,8 @@ class SchedulerConfig:
     interactive_slowdown: float = 1.1  # others may slow a step led by interactive work this much
     batch_step_limit: float = 2.5  # a batch-led step's model call, in guided-request steps at most
     policy: str = "priority"  # "priority" or "fifo" (the queue order; see POLICIES)
-    pipelined_decodes: bool = False  # final frames decoded beside the step loop, not inside a step
+    # Final frames decoded, and restarts' round trips made, beside the step loop, not inside a step.
+    pipelined_decodes: bool = False
     # With pipelined decodes: a batch request's decode waits while interactive work is live, this long at
     # most. A decode beside a step slows it by a third on a 2-core CPU (20.1 -> 26.6 ms for 2 rows), which
     # an interactive request would pay at every step.
@@ -173,6 +177,7 @@ class StepScheduler:
             str, tuple[EngineRequest, KinoError]
         ] = {}  # removed by schedule(), told by update()
         self._due_decodes: list[EngineRequest] = []  # steps done, not yet handed to the decode stage
+        self._due_restarts: list[EngineRequest] = []  # main schedules done, for the decode stage
         self._tenant_usage: dict[str, float] = {}  # tenant -> row-steps served
         self._next_seq = 0
         self._next_step_id = 0
@@ -257,7 +262,8 @@ class StepScheduler:
             mine = [r for r in ahead if r.bucket == bucket] + ([request] if bucket == request.bucket else [])
             row_steps = sum(r.remaining_steps * r.rows for r in mine)
             seconds += row_steps / self.step_times.best_rate(bucket, self.row_limit(bucket))
-            seconds += sum(self._restart_seconds(r) for r in mine)  # inside the steps, never beside
+            if not self.config.pipelined_decodes:  # else the decode stage makes them beside the steps
+                seconds += sum(self._restart_seconds(r) for r in mine)
             if not self.config.pipelined_decodes:  # else the decode stage runs beside the steps
                 seconds += len(mine) * self.step_times.decode_seconds(bucket)  # one final decode each
         sharing = sum(r.rows for r in ahead if r.bucket == request.bucket) + request.rows
@@ -314,7 +320,8 @@ class StepScheduler:
         self._plan_started_at = now
         finished_ids = self._drop_leavers(now)
         ranked = sorted(
-            self._requests.values(), key=lambda r: self.policy.key(r, self._tenant_usage.get(r.tenant, 0.0))
+            (r for r in self._requests.values() if r.status != RequestStatus.RESTARTING),
+            key=lambda r: self.policy.key(r, self._tenant_usage.get(r.tenant, 0.0)),
         )
         if not ranked:
             plan = StepPlan.make_empty()
@@ -324,7 +331,8 @@ class StepScheduler:
         bucket, limit = head.bucket, self.row_limit(head.bucket)
         # seconds a final decode adds to a step; none when the decode stage runs beside the steps
         decode = 0.0 if self.config.pipelined_decodes else self.step_times.decode_seconds(bucket)
-        restart = self.step_times.restart_seconds(bucket)  # what one restart adds to a step
+        # what one restart adds to a step; none when the decode stage makes them
+        restart = 0.0 if self.config.pipelined_decodes else self.step_times.restart_seconds(bucket)
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
             led = [head]
@@ -383,6 +391,7 @@ class StepScheduler:
             preempted_ids=preempted,
             finished_ids=finished_ids,
             decode_finals=not self.config.pipelined_decodes,
+            restarts_inline=not self.config.pipelined_decodes,
         )
 
     def _grid(self, request: EngineRequest) -> Hashable:
@@ -518,8 +527,12 @@ class StepScheduler:
             elif item.final:  # leaves the step loop; the decode stage makes its frames
                 self._finish(request, RequestStatus.DECODING, None)
                 self._due_decodes.append(request)
-            elif item.preview:
-                events.append(self._event(request, EventKind.PREVIEW, result.previews[item.request_id]))
+            else:
+                if item.preview:
+                    events.append(self._event(request, EventKind.PREVIEW, result.previews[item.request_id]))
+                if not plan.restarts_inline and self._restart_index(request) == item.step_index:
+                    request.status = RequestStatus.RESTARTING  # holds no rows until `restarted`
+                    self._due_restarts.append(request)
         if ran_urgent:
             self._age(plan, now - self._plan_started_at)
         return events
@@ -529,6 +542,30 @@ class StepScheduler:
         out once (their final latents are in `request.sampler.latents`)."""
         due, self._due_decodes = self._due_decodes, []
         return due
+
+    def take_restarts(self) -> list[EngineRequest]:
+        """Requests whose step just ended their main schedule, for the decode stage to take through
+        the autoencoder (`executor.restart`; their clean latents are in `request.sampler.latents`),
+        each handed out once."""
+        due, self._due_restarts = self._due_restarts, []
+        return due
+
+    def restarted(self, request: EngineRequest, latents, seconds: float) -> None:
+        """The decode stage made the latents a request restarts from, in `seconds`: it queues for its
+        last steps again. A request that left meanwhile (cancelled, or past its deadline, at a
+        `schedule()`) has had its event; the latents are dropped."""
+        if self._requests.get(request.request_id) is not request:
+            return
+        request.sampler.latents = latents
+        request.status = RequestStatus.PREEMPTED  # started, and waiting for rows
+        self.step_times.observe_restart(request.bucket, seconds)
+
+    def restart_failed(self, request: EngineRequest, error: KinoError) -> list[DenoiseEvent]:
+        """The decode stage raised on a request's restart: its FAILED event, unless it left already."""
+        if self._requests.get(request.request_id) is not request:
+            return []
+        self._finish(request, RequestStatus.FINISHED_FAILED, None)
+        return [self._failed_event(request, error)]
 
     def decoded(self, request: EngineRequest, frames, seconds: float) -> DenoiseEvent:
         """The decode stage made a request's frames in `seconds`: its RESULT event."""
@@ -618,8 +655,11 @@ class StepScheduler:
 
     @property
     def has_pending(self) -> bool:
-        """Whether schedule() has anything to do: requests to run or leavers to report."""
-        return bool(self._requests) or bool(self._leaving)
+        """Whether schedule() has anything to do: requests to run or leavers to report. Requests away
+        for their restart are not: `restarted` brings them back."""
+        return bool(self._leaving) or any(
+            r.status != RequestStatus.RESTARTING for r in self._requests.values()
+        )
 
 
 def _decodes_next_step(request: EngineRequest) -> int:

@@ -73,6 +73,9 @@ class ZeroVelocityExecutor:
     def decode_final(self, sampler: SamplerState, bucket: ShapeBucket = BUCKET) -> np.ndarray:
         return np.zeros((bucket.num_frames, bucket.height, bucket.width, 3), np.uint8)
 
+    def restart(self, request: EngineRequest):
+        return request.sampler.latents  # zero velocity keeps latents as they are, through a restart too
+
     def profile(self, bucket: ShapeBucket, rows: int) -> float:
         return self.seconds(rows)
 

@@ -47,10 +47,11 @@ async def collect(stream):
 
 
 @contextlib.asynccontextmanager
-async def pipelined_engine(executor, clock, **config):
+async def pipelined_engine(executor, clock, restart_index_of=None, **config):
     """A started engine whose final frames are decoded beside the step loop; closed on the way out."""
     scheduler_config = SchedulerConfig(pipelined_decodes=True, **config)
-    engine = DenoiseEngine(StepScheduler(scheduler_config, StepTimes(), clock=clock), executor)
+    scheduler = StepScheduler(scheduler_config, StepTimes(), restart_index_of=restart_index_of, clock=clock)
+    engine = DenoiseEngine(scheduler, executor)
     engine.start()
     try:
         yield engine
@@ -118,6 +119,36 @@ async def test_pipelined_decodes_end_each_stream_with_its_frames_or_its_decode_f
     assert fine_events[-1].frames.shape == (BUCKET.num_frames, BUCKET.height, BUCKET.width, 3)
     assert all(plan.decode_finals is False for plan in executor.plans)
     assert [e.kind for e in doomed_events] == [EventKind.PROGRESS, EventKind.FAILED]
+    assert doomed_events[-1].error.reason == "INTERNAL_ERROR"
+    assert engine.scheduler.num_live == 0
+
+
+class RestartCountingExecutor(ZeroVelocityExecutor):
+    """Counts the restarts the decode stage asks for; the one of seed 13 fails."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.restarts: list[str] = []
+
+    def restart(self, request):
+        self.restarts.append(request.request_id)
+        if request.sampler.seed == 13:
+            raise RuntimeError("autoencoder blew up")
+        return super().restart(request)
+
+
+async def test_pipelined_restarts_run_in_the_decode_stage_and_the_request_comes_back_for_its_last_steps():
+    clock = FakeClock()
+    executor = RestartCountingExecutor(clock)
+    async with pipelined_engine(executor, clock, restart_index_of=lambda request: 1) as engine:
+        fine = engine.submit(make_request("fine", steps=4, priority=BATCH))
+        doomed = engine.submit(make_request("doomed", steps=4, seed=13, priority=BATCH))
+        fine_events, doomed_events = await asyncio.wait_for(asyncio.gather(collect(fine), collect(doomed)), 5)
+    assert [e.kind for e in fine_events] == [EventKind.PROGRESS] * 4 + [EventKind.RESULT]
+    assert sorted(executor.restarts) == ["doomed", "fine"]
+    assert all(plan.restarts_inline is False for plan in executor.plans)
+    # Its restart after its second step failed in the decode stage.
+    assert [e.kind for e in doomed_events] == [EventKind.PROGRESS, EventKind.PROGRESS, EventKind.FAILED]
     assert doomed_events[-1].error.reason == "INTERNAL_ERROR"
     assert engine.scheduler.num_live == 0
 

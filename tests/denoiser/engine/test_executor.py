@@ -233,6 +233,27 @@ def test_with_a_restart_the_engine_makes_the_pipelines_frames_and_a_remix_does_n
     assert executor.sampler(6).restart_index == 3 and executor.sampler(6, remix=True).restart_index is None
 
 
+async def test_with_pipelined_decodes_the_restart_runs_beside_the_steps_and_makes_the_same_frames():
+    pipeline = tiny_pipeline()
+    pipeline.config = dataclasses.replace(pipeline.config, restart_steps=2)
+    executor = ModelExecutor.from_pipeline(pipeline)
+    config = SchedulerConfig(max_rows=16, pipelined_decodes=True)
+    scheduler = StepScheduler(config, UnmeasuredStepTimes(), restart_index_of=executor.restart_index)
+    engine = DenoiseEngine(scheduler, executor)
+    restarted = []
+    restart = executor.restart
+    executor.restart = lambda r: restarted.append(r.request_id) or restart(r)
+    engine.start()
+    try:
+        events = [e async for e in engine.submit(request(executor, "plain", seed=4, steps=6))]
+    finally:
+        await engine.close()
+    expected = pipeline.generate(prompt(4), seed=4, num_steps=6, guidance_scale=3.0).frames
+    difference = np.abs(result_of(events).astype(int) - expected.astype(int))
+    assert restarted == ["plain"]  # in the decode stage, not inside a step
+    assert difference.max() <= 2 and (difference > 0).mean() < 0.01  # as made inside the step (above)
+
+
 def test_a_restart_is_timed_apart_from_the_model_call():
     pipeline = tiny_pipeline()
     pipeline.config = dataclasses.replace(pipeline.config, restart_steps=2)
