@@ -133,7 +133,7 @@ class DenoiserSettings(_Section):
     torch_threads: int = Field(0, ge=0)
     # Decode final frames in a decode thread beside the next denoising steps (on a CPU it takes a core
     # of its own while it runs), instead of inside the step that finished them, which would hold up
-    # every request in that step.
+    # every request in that step; a sampler restart's round trip through the autoencoder goes there too.
     pipelined_decodes: bool = True
     # Where the model runs: "cpu", or "cuda" / "cuda:N" (a CUDA build of torch and a visible device;
     # loading fails with a clear error otherwise). Seeded noise is drawn on the CPU whatever the
