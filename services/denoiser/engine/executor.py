@@ -315,7 +315,7 @@ class ModelExecutor:
             call_rows=call_rows,
         )
         for j, (item, sampler) in enumerate(zip(items, samplers, strict=True)):
-            if plan.restarts_inline and sampler.restarts_after(item.step_index):  # noised afresh
+            if item.restart_inline and sampler.restarts_after(item.step_index):  # noised afresh
                 self._synchronize()
                 restart_start = time.perf_counter()
                 result.latents[item.request_id] = self._restart(
@@ -376,7 +376,7 @@ class ModelExecutor:
     def restart(self, request: EngineRequest) -> torch.Tensor:
         """The latents a request restarts from, made from the clean ones the step that ended its main
         schedule left in `request.sampler.latents`: what `run` does inside that step when the plan says
-        `restarts_inline`. The decode stage calls this beside the step loop, without the step lock,
+        `restart_inline`. The decode stage calls this beside the step loop, without the step lock,
         as it calls `decode_final`."""
         flow = self._sampler_of(request.num_steps, request.sampler)
         with torch.inference_mode():

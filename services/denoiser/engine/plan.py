@@ -32,6 +32,9 @@ class StepItem:
     sampler: SamplerState  # read by the executor; the new latents come back in StepResult
     preview: bool  # decode a low-resolution preview after this step
     final: bool  # this is its last step: decode the frames
+    # If this step ends its main schedule, take it through the autoencoder inside the step; False when
+    # the decode stage does it (a batch request, with pipelined decodes), and its latents come back clean.
+    restart_inline: bool = True
 
 
 @dataclass
@@ -45,9 +48,6 @@ class StepPlan:
     # Decode final frames inside this step; False when a decode stage beside the step loop does it
     # (`SchedulerConfig.pipelined_decodes`), and the result carries no frames.
     decode_finals: bool = True
-    # Take requests whose main schedule this step ends through the autoencoder inside the step; False
-    # when the decode stage does it (with pipelined decodes), and their latents come back clean.
-    restarts_inline: bool = True
 
     @classmethod
     def make_empty(cls) -> StepPlan:

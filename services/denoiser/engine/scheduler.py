@@ -44,10 +44,12 @@ feeds the result back through `update()`. One rule: every request carries `steps
   and its frames are decoded by a decode stage beside the next steps (`take_decodes`, `decoded`): no
   step carries a decode, so an interactive request never waits for a batch request's frames. Without
   it, final frames are decoded inside the step that finishes them, and the step's predicted time
-  counts them. Restarts go the same way: with `pipelined_decodes` a request whose step ended its main
-  schedule (`model/sampler.py`) leaves the steps while the decode stage takes its latents through the
-  autoencoder (`take_restarts`, `restarted`) and comes back for its last steps; without it the round
-  trip runs inside that step, which then lasts several steps' time on a CPU.
+  counts them. Restarts go the same way for batch work: with `pipelined_decodes` a batch request whose
+  step ended its main schedule (`model/sampler.py`) leaves the steps while the decode stage takes its
+  latents through the autoencoder (`take_restarts`, `restarted`) and comes back for its last steps, so
+  no interactive request waits for that round trip (several steps' time on a CPU). An interactive
+  request's own round trip stays inside its step, where it waits for nothing; without pipelined
+  decodes every round trip does.
 
 Admission (`add`) refuses early instead of burning compute: a full queue is RESOURCE_EXHAUSTED /
 QUEUE_FULL with a retry delay (an interactive request counts only the interactive requests waiting, so
@@ -262,8 +264,8 @@ class StepScheduler:
             mine = [r for r in ahead if r.bucket == bucket] + ([request] if bucket == request.bucket else [])
             row_steps = sum(r.remaining_steps * r.rows for r in mine)
             seconds += row_steps / self.step_times.best_rate(bucket, self.row_limit(bucket))
-            if not self.config.pipelined_decodes:  # else the decode stage makes them beside the steps
-                seconds += sum(self._restart_seconds(r) for r in mine)
+            # restarts inside the steps; the decode stage makes the others beside them
+            seconds += sum(self._restart_seconds(r) for r in mine if self._restarts_inline(r))
             if not self.config.pipelined_decodes:  # else the decode stage runs beside the steps
                 seconds += len(mine) * self.step_times.decode_seconds(bucket)  # one final decode each
         sharing = sum(r.rows for r in ahead if r.bucket == request.bucket) + request.rows
@@ -287,6 +289,12 @@ class StepScheduler:
         if index is None or request.steps_done > index:
             return 0.0
         return self.step_times.restart_seconds(request.bucket)
+
+    def _restarts_inline(self, request: EngineRequest) -> bool:
+        """Whether the request's restart runs inside its step: without pipelined decodes always, with
+        them for interactive requests only (the round trip is on their path either way, and inside
+        their own step it waits for no decode stage and no step in flight)."""
+        return not self.config.pipelined_decodes or request.priority == Priority.INTERACTIVE
 
     def _restarts_next_step(self, request: EngineRequest) -> int:
         """1 when the request's next step ends its main schedule (and so takes it through the
@@ -331,8 +339,7 @@ class StepScheduler:
         bucket, limit = head.bucket, self.row_limit(head.bucket)
         # seconds a final decode adds to a step; none when the decode stage runs beside the steps
         decode = 0.0 if self.config.pipelined_decodes else self.step_times.decode_seconds(bucket)
-        # what one restart adds to a step; none when the decode stage makes them
-        restart = 0.0 if self.config.pipelined_decodes else self.step_times.restart_seconds(bucket)
+        restart = self.step_times.restart_seconds(bucket)  # what a restart inside the step adds
         budget = math.inf  # seconds one step may take
         if self.policy.is_urgent(head):
             led = [head]
@@ -342,7 +349,7 @@ class StepScheduler:
             if partner is not None:  # the two share every step: the budget is their shared step's
                 led.append(partner)
             due = sum(_decodes_next_step(r) for r in led)
-            restarting = sum(self._restarts_next_step(r) for r in led)
+            restarting = sum(self._restarts_next_step(r) for r in led if self._restarts_inline(r))
             alone = self._model_seconds(bucket, self._rows_by_grid(led)) + decode * due + restart * restarting
             budget = self.config.interactive_slowdown * alone
         else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
@@ -350,7 +357,8 @@ class StepScheduler:
             # never waits long
             limit = max(head.rows, self.step_times.best_rows(bucket, limit))
             capped = self.config.batch_step_limit * self.step_times.predict(bucket, 2)
-            budget = min(self.step_times.predict(bucket, limit), capped) + decode + restart
+            budget = min(self.step_times.predict(bucket, limit), capped) + decode
+            budget += 0.0 if self.config.pipelined_decodes else restart
         chosen: list[EngineRequest] = []
         rows = decodes = restarts = 0
         by_grid: Counter = Counter()  # the plan's rows per DiT call
@@ -359,7 +367,7 @@ class StepScheduler:
             if request.bucket != bucket or rows + request.rows > limit:
                 continue
             with_it = decodes + _decodes_next_step(request)
-            restarts_with_it = restarts + self._restarts_next_step(request)
+            restarts_with_it = restarts + self._restarts_next_step(request) * self._restarts_inline(request)
             grid = self._grid(request)
             call = self.step_times.predict(bucket, by_grid[grid])
             with_seconds = seconds - call + self.step_times.predict(bucket, by_grid[grid] + request.rows)
@@ -391,7 +399,6 @@ class StepScheduler:
             preempted_ids=preempted,
             finished_ids=finished_ids,
             decode_finals=not self.config.pipelined_decodes,
-            restarts_inline=not self.config.pipelined_decodes,
         )
 
     def _grid(self, request: EngineRequest) -> Hashable:
@@ -477,6 +484,7 @@ class StepScheduler:
             sampler=request.sampler,
             preview=bool(request.preview_every) and step % request.preview_every == 0 and step < total,
             final=step == total,
+            restart_inline=self._restarts_inline(request),
         )
 
     def _drop_leavers(self, now: float) -> list[str]:
@@ -530,7 +538,7 @@ class StepScheduler:
             else:
                 if item.preview:
                     events.append(self._event(request, EventKind.PREVIEW, result.previews[item.request_id]))
-                if not plan.restarts_inline and self._restart_index(request) == item.step_index:
+                if not item.restart_inline and self._restart_index(request) == item.step_index:
                     request.status = RequestStatus.RESTARTING  # holds no rows until `restarted`
                     self._due_restarts.append(request)
         if ran_urgent:

@@ -143,10 +143,20 @@ async def test_pipelined_restarts_run_in_the_decode_stage_and_the_request_comes_
     async with pipelined_engine(executor, clock, restart_index_of=lambda request: 1) as engine:
         fine = engine.submit(make_request("fine", steps=4, priority=BATCH))
         doomed = engine.submit(make_request("doomed", steps=4, seed=13, priority=BATCH))
-        fine_events, doomed_events = await asyncio.wait_for(asyncio.gather(collect(fine), collect(doomed)), 5)
+        urgent = engine.submit(make_request("urgent", steps=4, seed=13))
+        fine_events, doomed_events, urgent_events = await asyncio.wait_for(
+            asyncio.gather(collect(fine), collect(doomed), collect(urgent)), 5
+        )
     assert [e.kind for e in fine_events] == [EventKind.PROGRESS] * 4 + [EventKind.RESULT]
     assert sorted(executor.restarts) == ["doomed", "fine"]
-    assert all(plan.restarts_inline is False for plan in executor.plans)
+    # An interactive request's round trip stays inside its own step, where it waits for nothing.
+    assert [e.kind for e in urgent_events] == [EventKind.PROGRESS] * 4 + [EventKind.RESULT]
+    items = [item for plan in executor.plans for item in plan.items]
+    assert {(item.request_id, item.restart_inline) for item in items} == {
+        ("fine", False),
+        ("doomed", False),
+        ("urgent", True),
+    }
     # Its restart after its second step failed in the decode stage.
     assert [e.kind for e in doomed_events] == [EventKind.PROGRESS, EventKind.PROGRESS, EventKind.FAILED]
     assert doomed_events[-1].error.reason == "INTERNAL_ERROR"

@@ -245,6 +245,7 @@ async def test_with_pipelined_decodes_the_restart_runs_beside_the_steps_and_make
     executor.restart = lambda r: restarted.append(r.request_id) or restart(r)
     engine.start()
     try:
+        # A batch request (the helper's default): an interactive one's round trip stays inside its step.
         events = [e async for e in engine.submit(request(executor, "plain", seed=4, steps=6))]
     finally:
         await engine.close()

@@ -410,6 +410,28 @@ def test_a_restart_due_in_the_step_counts_against_the_interactive_budget():
     assert ids(scheduler.schedule()) == ["urgent", "quiet"]
 
 
+def test_with_pipelined_decodes_a_batch_restart_leaves_the_steps_and_an_interactive_one_stays_in_its_step():
+    scheduler, executor, _ = setup(
+        interactive_slowdown=1.5, pipelined_decodes=True, restart_index_of=lambda request: 0
+    )
+    scheduler.step_times.observe_restart(BUCKET, 0.2)
+    scheduler.add(make_request("restarting", priority=BATCH, steps=4))
+    scheduler.add(make_request("urgent", guidance=7.0, steps=4))
+    # urgent: 0.2 s and its own restart 0.2 s, budget 0.6 s; the batch request's restart is not the
+    # step's, so its row fits (inside the step both restarts would make 0.65 s).
+    plan = scheduler.schedule()
+    assert [(item.request_id, item.restart_inline) for item in plan.items] == [
+        ("urgent", True),
+        ("restarting", False),
+    ]
+    scheduler.update(plan, executor.run(plan))
+    (away,) = scheduler.take_restarts()
+    assert away.request_id == "restarting" and ids(scheduler.schedule()) == ["urgent"]
+    scheduler.restarted(away, away.sampler.latents, 0.3)
+    assert ids(scheduler.schedule()) == ["urgent", "restarting"]
+    assert scheduler.step_times.restart_seconds(BUCKET) == pytest.approx(0.2 + 0.2 * (0.3 - 0.2))
+
+
 def test_a_batch_step_lasts_at_most_its_best_batch_plus_one_decode():
     scheduler, _, _ = setup()  # best batch: 8 rows, 0.5 s; with one decode, 0.7 s
     scheduler.step_times.observe_decode(BUCKET, 0.2)
