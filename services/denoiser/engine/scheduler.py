@@ -167,8 +167,8 @@ class StepScheduler:
         self.config = config
         # The token grid a request's step runs on (the executor's `token_grid_of_step`); None: one grid.
         self._grid_of_step = grid_of_step
-        # The step after which a request's latents go through the autoencoder, inside that step (the
-        # executor's `restart_index`); None: no request restarts.
+        # The step after which a request's latents go through the autoencoder, inside that step or in
+        # the decode stage (the executor's `restart_index`); None: no request restarts.
         self._restart_index_of = restart_index_of
         self.step_times = step_times or StepTimes()
         self.policy: QueuePolicy = POLICIES[config.policy]()
@@ -353,8 +353,8 @@ class StepScheduler:
             alone = self._model_seconds(bucket, self._rows_by_grid(led)) + decode * due + restart * restarting
             budget = self.config.interactive_slowdown * alone
         else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
-            # no longer than its model call plus one decode and one restart: an interactive arrival
-            # never waits long
+            # no longer than its model call plus one decode and one restart (where those run inside
+            # steps): an interactive arrival never waits long
             limit = max(head.rows, self.step_times.best_rows(bucket, limit))
             capped = self.config.batch_step_limit * self.step_times.predict(bucket, 2)
             budget = min(self.step_times.predict(bucket, limit), capped) + decode
