@@ -64,9 +64,9 @@ def cpu_has_bfloat16_units() -> bool:
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
     """The dtype the autoencoder runs in for a precision setting. "auto" is bfloat16 on a CPU with
-    bfloat16 units, where it was measured to pay, and float32 elsewhere: on other CPUs, and on a GPU,
-    where a decode is a small part of a clip's time and bfloat16's gain has not been measured.
-    ValueError names the choices."""
+    bfloat16 units, where it was measured to pay, and float32 elsewhere: on other CPUs, where bfloat16
+    convolutions are emulated and slower, and on a GPU, where it has not been measured. ValueError
+    names the choices."""
     if precision not in PRECISIONS:
         raise ValueError(f"autoencoder precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
@@ -188,8 +188,8 @@ class FrameAutoencoder(nn.Module):
     def for_inference(self, dtype: torch.dtype = torch.float32) -> FrameAutoencoder:
         """Readies the network for sampling, in place: evaluation mode, channels-last weights, and its
         parameters in `dtype` (`resolve_precision`). In bfloat16 on a 2-core Xeon with AMX a clip's
-        decode took 11 ms against 55 in float32, and its pixels moved by 0.1 of an 8-bit level on
-        average, 1.5 at most (docs/model/NOTES.md). Weights cast to bfloat16 are not the weights of
+        decode took 11-26 ms against 55-66 in float32, and its pixels moved by 0.1-0.2 of an 8-bit
+        level on average, 3 at most (docs/model/NOTES.md). Weights cast to bfloat16 are not the weights of
         record: train and save a float32 copy."""
         return self.eval().channels_last().to(dtype)
 
