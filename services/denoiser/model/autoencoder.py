@@ -146,7 +146,8 @@ class FrameAutoencoder(nn.Module):
         return self.encoder[1].weight.dtype
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """video (B, 3, F, H, W) in [-1, 1] -> float32 latents (B, C, F, H/d, W/d) for d = config.downsample, unit variance."""
+        """video (B, 3, F, H, W) in [-1, 1] -> float32 latents (B, C, F, H/d, W/d), d the config's
+        downsample, unit variance."""
         B, C, Fr, H, W = video.shape
         video = video.to(self.dtype)
         frames = video.permute(0, 2, 1, 3, 4).reshape(B * Fr, C, H, W)  # (B*F, 3, H, W)
