@@ -256,11 +256,15 @@ def _precision_lines(precisions: dict | None) -> list[str]:
     """The autoencoder in float32 against bfloat16 at the target's steps (`speed.compare_precisions`)."""
     if not precisions:
         return []
-    units = "has" if precisions["cpu_has_bfloat16_units"] else "has no"
+    if not precisions["cpu_has_bfloat16_units"]:
+        return [
+            "",
+            "This CPU has no bfloat16 units: the autoencoder runs in float32 here (bfloat16 not timed).",
+        ]
     return [
         "",
-        f"The autoencoder runs in bfloat16 where the CPU multiplies it in hardware (this one {units} bfloat16 "
-        f"units). Side by side at {precisions['steps']} steps, the two pipelines' runs interleaved "
+        "The autoencoder runs in bfloat16 where the CPU multiplies it in hardware, as this one does. "
+        f"Side by side at {precisions['steps']} steps, the two pipelines' runs interleaved "
         f"(`python -m training.speed --compare-precisions`): float32 {precisions['float32_median_s']:.3f} s, "
         f"bfloat16 {precisions['bfloat16_median_s']:.3f} s median, a ratio of "
         f"{precisions['ratio_bfloat16_to_float32']:.2f}.",

@@ -46,7 +46,9 @@ def pipelines() -> dict[str, VideoPipeline]:
 
 
 def test_in_bfloat16_the_shipped_autoencoder_takes_and_gives_float32_and_draws_the_same_frames(pipelines):
-    frames = render(sample_spec(np.random.default_rng(0))).frames  # (16, 64, 64, 3)
+    # 4 frames: where bfloat16 is emulated (no bfloat16 units, as on some CI machines) a clip's 16 take
+    # seconds.
+    frames = render(sample_spec(np.random.default_rng(0))).frames[:4]  # (4, 64, 64, 3)
     latents = {name: p.encode(frames) for name, p in pipelines.items()}
     assert all(z.dtype == torch.float32 for z in latents.values())
     relative = (latents["bfloat16"] - latents["float32"]).norm() / latents["float32"].norm()
@@ -56,6 +58,10 @@ def test_in_bfloat16_the_shipped_autoencoder_takes_and_gives_float32_and_draws_t
     assert difference.mean() < 0.5 and difference.max() <= 8  # of 255 levels
 
 
+@pytest.mark.skipif(
+    not cpu_has_bfloat16_units(),
+    reason="bfloat16 is emulated on this CPU (a clip takes about 30 s), and auto serves float32 here",
+)
 def test_a_clip_sampled_with_a_bfloat16_autoencoder_is_the_float32_clip_to_a_level_and_repeats(pipelines):
     tokens = np.random.default_rng(1).standard_normal((9, 384)).astype(np.float32)
     # Default steps, so the restart's round trip through the autoencoder runs in bfloat16 too.
