@@ -29,7 +29,7 @@ import itertools
 import logging
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -115,7 +115,7 @@ class DenoiseEngine:
         # When interactive work became live (monotonic), None while there is none: a batch decode that
         # was already due then has been held back only since then.
         self._interactive_since: float | None = None
-        self._interactive_decodes = 0  # interactive requests' decodes and restarts due or in progress
+        self._interactive_decodes = 0  # interactive requests' decodes due or in progress
 
     @property
     def clock(self):
@@ -201,9 +201,9 @@ class DenoiseEngine:
             self._dispatch(events)
             if not self.scheduler.has_interactive_work:
                 self._interactive_since = None
-            restarts = [(True, r) for r in self.scheduler.take_restarts()]
+            restarts = [(True, r) for r in self.scheduler.take_restarts()]  # batch requests only
             for restart, request in [*restarts, *((False, r) for r in self.scheduler.take_decodes())]:
-                self._interactive_decodes += request.priority == Priority.INTERACTIVE
+                self._interactive_decodes += not restart and request.priority == Priority.INTERACTIVE
                 due = (int(request.priority), next(self._decode_order), time.monotonic(), restart, request)
                 heapq.heappush(self._due_decodes, due)
             self._decode_wake.set()  # a deferred batch decode may go now
@@ -249,16 +249,8 @@ class DenoiseEngine:
 
     async def _decode(self, request: EngineRequest) -> None:
         """Decodes a finished request's frames in the decode thread, then tells its caller."""
-
-        def timed_decode() -> tuple[Any, float]:
-            start = time.perf_counter()
-            frames = self.executor.decode_final(request.sampler)
-            return frames, time.perf_counter() - start
-
         try:
-            frames, seconds = await asyncio.get_running_loop().run_in_executor(
-                self._decode_thread, timed_decode
-            )
+            frames, seconds = await self._in_decode_thread(self.executor.decode_final, request.sampler)
         except Exception as exc:
             log.exception("decoding the frames of %s failed", request.request_id)
             error = internal("INTERNAL_ERROR", f"decoding the frames failed: {type(exc).__name__}")
@@ -274,20 +266,13 @@ class DenoiseEngine:
 
     async def _restart(self, request: EngineRequest) -> None:
         """Makes the latents a request restarts from in the decode thread, then queues it for its last
-        steps (`StepScheduler.restarted`)."""
-
-        def timed_restart() -> tuple[Any, float]:
-            start = time.perf_counter()
-            latents = self.executor.restart(request)
-            return latents, time.perf_counter() - start
-
+        steps (`StepScheduler.restarted`). Only batch requests restart here: an interactive one's
+        round trip runs inside its own step (`StepItem.restart_inline`)."""
         events = []
         try:
             if request.status != RequestStatus.RESTARTING:  # it left while it waited: nothing to make
                 return
-            latents, seconds = await asyncio.get_running_loop().run_in_executor(
-                self._decode_thread, timed_restart
-            )
+            latents, seconds = await self._in_decode_thread(self.executor.restart, request)
         except Exception as exc:
             log.exception("the restart of %s failed", request.request_id)
             error = internal("INTERNAL_ERROR", f"the restart failed: {type(exc).__name__}")
@@ -295,10 +280,18 @@ class DenoiseEngine:
         else:
             self.scheduler.restarted(request, latents, seconds)
         finally:
-            if request.priority == Priority.INTERACTIVE:
-                self._interactive_decodes -= 1
-            self._wake.set()  # its last steps, or batch steps held for it, may go
+            self._wake.set()  # its last steps may go
         self._dispatch(events)
+
+    async def _in_decode_thread(self, work: Callable[[Any], Any], argument: Any) -> tuple[Any, float]:
+        """work(argument) run in the decode thread: its result and the seconds it took there."""
+
+        def timed() -> tuple[Any, float]:
+            start = time.perf_counter()
+            result = work(argument)
+            return result, time.perf_counter() - start
+
+        return await asyncio.get_running_loop().run_in_executor(self._decode_thread, timed)
 
     def _record_queue_depth(self) -> None:
         for priority, count in self.scheduler.waiting_by_priority().items():

@@ -232,6 +232,11 @@ class ModelExecutor:
 
     # ---- shapes ------------------------------------------------------------------------------
 
+    def latent_shape(self, bucket: ShapeBucket) -> tuple[int, int, int, int]:
+        """(C, F, h, w): one request's latents in this bucket."""
+        h, w = bucket.height // self.downsample, bucket.width // self.downsample
+        return self.dit.config.latent_channels, bucket.num_frames, h, w
+
     def bucket(
         self, num_frames: int, height: int, width: int, text_tokens: int, reference: bool = False
     ) -> ShapeBucket:
@@ -426,12 +431,7 @@ class ModelExecutor:
         if sampler.latents is not None:
             latents = self._on_device(sampler.latents)
         else:
-            shape = (
-                self.dit.config.latent_channels,
-                bucket.num_frames,
-                bucket.height // self.downsample,
-                bucket.width // self.downsample,
-            )
+            shape = self.latent_shape(bucket)
             # Drawn on the CPU whatever the device: a seed gives the same start noise everywhere.
             noise = torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed))
             latents = self._on_device(noise)
@@ -512,16 +512,11 @@ class ModelExecutor:
 
     def profile_decode(self, bucket: ShapeBucket) -> float:
         """Seconds one final decode of this bucket takes."""
-        shape = (
-            self.dit.config.latent_channels,
-            bucket.num_frames,
-            bucket.height // self.downsample,
-            bucket.width // self.downsample,
-        )
         with self.lock, torch.inference_mode():
             self._synchronize()
             start = time.perf_counter()
-            self.decode(torch.zeros(shape, device=self.device))  # the copy back waits for the device
+            latents = torch.zeros(self.latent_shape(bucket), device=self.device)
+            self.decode(latents)  # the copy back waits for the device
             return time.perf_counter() - start
 
     def profile_restart(self, bucket: ShapeBucket) -> float:
@@ -529,15 +524,8 @@ class ModelExecutor:
         model that samples without one."""
         if not self.restart_steps:
             return 0.0
-        shape = (
-            1,
-            self.dit.config.latent_channels,
-            bucket.num_frames,
-            bucket.height // self.downsample,
-            bucket.width // self.downsample,
-        )
         with self.lock, torch.inference_mode():
-            latents = torch.zeros(shape, device=self.device)
+            latents = torch.zeros((1, *self.latent_shape(bucket)), device=self.device)
             self._synchronize()
             start = time.perf_counter()
             self.autoencoder.round_trip(latents)
