@@ -80,6 +80,9 @@ class GatewaySettings(_Section):
     max_queued_jobs: int = Field(1000, ge=1)
     max_prompt_chars: int = Field(1000, ge=1)
     max_duration_seconds: float = Field(60.0, gt=0)
+    # A continuation whose subject jumps at its seam is drawn again up to this many times, the smoothest
+    # draw kept (services/gateway/seams.py); 0 takes every first draw.
+    seam_redraws: int = Field(2, ge=0, le=8)
 
 
 class RankerSettings(_Section):

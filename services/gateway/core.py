@@ -45,7 +45,13 @@ class GenerationCore:
         self.events = JobEvents()
         self.clients = clients
         self.signing_keys = SigningKeys(settings)
-        pipeline = Pipeline(clients, self.cameos, self.videos, Packager(self.videos, self.signing_keys))
+        pipeline = Pipeline(
+            clients,
+            self.cameos,
+            self.videos,
+            Packager(self.videos, self.signing_keys),
+            seam_redraws=settings.gateway.seam_redraws,
+        )
         self.runner = JobRunner(
             self.jobs, pipeline, self.events, max_running=settings.gateway.max_running_jobs
         )

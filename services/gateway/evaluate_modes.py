@@ -51,10 +51,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from kino.v1 import common_pb2, generation_pb2, generation_pb2_grpc, ranker_pb2, ranker_pb2_grpc
 from services.common.errors import KinoError
-from services.common.settings import load_settings
+from services.common.settings import GatewaySettings, load_settings
 from services.gateway import media
 from services.gateway import pipeline as gateway_pipeline
 from services.gateway.validation import DEFAULT_REMIX_STRENGTH
@@ -453,12 +454,14 @@ async def extend(
         for i in range(chains)
     ]
     captions = [caption_with(s, rng) for s in specs]
+    checks_before = seam_checks()
     results = await asyncio.gather(
         *(
             extended_chain(kino, captions[i], 5000 + 100 * i, step_seconds, total_seconds)
             for i in range(chains)
         )
     )
+    checks = {k: v - checks_before[k] for k, v in seam_checks().items()}
     rows = []
     for (made, lengths, frames), spec, caption in zip(results, specs, captions, strict=True):
         segments = [
@@ -488,7 +491,19 @@ async def extend(
     save_gif(out / "extend_minute.gif", frames[::2], FPS / 2, scale=2)
     seam = extension_seams(NUM_FRAMES, results[0][1])[0]
     save_gif(out / "extend_seam.gif", frames[max(0, seam - 8) : seam + 8], FPS / 2, scale=3)
-    return {"chains": rows}
+    return {"chains": rows, "seam_checks": checks}
+
+
+SEAM_OUTCOMES = ("smooth", "redrawn", "kept_jump", "untracked")
+
+
+def seam_checks() -> dict[str, float]:
+    """The in-process gateway's continuation calls so far, by how their seam check came out
+    (`kino_gateway_seam_checks_total`)."""
+    return {
+        outcome: REGISTRY.get_sample_value("kino_gateway_seam_checks_total", {"outcome": outcome}) or 0.0
+        for outcome in SEAM_OUTCOMES
+    }
 
 
 async def context_sweep(kino: Client, rng: np.random.Generator, contexts: list[int], chains: int) -> dict:
@@ -766,7 +781,7 @@ async def evaluate(args: argparse.Namespace) -> dict:
             data_dir=data_dir,
             log_level="WARNING",
             server={"port": 0, "metrics_port": -1},
-            gateway={"max_running_jobs": args.parallel},
+            gateway={"max_running_jobs": args.parallel, "seam_redraws": args.seam_redraws},
             denoiser={
                 "weights_dir": str(args.weights) if args.weights else None,
                 "torch_threads": args.threads,
@@ -850,6 +865,12 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8, help="jobs in flight (the denoiser batches them)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the video model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seam-redraws",
+        type=int,
+        default=GatewaySettings().seam_redraws,
+        help="the gateway's seam_redraws: a continuation that jumps at its seam is drawn again this often",
+    )
     parser.add_argument("--only", nargs="*", help="run only these sections (the report is then partial)")
     parser.add_argument(
         "--render-only",
@@ -879,6 +900,24 @@ def _feed_note(cameo: dict) -> str:
     return (
         f"; a new user's feed had it {before} its first 100 videos before, and it is {after} the feed after."
     )
+
+
+def _seam_check_note(report: dict) -> list[str]:
+    """What the gateway's seam check did in the extend section's chains (reports since it exists)."""
+    checks = report["extend"].get("seam_checks")
+    if checks is None:
+        return []
+    calls = sum(checks.values())
+    redraws = report["args"].get("seam_redraws", "?")
+    return [
+        f"The gateway checks the seam of every continuation call and draws a call again from the next seed "
+        f"while its subject jumps there (`gateway.seam_redraws`, {redraws} here; services/gateway/seams.py, "
+        f"by the gateway's own subject tracker on the frames it made, before encoding). Of these chains' "
+        f"{calls:.0f} continuation calls, {checks['smooth']:.0f} were smooth at the first draw, "
+        f"{checks['redrawn']:.0f} were smooth after a redraw, {checks['kept_jump']:.0f} jumped in every draw "
+        f"(the smoothest kept) and {checks['untracked']:.0f} showed no subject to check.",
+        "",
+    ]
 
 
 def _pct(value: float) -> str:
@@ -1054,6 +1093,7 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
             "A step is the centroid's move from one frame to the next; a velocity change is the difference of two "
             'consecutive steps. "Normal" is the median inside clips; a seam is the first new frame of a call.',
             "",
+            *_seam_check_note(report),
             "![a minute, every other frame](extend_minute.gif) ![around the first seam, half speed](extend_seam.gif)",
             "",
         ]

@@ -18,3 +18,9 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+SEAM_CHECKS = Counter(
+    "kino_gateway_seam_checks_total",
+    "Continuation calls by how their seam came out: smooth, redrawn (a redraw was smooth), kept_jump (every "
+    "draw jumped; the smoothest was kept), untracked (no subject to follow).",
+    ["outcome"],
+)

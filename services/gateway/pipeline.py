@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,8 +52,10 @@ from services.gateway import media
 from services.gateway.cameos import CameoRegistry, UsableCameo
 from services.gateway.clients import AUDIO, DENOISER, TEXT_ENCODER, ServiceClients
 from services.gateway.images import decode_rgb
+from services.gateway.metrics import SEAM_CHECKS
 from services.gateway.names import parse_name
 from services.gateway.packaging import Packager
+from services.gateway.seams import JUMP_RATIO, seam_ratio
 from services.gateway.validation import shot_prompt
 from services.gateway.videos import VideoStore
 
@@ -259,12 +263,18 @@ def remix_windows(num_frames: int, window: int) -> list[tuple[int, int]]:
 
 class Pipeline:
     def __init__(
-        self, clients: ServiceClients, cameos: CameoRegistry, videos: VideoStore, packager: Packager
+        self,
+        clients: ServiceClients,
+        cameos: CameoRegistry,
+        videos: VideoStore,
+        packager: Packager,
+        seam_redraws: int = 0,
     ) -> None:
         self.clients = clients
         self.cameos = cameos
         self.videos = videos
         self.packager = packager
+        self.seam_redraws = seam_redraws
 
     async def run(self, job: generation_pb2.Job, progress: ProgressReporter) -> generation_pb2.JobResult:
         spec = job.spec
@@ -288,7 +298,7 @@ class Pipeline:
         if source is not None and not spec.fps:
             geometry = dataclasses.replace(geometry, output_fps=source.fps)
         reference = await self._reference(usable_cameos, geometry)
-        plan = DenoisePlan(self.clients, job, info, geometry, progress)
+        plan = DenoisePlan(self.clients, job, info, geometry, progress, self.seam_redraws)
         if spec.mode == generation_pb2.GENERATION_MODE_REMIX:
             made = await plan.remix(clips[0], clip_tokens[0], source, reference)
         elif spec.mode == generation_pb2.GENERATION_MODE_EXTEND:
@@ -463,8 +473,9 @@ class DenoisePlan:
 
     The model makes clips of a fixed length. A stretch longer than one clip (a long text-to-video
     clip, a long shot, an extension) is continued clip after clip, each starting from the last
-    EXTEND_CONTEXT_FRAMES frames made so far; every stretch is cut to its exact length. Call i of a
-    job uses the seed spec.seed + i.
+    EXTEND_CONTEXT_FRAMES frames made so far; every stretch is cut to its exact length. A continuation
+    whose subject jumps at its seam is drawn again, up to `seam_redraws` times (`seams`). Call i of a
+    job, redraws counted, uses the seed spec.seed + i.
     """
 
     def __init__(
@@ -474,12 +485,14 @@ class DenoisePlan:
         info: denoiser_pb2.ModelInfo,
         geometry: Geometry,
         progress: ProgressReporter,
+        seam_redraws: int = 0,
     ) -> None:
         self.clients = clients
         self.job = job
         self.info = info
         self.geometry = geometry
         self.progress = progress
+        self.seam_redraws = seam_redraws
         self.model = info.model
         self.fps = geometry.model_fps
         self.calls_done = 0
@@ -593,7 +606,8 @@ class DenoisePlan:
         reference = frames[0] if reference is None else reference
         while len(frames) < wanted:
             window, context = self._continuation(len(frames))
-            out = await self._run(
+            draw = functools.partial(
+                self._run,
                 tokens,
                 window,
                 clip=clip,
@@ -601,8 +615,39 @@ class DenoisePlan:
                 first_frames=frames[-context:],
                 reference=reference,
             )
-            frames = np.concatenate([frames, out[context:]])
+            frames = np.concatenate([frames, await self._without_seam_jump(frames, context, draw)])
         return frames[:wanted]
+
+    async def _without_seam_jump(
+        self, frames: np.ndarray, context: int, draw: Callable[[], Awaitable[np.ndarray]]
+    ) -> np.ndarray:
+        """The new frames of one continuation call, drawn again (the next calls' seeds, up to
+        `seam_redraws` times) while the subject jumps at the seam; every draw jumping, the smoothest is
+        kept. One that shows no subject is taken as it is (`seams`)."""
+        best, best_ratio = None, math.inf
+        for attempt in range(1 + self.seam_redraws):
+            if attempt:
+                self.calls_total += 1
+            new = (await draw())[context:]
+            ratio = seam_ratio(frames, new)
+            if ratio is None and not attempt:
+                SEAM_CHECKS.labels("untracked").inc()
+                return new
+            if ratio is not None and ratio <= JUMP_RATIO:
+                SEAM_CHECKS.labels("redrawn" if attempt else "smooth").inc()
+                return new
+            if ratio is not None and ratio < best_ratio:  # a redraw that lost its subject is never kept
+                best, best_ratio = new, ratio
+            log.info(
+                "job %s: draw %d of %d of call %d jumps at its seam (%s)",
+                self.job.name,
+                attempt + 1,
+                1 + self.seam_redraws,
+                self.calls_done,
+                "no subject" if ratio is None else f"{ratio:.1f}x the subject's step",
+            )
+        SEAM_CHECKS.labels("kept_jump").inc()
+        return best
 
     async def _run(
         self,

@@ -63,10 +63,12 @@ class LiveProgress:
         await self._publish(write=True)
 
     async def advance(self, within_stage: float, step: int = 0, total_steps: int = 0) -> None:
-        """Progress inside the current stage, within_stage in [0, 1]."""
+        """Progress inside the current stage, within_stage in [0, 1]. The fraction never moves back: a
+        stage that finds more work on the way (a seam drawn again) holds it until the work catches up."""
         progress = self.snapshot.progress
         start, end = STAGE_SPANS[progress.stage]
-        progress.fraction = start + (end - start) * min(max(within_stage, 0.0), 1.0)
+        fraction = start + (end - start) * min(max(within_stage, 0.0), 1.0)
+        progress.fraction = max(progress.fraction, fraction)
         progress.step = step
         progress.total_steps = total_steps
         await self._publish(write=time.monotonic() - self._last_write >= self._write_interval)

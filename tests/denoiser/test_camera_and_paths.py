@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from services.common.subjects import subject_centroids
 from services.denoiser.model.camera import CameraMotion, apply_camera, backdrop_color, scene_to_view
-from services.denoiser.model.paths import path_heatmap, resample_path, subject_centroids
+from services.denoiser.model.paths import path_heatmap, resample_path
 
 
 def test_the_heat_map_peaks_in_the_cell_holding_the_requested_place():

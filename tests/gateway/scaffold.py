@@ -117,12 +117,41 @@ class SlowDenoiser(denoiser_pb2_grpc.VideoDenoiserServicer):
             raise unavailable(
                 "BACKEND_UNAVAILABLE", "the scaffold denoiser has no video model", backend="denoiser"
             )
-        frames = np.full((request.num_frames, request.height, request.width, 3), 128, dtype=np.uint8)
         yield denoiser_pb2.DenoiseResponse(
             result=denoiser_pb2.DenoiseResult(
-                frames=to_proto(frames), fps=8.0, model="scaffold-slow-denoiser"
+                frames=to_proto(self.frames(request)), fps=8.0, model="scaffold-slow-denoiser"
             )
         )
+
+    def frames(self, request: denoiser_pb2.DenoiseRequest) -> np.ndarray:
+        return np.full((request.num_frames, request.height, request.width, 3), 128, dtype=np.uint8)
+
+
+class MovingSquareDenoiser(SlowDenoiser):
+    """A white square moving right by `STEP` pixels a frame on black, carried on from where the known
+    frames leave it; for the seeds in `jump_seeds` the first new frame lands `JUMP` pixels further on,
+    as a continuation drawn off its subject's motion does."""
+
+    SIDE, STEP, JUMP = 4, 1, 6
+
+    def __init__(self, jump_seeds: set[int]) -> None:
+        super().__init__(steps=2, step_seconds=0.0, finish="frames")
+        self.jump_seeds = jump_seeds
+
+    def frames(self, request: denoiser_pb2.DenoiseRequest) -> np.ndarray:
+        known = len(request.first_frames.shape) and request.first_frames.shape[0]
+        x = 0
+        if known:
+            last = from_proto(request.first_frames, field="first_frames", dtype=np.uint8, ndim=4)[-1]
+            x = int(np.flatnonzero(last.max(axis=(0, 2)))[0]) + self.STEP
+        frames = np.zeros((request.num_frames, request.height, request.width, 3), np.uint8)
+        for index in range(known, request.num_frames):
+            if index == known and request.seed in self.jump_seeds:
+                x += self.JUMP
+            left = min(x, request.width - self.SIDE)
+            frames[index, 4 : 4 + self.SIDE, left : left + self.SIDE] = 255
+            x += self.STEP
+        return frames
 
 
 class SilentAudio(audio_pb2_grpc.AudioGeneratorServicer):

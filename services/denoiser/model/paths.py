@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from services.common.subjects import subject_centroids
+
 if TYPE_CHECKING:
     from services.denoiser.model.planner import PathPlanner
 
@@ -36,29 +38,6 @@ def resample_path(times: np.ndarray, xy: np.ndarray, num_frames: int, fps: float
     times, xy = np.asarray(times, np.float64)[order], np.asarray(xy, np.float64)[order]
     frame_times = np.arange(num_frames) / fps
     return np.stack([np.interp(frame_times, times, xy[:, i]) for i in range(2)], axis=1).astype(np.float32)
-
-
-# A pixel belongs to the subject when its colour is this far (RGB distance, 0-255 scale) from the
-# frame's backdrop, read as the median colour of the frame's border.
-SUBJECT_THRESHOLD = 60.0
-
-
-def subject_centroids(frames: np.ndarray) -> np.ndarray | None:
-    """Where the subject is in known frames: uint8 (K, H, W, 3) -> (K, 2) (x, y) fractions of the frame,
-    the centroid of the pixels that stand out from the border's colour; None when some frame shows no
-    subject (the path planner then has nothing to continue from).
-
-    Made for flat backdrops (the shapes world's); a model for natural video would use a detector."""
-    pixels = frames.astype(np.float32)
-    _, height, width, _ = frames.shape
-    border = np.concatenate([pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
-    backdrop = np.median(border, axis=1)  # (K, 3)
-    masks = np.linalg.norm(pixels - backdrop[:, None, None, :], axis=-1) > SUBJECT_THRESHOLD  # (K, H, W)
-    if not masks.any(axis=(1, 2)).all():
-        return None
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-    centroids = [(xs[m].mean() / width, ys[m].mean() / height) for m in masks]
-    return np.array(centroids, dtype=np.float32)
 
 
 def default_path(
