@@ -431,15 +431,21 @@ def seam_stats(frames: np.ndarray, seams: list[int]) -> dict:
     accel = np.linalg.norm(np.diff(centroids, n=2, axis=0), axis=1)  # accel[t]: at frame t + 1
     at = np.array(seams)
     seam_steps, seam_accel = steps[at - 1], accel[at - 2]
-    normal_step = float(np.nanmedian(np.delete(steps, at - 1)))
+    inside_steps = np.delete(steps, at - 1)
+    normal_step = float(np.nanmedian(inside_steps))
     normal_accel = float(np.nanmedian(np.delete(accel, at - 2)))
+    seam_ratios = seam_steps / max(normal_step, 1.0)
     return {
         "seams": len(seams),
         "lost_frames": int(np.isnan(centroids).any(axis=1).sum()),
         "normal_step_px": normal_step,
         "seam_step_px_median": float(np.nanmedian(seam_steps)),
-        "seam_step_ratio_median": float(np.nanmedian(seam_steps) / max(normal_step, 1.0)),
-        "seam_step_within_2x": rate(s <= 2 * max(normal_step, 1.0) for s in seam_steps if np.isfinite(s)),
+        "seam_step_ratio_median": float(np.nanmedian(seam_ratios)),
+        "seam_step_within_2x": rate(r <= 2 for r in seam_ratios if np.isfinite(r)),
+        # The seams that jump, as multiples of the normal step, and the same rule on the steps inside
+        # clips: how often the model's own motion, away from any seam, steps that far.
+        "seam_jump_ratios": sorted(round(float(r), 2) for r in seam_ratios if r > 2),
+        "inside_step_within_2x": rate(s <= 2 * max(normal_step, 1.0) for s in inside_steps if np.isfinite(s)),
         "normal_accel_px": normal_accel,
         "seam_accel_px_median": float(np.nanmedian(seam_accel)),
         "seam_accel_within_2x": rate(a <= 2 * max(normal_accel, 1.0) for a in seam_accel if np.isfinite(a)),
@@ -920,6 +926,13 @@ def _seam_check_note(report: dict) -> list[str]:
     ]
 
 
+def _jumps(ratios: list[float] | None) -> str:
+    """The seams that jumped, as multiples of the normal step ("n/a" in reports made before this)."""
+    if ratios is None:
+        return "n/a"
+    return ", ".join(f"{r:g}" for r in ratios) or "none"
+
+
 def _pct(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.0f}%"
 
@@ -1079,11 +1092,13 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
             f"{gateway_pipeline.EXTEND_CONTEXT_FRAMES} frames made so far, so seams come every "
             f"{NUM_FRAMES - gateway_pipeline.EXTEND_CONTEXT_FRAMES} frames.",
             "",
-            "| prompt | length | seams | normal step | seam step (median) | seams within 2x | normal velocity change | at seams (median) | within 2x | colour / shape of every segment = first | first -> last segment |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| prompt | length | seams | normal step | seam step (median) | seams within 2x | jumps (x normal step) | steps inside clips within 2x | normal velocity change | at seams (median) | within 2x | colour / shape of every segment = first | first -> last segment |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *(
                 f"| {c['caption']} | {c['seconds']:.0f} s | {c['seams']} | {c['normal_step_px']:.1f} px | "
-                f"{c['seam_step_px_median']:.1f} px | {_pct(c['seam_step_within_2x'])} | {c['normal_accel_px']:.1f} px | "
+                f"{c['seam_step_px_median']:.1f} px | {_pct(c['seam_step_within_2x'])} | "
+                f"{_jumps(c.get('seam_jump_ratios'))} | "
+                f"{_pct(c.get('inside_step_within_2x'))} | {c['normal_accel_px']:.1f} px | "
                 f"{c['seam_accel_px_median']:.1f} px | {_pct(c['seam_accel_within_2x'])} | "
                 f"{_pct(c['same_color'])} / {_pct(c['same_shape'])} | {c['first_color']} {c['first_shape']} -> "
                 f"{c['last_color']} {c['last_shape']} |"
@@ -1091,7 +1106,8 @@ def render_report(report: dict, args: argparse.Namespace) -> str:
             ),
             "",
             "A step is the centroid's move from one frame to the next; a velocity change is the difference of two "
-            'consecutive steps. "Normal" is the median inside clips; a seam is the first new frame of a call.',
+            'consecutive steps. "Normal" is the median inside clips, floored at 1 px; a seam is the first new frame '
+            'of a call. "Steps inside clips within 2x" holds the steps away from seams to the same rule.',
             "",
             *_seam_check_note(report),
             "![a minute, every other frame](extend_minute.gif) ![around the first seam, half speed](extend_seam.gif)",
@@ -1231,7 +1247,7 @@ def gap_notes(report: dict) -> list[str]:
             resting_note = (
                 f" Worst is an object at rest, as after a straight move reaches the far side ('{worst['caption']}': "
                 f"normal step {worst['normal_step_px']:.1f} px, seam step {worst['seam_step_px_median']:.1f} px): "
-                f"there 2x a normal step is {max(2 * worst['normal_step_px'], 1.0):.1f} px, and any wobble of the "
+                f"there 2x a normal step is {2 * max(worst['normal_step_px'], 1.0):.1f} px, and any wobble of the "
                 "first new frame counts as a jump. "
                 "`python -m training.seam_probe` splits a seam: continuing rendered clips (144 of them, seeds 7 "
                 "and 11), 92% of seam steps are within 2x with the planner's path and 94% with the true path, "
@@ -1240,12 +1256,23 @@ def gap_notes(report: dict) -> list[str]:
                 "a resting subject's first new frame differs from the known ones in size and place and settles "
                 "back over the clip, so every seam repeats the jump."
             )
+        checks = report.get("extend", {}).get("seam_checks")
+        redraw_note = (
+            f" The gateway's seam check drew {checks['redrawn'] + checks['kept_jump']:.0f} of these chains' calls "
+            f"again, and {checks['kept_jump']:.0f} jumped in every draw by its own tracker: a jump that comes "
+            "with the context, not with the seed, stays."
+            if checks
+            else ""
+        )
         notes.append(
             "* **Extension seams**: the path planner continues from wherever the video got to (it is trained on "
             "windows cut anywhere from the world's motions carried past their clips), and the DiT samples on "
             "alternating token grids, so its motion is as even inside its two-frame tokens as across them "
             "(docs/model/NOTES.md; on one grid with 4 known frames every seam was an across-token step, and "
-            "37-61% of seams per chain were within 2x with model v9)." + resting_note + " The DiT does not "
+            "37-61% of seams per chain were within 2x with model v9)."
+            + redraw_note
+            + resting_note
+            + " The DiT does not "
             "take the known frames' size and shape as it takes their place (docs/model/NOTES.md: image-to-video "
             "without a reference image drew a small subject at the size the prompt gets without a frame); more "
             "DiT training on continuation clips, or a size input, is the fix." + sweep_note
