@@ -22,6 +22,10 @@ Three measurements (docs/modes/REPORT.md and docs/model/NOTES.md cite them):
 4. Redraws (`--redraws N`, instead of the above): continuations as the gateway makes them, drawn again
    from other seeds while the gateway's seam check (`services.gateway.seams`) sees a jump, up to N
    times: seams within 2x for the first draw against the draw kept, and the draws that took.
+5. Chains (`--chains N --calls M`, instead of the above): N chains extended M calls each as the
+   gateway extends a video, with no redraws and with up to `--redraws`, each judged over its whole
+   length by the modes report's rule; in process, so unlike the report's runs (whose batches vary with
+   timing) it repeats exactly.
 
 The seam rule is the modes report's: a step counts as a jump above 2x the median step inside the clip,
 floored at 1 pixel.
@@ -166,6 +170,59 @@ def redrawn_continuations(
     }
 
 
+def gateway_chains(
+    pipe: VideoPipeline, encode, chains: int, calls: int, seed: int, redraws: int
+) -> dict[int, dict[str, float]]:
+    """Chains made as the gateway extends a video (a clip, then `calls` continuations from the last
+    CONTEXT frames with the first frame as the reference image), without redraws and with up to
+    `redraws`, judged by the modes report's rule over the whole chain (`evaluate_modes.seam_stats`):
+    per redraw budget, the mean and worst share of seams within 2x, and the draws per call."""
+    from services.gateway.evaluate_modes import EXTEND_MOTIONS, caption_with, seam_stats
+
+    rng = np.random.default_rng(seed)
+    specs = [
+        dataclasses.replace(sample_spec(rng, held_out=None), motion=EXTEND_MOTIONS[i % 3])
+        for i in range(chains)
+    ]
+    captions = [caption_with(spec, rng) for spec in specs]
+    shares: dict[int, list[float]] = {0: [], redraws: []}
+    draws = dict.fromkeys(shares, 0)
+    for index, caption in enumerate(captions):
+        tokens = encode(caption)
+        for budget in shares:
+            frames = pipe.generate(tokens, seed=seed + 100 * index).frames
+            seams, call_seed = [], seed + 100 * index + 1
+            for _ in range(calls):
+                best, best_ratio = None, np.inf
+                for attempt in range(1 + budget):
+                    new = pipe.generate(
+                        tokens, seed=call_seed, first_frames=frames[-CONTEXT:], reference_image=frames[0]
+                    ).frames[CONTEXT:]
+                    call_seed, draws[budget] = call_seed + 1, draws[budget] + 1
+                    ratio = seam_ratio(frames, new)
+                    if ratio is None and not attempt or ratio is not None and ratio <= JUMP_RATIO:
+                        best = new
+                        break
+                    if ratio is not None and ratio < best_ratio:
+                        best, best_ratio = new, ratio
+                seams.append(len(frames))
+                frames = np.concatenate([frames, best])
+            stats = seam_stats(frames, seams)
+            shares[budget].append(stats["seam_step_within_2x"])
+            print(
+                f"  '{caption}', {budget} redraws: seams within 2x {stats['seam_step_within_2x']:.0%}",
+                flush=True,
+            )
+    return {
+        budget: {
+            "mean seams within 2x": float(np.mean(values)),
+            "worst chain": float(np.min(values)),
+            "draws per call": draws[budget] / (chains * calls),
+        }
+        for budget, values in shares.items()
+    }
+
+
 def traced_chain(pipe: VideoPipeline, encode, caption: str, calls: int, seed: int) -> None:
     tokens = encode(caption)
     frames = pipe.generate(tokens, seed=seed).frames
@@ -187,7 +244,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=None, help="video model weights (default: the shipped ones)")
     parser.add_argument("--clips", type=int, default=36)
-    parser.add_argument("--calls", type=int, default=5, help="continuations of the traced chain")
+    parser.add_argument(
+        "--calls", type=int, default=5, help="continuations of the traced chain, or of each of --chains"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -198,6 +257,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--continuations-only", action="store_true", help="measure the rendered continuations and stop"
+    )
+    parser.add_argument(
+        "--chains",
+        type=int,
+        default=0,
+        help="instead: this many chains of --calls continuation calls as the gateway makes them, without "
+        "redraws and with --redraws (2 unless given), judged over each chain as the modes report does",
     )
     parser.add_argument(
         "--redraws",
@@ -216,6 +282,13 @@ def main() -> None:
     def encode(text: str) -> np.ndarray:
         return np.asarray(backend.encode([text])[0].tokens, np.float32)
 
+    if args.chains:
+        print(f"{args.chains} chains of {args.calls} continuation calls, made as the gateway makes them:")
+        for budget, shares in gateway_chains(
+            pipe, encode, args.chains, args.calls, args.seed, 2 if args.redraws is None else args.redraws
+        ).items():
+            print(f"  {budget} redraws: " + ", ".join(f"{k} {v:.3g}" for k, v in shares.items()))
+        return
     if args.redraws is not None:
         shares = redrawn_continuations(pipe, encode, args.clips, args.seed, args.redraws, args.context)
         print(
