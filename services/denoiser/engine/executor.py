@@ -449,17 +449,17 @@ class ModelExecutor:
     def _text_rows(self, plan: StepPlan, rows, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts padded to the bucket's length, assembled on the host and copied over in one go; the
         null prompt (a parameter, on the device) goes into the unconditional rows there."""
-        tokens = torch.zeros(len(rows), length, self.card.text_dim)  # (B, S, D)
-        masks = torch.zeros(len(rows), length, dtype=torch.bool)  # (B, S)
+        tokens = np.zeros((len(rows), length, self.card.text_dim), np.float32)  # (B, S, D)
+        masks = np.zeros((len(rows), length), bool)  # (B, S)
         unconditional = []
         for row, (i, conditional) in enumerate(rows):
             if not conditional:
                 unconditional.append(row)
                 continue
-            text = torch.as_tensor(plan.items[i].sampler.text)  # (L, D)
+            text = plan.items[i].sampler.text  # (L, D), read-only: copied into the batch, never wrapped
             tokens[row, : text.shape[0]] = text
             masks[row, : text.shape[0]] = True
-        tokens, masks = self._on_device(tokens), self._on_device(masks)
+        tokens, masks = self._on_device(torch.from_numpy(tokens)), self._on_device(torch.from_numpy(masks))
         if unconditional:
             null_tokens, null_mask = self.dit.null_text_tokens(1, length)  # (1, S, D), (1, S)
             index = self._on_device(torch.tensor(unconditional))
