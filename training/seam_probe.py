@@ -43,7 +43,7 @@ from services.common.subjects import subject_centroids
 from services.denoiser.model.paths import default_path
 from services.denoiser.model.pipeline import VideoPipeline
 from services.gateway.pipeline import EXTEND_CONTEXT_FRAMES as CONTEXT  # what an extension starts from
-from services.gateway.seams import JUMP_RATIO, seam_ratio
+from services.gateway.seams import SeamDraws
 from training.evaluator import analyze
 from training.shapes_world import SIZE, render, render_continuation, sample_spec
 
@@ -148,21 +148,19 @@ def redrawn_continuations(
         clip = render_continuation(spec, rng)
         tokens = encode(clip.caption)
         known = clip.frames[:context]
-        best, best_ratio = None, np.inf
+        judged, made = SeamDraws(known), {}
         for attempt in range(1 + redraws):
             frames = pipe.generate(
                 tokens, seed=seed + i + 1000 * attempt, first_frames=known, reference_image=clip.frames[0]
             ).frames
             if not attempt:
                 first.append(seam_within_2x(frames, context))
-            ratio = seam_ratio(known, frames[context:])
-            if ratio is None and not attempt or ratio is not None and ratio <= JUMP_RATIO:
-                best = frames
+            new = frames[context:]
+            made[id(new)] = frames
+            if judged.take(new):
                 break
-            if ratio is not None and ratio < best_ratio:
-                best, best_ratio = frames, ratio
-        kept.append(seam_within_2x(best, context))
-        draws.append(attempt + 1)
+        kept.append(seam_within_2x(made[id(judged.kept)], context))
+        draws.append(judged.draws)
     return {
         "first draw's seams within 2x": float(np.mean(first)),
         "kept draw's seams within 2x": float(np.mean(kept)),
@@ -193,20 +191,17 @@ def gateway_chains(
             frames = pipe.generate(tokens, seed=seed + 100 * index).frames
             seams, call_seed = [], seed + 100 * index + 1
             for _ in range(calls):
-                best, best_ratio = None, np.inf
-                for attempt in range(1 + budget):
+                judged = SeamDraws(frames)
+                for _ in range(1 + budget):
                     new = pipe.generate(
                         tokens, seed=call_seed, first_frames=frames[-CONTEXT:], reference_image=frames[0]
                     ).frames[CONTEXT:]
-                    call_seed, draws[budget] = call_seed + 1, draws[budget] + 1
-                    ratio = seam_ratio(frames, new)
-                    if ratio is None and not attempt or ratio is not None and ratio <= JUMP_RATIO:
-                        best = new
+                    call_seed += 1
+                    if judged.take(new):
                         break
-                    if ratio is not None and ratio < best_ratio:
-                        best, best_ratio = new, ratio
+                draws[budget] += judged.draws
                 seams.append(len(frames))
-                frames = np.concatenate([frames, best])
+                frames = np.concatenate([frames, judged.kept])
             stats = seam_stats(frames, seams)
             shares[budget].append(stats["seam_step_within_2x"])
             print(

@@ -55,7 +55,7 @@ from services.gateway.images import decode_rgb
 from services.gateway.metrics import SEAM_CHECKS
 from services.gateway.names import parse_name
 from services.gateway.packaging import Packager
-from services.gateway.seams import JUMP_RATIO, seam_ratio
+from services.gateway.seams import SeamDraws
 from services.gateway.validation import shot_prompt
 from services.gateway.videos import VideoStore
 
@@ -623,31 +623,23 @@ class DenoisePlan:
     ) -> np.ndarray:
         """The new frames of one continuation call, drawn again (the next calls' seeds, up to
         `seam_redraws` times) while the subject jumps at the seam; every draw jumping, the smoothest is
-        kept. One that shows no subject is taken as it is (`seams`)."""
-        best, best_ratio = None, math.inf
+        kept. A first draw that shows no subject is taken as it is (`seams.SeamDraws`)."""
+        draws = SeamDraws(frames)
         for attempt in range(1 + self.seam_redraws):
             if attempt:
                 self.calls_total += 1
-            new = (await draw())[context:]
-            ratio = seam_ratio(frames, new)
-            if ratio is None and not attempt:
-                SEAM_CHECKS.labels("untracked").inc()
-                return new
-            if ratio is not None and ratio <= JUMP_RATIO:
-                SEAM_CHECKS.labels("redrawn" if attempt else "smooth").inc()
-                return new
-            if ratio is not None and ratio < best_ratio:  # a redraw that lost its subject is never kept
-                best, best_ratio = new, ratio
+            if draws.take((await draw())[context:]):
+                break
             log.info(
                 "job %s: draw %d of %d of call %d jumps at its seam (%s)",
                 self.job.name,
                 attempt + 1,
                 1 + self.seam_redraws,
                 self.calls_done,
-                "no subject" if ratio is None else f"{ratio:.1f}x the subject's step",
+                "no subject" if draws.last_ratio is None else f"{draws.last_ratio:.1f}x the subject's step",
             )
-        SEAM_CHECKS.labels("kept_jump").inc()
-        return best
+        SEAM_CHECKS.labels(draws.outcome).inc()
+        return draws.kept
 
     async def _run(
         self,

@@ -19,6 +19,8 @@ natural video would take a detector, or optical flow, for it).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from services.common.subjects import subject_centroids
@@ -40,3 +42,34 @@ def seam_ratio(before: np.ndarray, new: np.ndarray) -> float | None:
     height, width = frames.shape[1:3]
     steps = np.linalg.norm(np.diff(centroids * (width, height), axis=0), axis=1)  # pixels, (N,)
     return float(steps[0] / max(float(np.median(steps[1:])), 1.0))
+
+
+class SeamDraws:
+    """The draws of one continuation call, judged at its seam as they come: `take` says when to stop
+    drawing, `kept` is the draw to keep (the first smooth one; else the smoothest; a first draw that
+    shows no subject is taken as it is, a later one never), and `outcome` names how it went, as
+    `kino_gateway_seam_checks_total` counts it."""
+
+    def __init__(self, before: np.ndarray) -> None:
+        self.before = before
+        self.draws = 0
+        self.kept: np.ndarray | None = None
+        self.kept_ratio = math.inf
+        self.last_ratio: float | None = None
+        self.outcome = "untracked"
+
+    def take(self, new: np.ndarray) -> bool:
+        """Judges one more draw's new frames; True when drawing can stop."""
+        ratio = self.last_ratio = seam_ratio(self.before, new)
+        first = self.draws == 0
+        self.draws += 1
+        if ratio is None and first:
+            self.kept, self.outcome = new, "untracked"
+            return True
+        if ratio is not None and ratio <= JUMP_RATIO:
+            self.kept, self.outcome = new, "smooth" if first else "redrawn"
+            return True
+        if ratio is not None and ratio < self.kept_ratio:
+            self.kept, self.kept_ratio = new, ratio
+        self.outcome = "kept_jump"
+        return False

@@ -139,7 +139,7 @@ class MovingSquareDenoiser(SlowDenoiser):
         self.jump_seeds = jump_seeds
 
     def frames(self, request: denoiser_pb2.DenoiseRequest) -> np.ndarray:
-        known = len(request.first_frames.shape) and request.first_frames.shape[0]
+        known = request.first_frames.shape[0] if request.HasField("first_frames") else 0
         x = 0
         if known:
             last = from_proto(request.first_frames, field="first_frames", dtype=np.uint8, ndim=4)[-1]

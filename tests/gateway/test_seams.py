@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kino.v1 import generation_pb2
-from services.gateway.seams import JUMP_RATIO, seam_ratio
+from services.gateway.seams import JUMP_RATIO, SeamDraws, seam_ratio
 from tests.gateway.helpers import wait_terminal
 from tests.gateway.scaffold import MovingSquareDenoiser, ScaffoldTextEncoder, SilentAudio
 from tests.gateway.test_jobs import counter, submit_request
@@ -32,6 +32,24 @@ def test_a_resting_subject_may_wobble_a_pixel_and_a_lost_one_is_not_judged():
     assert seam_ratio(before, square_frames([13, 13, 13, 13])) == pytest.approx(3.0)
     assert seam_ratio(before, np.zeros((4, 32, 32, 3), np.uint8)) is None
     assert seam_ratio(before, square_frames([12])) is None  # no step after the seam to compare with
+
+
+def test_draws_stop_at_the_first_smooth_one_else_the_smoothest_is_kept():
+    before = square_frames([0, 2, 4])
+    smooth, small_jump, big_jump = (square_frames(xs) for xs in ([6, 8, 10], [12, 14, 16], [20, 22, 24]))
+    draws = SeamDraws(before)
+    assert not draws.take(big_jump) and not draws.take(small_jump) and draws.take(smooth)
+    assert draws.kept is smooth and draws.outcome == "redrawn" and draws.draws == 3
+
+    draws = SeamDraws(before)
+    assert not draws.take(small_jump) and not draws.take(big_jump)
+    assert not draws.take(np.zeros((3, 32, 32, 3), np.uint8))  # a redraw that lost its subject
+    assert draws.kept is small_jump and draws.outcome == "kept_jump" and draws.last_ratio is None
+
+    draws = SeamDraws(before)
+    lost = np.zeros((3, 32, 32, 3), np.uint8)
+    assert draws.take(lost) and draws.kept is lost and draws.outcome == "untracked"
+    assert SeamDraws(before).take(smooth)
 
 
 async def seam_job(start_gateway, start_scaffold, jump_seeds: set[int], seam_redraws: int):
