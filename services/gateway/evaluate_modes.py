@@ -1233,7 +1233,11 @@ def gap_notes(report: dict) -> list[str]:
         best = max(sweep.items(), key=lambda kv: kv[1]["seam_step_within_2x"], default=None)
         chosen = str(report.get("context_sweep", {}).get("chosen", gateway_pipeline.EXTEND_CONTEXT_FRAMES))
         sweep_note = ""
-        if best is not None and best[0] != chosen and chosen in sweep:
+        if (
+            best is not None
+            and chosen in sweep
+            and best[1]["seam_step_within_2x"] > sweep[chosen]["seam_step_within_2x"]
+        ):
             sweep_note = (
                 f" In the sweep, {best[0]} context frames kept {_pct(best[1]['seam_step_within_2x'])} of seam steps "
                 f"within 2x against {_pct(sweep[chosen]['seam_step_within_2x'])} with {chosen}, on two short chains "
@@ -1260,7 +1264,9 @@ def gap_notes(report: dict) -> list[str]:
         redraw_note = (
             f" The gateway's seam check drew {checks['redrawn'] + checks['kept_jump']:.0f} of these chains' calls "
             f"again, and {checks['kept_jump']:.0f} jumped in every draw by its own tracker: a jump that comes "
-            "with the context, not with the seed, stays."
+            "with the context, not with the seed, stays. The check reads the normal step from each call's new "
+            "frames, this report from the whole chain, so a seam can pass the first and not the second where a "
+            "call wobbles more than the chain does (a subject at rest)."
             if checks
             else ""
         )
