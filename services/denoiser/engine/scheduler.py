@@ -599,11 +599,14 @@ class StepScheduler:
         return events
 
     def _age(self, plan: StepPlan, seconds: float) -> None:
+        """Counts an urgent step's time against the batch requests it kept waiting; one away for its
+        restart in the decode stage was not kept waiting by it."""
         in_plan = {item.request_id for item in plan.items}
         for request in self._requests.values():
             if (
                 request.priority == Priority.BATCH
                 and request.request_id not in in_plan
+                and request.status != RequestStatus.RESTARTING
                 and not request.promoted
             ):
                 request.displaced_seconds += seconds

@@ -432,6 +432,23 @@ def test_with_pipelined_decodes_a_batch_restart_leaves_the_steps_and_an_interact
     assert scheduler.step_times.restart_seconds(BUCKET) == pytest.approx(0.2 + 0.2 * (0.3 - 0.2))
 
 
+def test_a_batch_request_away_for_its_restart_does_not_age():
+    scheduler, executor, _ = setup(
+        pipelined_decodes=True, aging_seconds=1.0, restart_index_of=lambda request: 0
+    )
+    scheduler.add(make_request("restarting", priority=BATCH, steps=4))
+    step(scheduler, executor)  # its first step; then it leaves for its restart
+    (away,) = scheduler.take_restarts()
+    scheduler.add(make_request("urgent", guidance=7.0, steps=4))
+    for _ in range(3):
+        plan, _ = step(scheduler, executor)
+        assert ids(plan) == ["urgent"]
+    assert away.displaced_seconds == 0 and not away.promoted
+    scheduler.restarted(away, away.sampler.latents, 0.2)
+    planned = [ids(step(scheduler, executor)[0]) for _ in range(4)]
+    assert any("restarting" in plan for plan in planned)  # back in the steps once it has its latents
+
+
 def test_a_batch_step_lasts_at_most_its_best_batch_plus_one_decode():
     scheduler, _, _ = setup()  # best batch: 8 rows, 0.5 s; with one decode, 0.7 s
     scheduler.step_times.observe_decode(BUCKET, 0.2)
