@@ -169,12 +169,19 @@ def redrawn_continuations(
 
 
 def gateway_chains(
-    pipe: VideoPipeline, encode, chains: int, calls: int, seed: int, redraws: int
+    pipe: VideoPipeline,
+    encode,
+    chains: int,
+    calls: int,
+    seed: int,
+    redraws: int,
+    captions: list[str] | None = None,
 ) -> dict[int, dict[str, float]]:
     """Chains made as the gateway extends a video (a clip, then `calls` continuations from the last
     CONTEXT frames with the first frame as the reference image), without redraws and with up to
     `redraws`, judged by the modes report's rule over the whole chain (`evaluate_modes.seam_stats`):
-    per redraw budget, the mean and worst share of seams within 2x, and the draws per call."""
+    per redraw budget, the mean and worst share of seams within 2x, and the draws per call. `captions`
+    replaces the sampled chains' captions (e.g. subjects that end at rest)."""
     from services.gateway.evaluate_modes import EXTEND_MOTIONS, caption_with, seam_stats
 
     rng = np.random.default_rng(seed)
@@ -182,7 +189,7 @@ def gateway_chains(
         dataclasses.replace(sample_spec(rng, held_out=None), motion=EXTEND_MOTIONS[i % 3])
         for i in range(chains)
     ]
-    captions = [caption_with(spec, rng) for spec in specs]
+    captions = captions or [caption_with(spec, rng) for spec in specs]
     shares: dict[int, list[float]] = {0: [], redraws: []}
     draws = dict.fromkeys(shares, 0)
     for index, caption in enumerate(captions):
@@ -212,7 +219,7 @@ def gateway_chains(
         budget: {
             "mean seams within 2x": float(np.mean(values)),
             "worst chain": float(np.min(values)),
-            "draws per call": draws[budget] / (chains * calls),
+            "draws per call": draws[budget] / (len(captions) * calls),
         }
         for budget, values in shares.items()
     }
@@ -261,6 +268,11 @@ def main() -> None:
         "redraws and with --redraws (2 unless given), judged over each chain as the modes report does",
     )
     parser.add_argument(
+        "--caption",
+        action="append",
+        help="with --chains: a chain of this caption instead of sampled ones (repeat for more)",
+    )
+    parser.add_argument(
         "--redraws",
         type=int,
         default=None,
@@ -278,9 +290,11 @@ def main() -> None:
         return np.asarray(backend.encode([text])[0].tokens, np.float32)
 
     if args.chains:
-        print(f"{args.chains} chains of {args.calls} continuation calls, made as the gateway makes them:")
+        count = len(args.caption) if args.caption else args.chains
+        print(f"{count} chains of {args.calls} continuation calls, made as the gateway makes them:")
+        redraws = 2 if args.redraws is None else args.redraws
         for budget, shares in gateway_chains(
-            pipe, encode, args.chains, args.calls, args.seed, 2 if args.redraws is None else args.redraws
+            pipe, encode, args.chains, args.calls, args.seed, redraws, args.caption
         ).items():
             print(f"  {budget} redraws: " + ", ".join(f"{k} {v:.3g}" for k, v in shares.items()))
         return
