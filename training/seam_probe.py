@@ -148,18 +148,17 @@ def redrawn_continuations(
         clip = render_continuation(spec, rng)
         tokens = encode(clip.caption)
         known = clip.frames[:context]
-        judged, made = SeamDraws(known), {}
+        judged, drawn = SeamDraws(known), []  # drawn: (new frames, the whole clip) per draw
         for attempt in range(1 + redraws):
             frames = pipe.generate(
                 tokens, seed=seed + i + 1000 * attempt, first_frames=known, reference_image=clip.frames[0]
             ).frames
             if not attempt:
                 first.append(seam_within_2x(frames, context))
-            new = frames[context:]
-            made[id(new)] = frames
-            if judged.take(new):
+            drawn.append((frames[context:], frames))
+            if judged.take(drawn[-1][0]):
                 break
-        kept.append(seam_within_2x(made[id(judged.kept)], context))
+        kept.append(seam_within_2x(next(whole for new, whole in drawn if new is judged.kept), context))
         draws.append(judged.draws)
     return {
         "first draw's seams within 2x": float(np.mean(first)),

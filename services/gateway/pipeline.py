@@ -628,7 +628,8 @@ class DenoisePlan:
         for attempt in range(1 + self.seam_redraws):
             if attempt:
                 self.calls_total += 1
-            if draws.take((await draw())[context:]):
+            # Off the event loop: the subject is found on every pixel of the call's frames.
+            if await asyncio.to_thread(draws.take, (await draw())[context:]):
                 break
             log.info(
                 "job %s: draw %d of %d of call %d jumps at its seam (%s)",

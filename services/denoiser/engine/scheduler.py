@@ -296,10 +296,10 @@ class StepScheduler:
         their own step it waits for no decode stage and no step in flight)."""
         return not self.config.pipelined_decodes or request.priority == Priority.INTERACTIVE
 
-    def _restarts_next_step(self, request: EngineRequest) -> int:
-        """1 when the request's next step ends its main schedule (and so takes it through the
-        autoencoder), else 0."""
-        return int(self._restart_index(request) == request.steps_done)
+    def _inline_restarts_next_step(self, request: EngineRequest) -> int:
+        """1 when the request's next step ends its main schedule and takes it through the autoencoder
+        inside the step (`_restarts_inline`), else 0."""
+        return int(self._restart_index(request) == request.steps_done and self._restarts_inline(request))
 
     def _usage_on_arrival(self, request: EngineRequest) -> float:
         if request.request_id in self._requests or request.tenant in {
@@ -349,7 +349,7 @@ class StepScheduler:
             if partner is not None:  # the two share every step: the budget is their shared step's
                 led.append(partner)
             due = sum(_decodes_next_step(r) for r in led)
-            restarting = sum(self._restarts_next_step(r) for r in led if self._restarts_inline(r))
+            restarting = sum(self._inline_restarts_next_step(r) for r in led)
             alone = self._model_seconds(bucket, self._rows_by_grid(led)) + decode * due + restart * restarting
             budget = self.config.interactive_slowdown * alone
         else:  # throughput-bound: the smallest batch with (nearly) the best measured throughput, and
@@ -367,7 +367,7 @@ class StepScheduler:
             if request.bucket != bucket or rows + request.rows > limit:
                 continue
             with_it = decodes + _decodes_next_step(request)
-            restarts_with_it = restarts + self._restarts_next_step(request) * self._restarts_inline(request)
+            restarts_with_it = restarts + self._inline_restarts_next_step(request)
             grid = self._grid(request)
             call = self.step_times.predict(bucket, by_grid[grid])
             with_seconds = seconds - call + self.step_times.predict(bucket, by_grid[grid] + request.rows)

@@ -36,9 +36,7 @@ class StepTimes:
 
     def observe(self, bucket: ShapeBucket, rows: int, seconds: float) -> None:
         self._fits.pop(bucket, None)
-        by_rows = self._seconds.setdefault(bucket, {})
-        old = by_rows.get(rows)
-        by_rows[rows] = seconds if old is None else old + self.smoothing * (seconds - old)
+        self._smooth(self._seconds.setdefault(bucket, {}), rows, seconds)
 
     def observe_calls(self, bucket: ShapeBucket, call_rows: list[int], seconds: float) -> None:
         """A step of several DiT calls (rows on different token grids) that took `seconds` in all:
@@ -49,17 +47,20 @@ class StepTimes:
         for rows, share in zip(call_rows, predicted, strict=True):
             self.observe(bucket, rows, seconds * share / total)
 
+    def _smooth(self, table: dict, key, seconds: float) -> None:
+        """Moves table[key] towards a new measurement (the first one is taken as it is)."""
+        old = table.get(key)
+        table[key] = seconds if old is None else old + self.smoothing * (seconds - old)
+
     def observe_decode(self, bucket: ShapeBucket, seconds: float) -> None:
-        old = self._decode_seconds.get(bucket)
-        self._decode_seconds[bucket] = seconds if old is None else old + self.smoothing * (seconds - old)
+        self._smooth(self._decode_seconds, bucket, seconds)
 
     def decode_seconds(self, bucket: ShapeBucket) -> float:
         """Seconds one preview or final decode takes; 0 until measured."""
         return self._decode_seconds.get(bucket, 0.0)
 
     def observe_restart(self, bucket: ShapeBucket, seconds: float) -> None:
-        old = self._restart_seconds.get(bucket)
-        self._restart_seconds[bucket] = seconds if old is None else old + self.smoothing * (seconds - old)
+        self._smooth(self._restart_seconds, bucket, seconds)
 
     def restart_seconds(self, bucket: ShapeBucket) -> float:
         """Seconds one request's restart takes (its latents through the autoencoder, inside the step
