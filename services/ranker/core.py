@@ -65,7 +65,7 @@ from services.ranker.retrieval import (
     suppressed_by_reports,
 )
 from services.ranker.scoring import ContentScorer, ModelScorer, Scorer
-from services.ranker.store import COUNTER_INDEX, FeatureStore, store_from_settings
+from services.ranker.store import COUNTER_INDEX, FeatureStore, RowCounters, store_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class RankerCore:
         self.store = store
         self.scorer = scorer
         self.catalog = ItemCatalog(embedding_dim)
+        self._counters = RowCounters(store, self.catalog)
         self.retrieval_config = retrieval or RetrievalConfig()
         self.retriever = Retriever(self.catalog, store, self.retrieval_config)
         self.rerank_config = rerank_config or RerankConfig(
@@ -305,12 +306,9 @@ class RankerCore:
 
         excluded = self.catalog.indices_of([*state.hidden, *state.reported, *served])
         candidates = static_filter(candidates, self.catalog, profile, user, excluded)
-        names = self.catalog.names_of(candidates.rows)
-        seen = state.has_seen(names)
-        unseen = np.flatnonzero(~seen)[: self.max_candidates]
-        candidates = candidates.take(unseen)
-        names = list(map(names.__getitem__, unseen.tolist()))
-        counters = await self.store.counters(names)
+        unseen = np.flatnonzero(~state.has_seen_rows(candidates.rows, self.catalog))
+        candidates = candidates.take(unseen[: self.max_candidates])
+        counters = await self._counters(candidates.rows)
         fine = ~suppressed_by_reports(counters)
         candidates, counters = candidates.take(fine), counters[fine]
         timer.lap("filter")

@@ -177,8 +177,8 @@ class ItemCatalog:
 
     def indices_of(self, names) -> np.ndarray:
         """Row numbers of the known names among `names`, in order; unknown names are dropped."""
-        rows = map(self._index.get, names)
-        return np.fromiter((r for r in rows if r is not None), np.int64)
+        rows = np.fromiter(map(self._index.get, names, itertools.repeat(-1)), np.int64)
+        return rows[rows >= 0]
 
     def creator_code(self, creator: str) -> int | None:
         return self._creator_code.get(creator)

@@ -9,7 +9,14 @@ import pytest
 from kino.v1 import ranker_pb2
 from services.ranker.items import ItemRecord
 from services.ranker.redis_store import COUNTER_SYNC_SECONDS, RedisFeatureStore
-from services.ranker.store import COUNTER_INDEX, MAX_POSITIVES, MemoryFeatureStore, StoredEvent
+from services.ranker.store import (
+    COUNTER_INDEX,
+    MAX_POSITIVES,
+    MemoryFeatureStore,
+    RowCounters,
+    StoredEvent,
+    UserState,
+)
 from tests.ranker.conftest import redis_test_store
 
 E = ranker_pb2
@@ -149,3 +156,44 @@ async def test_responses_are_kept_newest_first(store):
     )
     state = await store.user_state("u")
     assert state.responses == [("videos/a", 2.0), ("videos/a", 0.9), ("videos/a", 0.0)]
+
+
+def catalog_of(names):
+    from services.ranker.items import ItemCatalog
+
+    catalog = ItemCatalog(4)
+    catalog.upsert(
+        [ItemRecord(name, "c1", np.eye(4, dtype=np.float32)[0], NOW, (), "", 9.0, "") for name in names]
+    )
+    return catalog
+
+
+async def test_counters_read_by_catalog_row_follow_events_after_the_first_read(store):
+    """Rank keeps each row's slot from its first read (RowCounters): a video read before its first event
+    must still show the events that come later, the same video asked twice gets one slot."""
+    catalog = catalog_of(["videos/a", "videos/b", "videos/c"])
+    counters = RowCounters(store, catalog)
+    impressions = COUNTER_INDEX["impressions"]
+    assert not (await counters(np.array([2, 0, 2]))).any()
+    await store.apply([stored("u", "videos/c", E.FEED_EVENT_TYPE_IMPRESSION)] * 2)
+    await store.apply([stored("u", "videos/b", E.FEED_EVENT_TYPE_IMPRESSION)])
+    assert (await counters(np.array([2, 1, 0, 2])))[:, impressions].tolist() == [2, 1, 0, 2]
+    assert (await counters(np.array([1])))[:, impressions].tolist() == [1]
+    catalog.upsert([ItemRecord("videos/d", "c1", np.eye(4, dtype=np.float32)[1], NOW, (), "", 9.0, "")])
+    await store.apply([stored("u", "videos/d", E.FEED_EVENT_TYPE_IMPRESSION)])
+    assert (await counters(np.array([3, 2])))[:, impressions].tolist() == [1, 2]
+    np.testing.assert_array_equal(
+        await counters(np.array([0, 1, 2, 3])),
+        await store.counters(["videos/a", "videos/b", "videos/c", "videos/d"]),
+    )
+
+
+@pytest.mark.parametrize("seen_count", [2, 40])  # fewer seen videos than candidates, and more
+def test_seen_rows_are_the_same_whichever_side_is_looked_up(seen_count):
+    names = [f"videos/{i}" for i in range(30)]
+    catalog = catalog_of(names)
+    seen = {f"videos/{i}" for i in range(0, seen_count, 2)} | {"videos/not-in-catalog"}
+    state = UserState(seen=seen)
+    rows = np.array([0, 1, 2, 29, 0, 28])
+    assert state.has_seen_rows(rows, catalog).tolist() == state.has_seen([names[r] for r in rows]).tolist()
+    assert state.has_seen_rows(np.zeros(0, np.int64), catalog).tolist() == []
