@@ -10,6 +10,11 @@ generator runs here. Two deployments are measured:
   (production), the clients' connections spread over them as a Kubernetes Service spreads them.
   The catalog and events are sent to the first replica only; the others pick them up through Redis.
 
+Each deployment is measured under 2, 4, 6 and 8 closed-loop clients. Its capacity is the highest
+throughput measured with p99 latency within the target: what the deployment serves at that latency.
+On 2 cores the load generator shares the CPU with the replicas (and Redis with them all), so more
+clients do not mean more throughput; they mean longer queues.
+
 Prints measurements and their ratio to each target (> 1 is better).
 """
 
@@ -36,7 +41,12 @@ TARGET_RANK_P99_MS = 20.0
 TARGET_RPC_PER_S = 300.0
 TARGET_RPC_P99_MS = 50.0
 TARGET_INGEST_PER_S = 5_000.0
-CLIENTS = 6  # closed-loop Rank clients in all, spread over the replicas' channels
+# Closed-loop Rank clients in all, spread over the replicas' channels: the load is swept, since the
+# latency a closed loop sees is set by its number of clients (Little's law) as much as by the server.
+# Capacity is the highest throughput measured at p99 <= TARGET_RPC_P99_MS.
+CLIENT_COUNTS = (2, 4, 6, 8)
+WARM_UP_S = 2.0
+MEASURE_S = 8.0
 E = ranker_pb2
 
 
@@ -146,8 +156,9 @@ def _process_cpu_seconds(pid: int) -> float:
 
 
 async def _through_grpc(ports: list[int], server_pids: list[int], settle_s: float) -> dict:
-    """Loads the catalog through the first replica, then CLIENTS closed-loop clients call Rank for 10 s,
-    spread over the replicas' channels (client i on replica i mod N)."""
+    """Loads the catalog through the first replica, then sweeps the load: for each count in
+    CLIENT_COUNTS, that many closed-loop clients call Rank for MEASURE_S seconds, spread over the
+    replicas' channels (client i on replica i mod N). Then Ingest from one client."""
     import grpc
 
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in ports]
@@ -164,15 +175,29 @@ async def _through_grpc(ports: list[int], server_pids: list[int], settle_s: floa
                 await stub.Rank(E.RankRequest(user=f"user{rng.integers(USERS)}", page_size=10))
                 latencies.append(time.perf_counter() - started)
 
-        warm_up = time.perf_counter() + 2.0
-        await asyncio.gather(*(client(stub, warm_up, []) for stub in stubs))
-        latencies: list[float] = []
-        deadline = time.perf_counter() + 10.0
-        started, server_cpu = time.perf_counter(), sum(map(_process_cpu_seconds, server_pids))
-        await asyncio.gather(*(client(stubs[i % len(stubs)], deadline, latencies) for i in range(CLIENTS)))
-        rps = len(latencies) / (time.perf_counter() - started)
-        server_cpu_ms = (sum(map(_process_cpu_seconds, server_pids)) - server_cpu) / len(latencies) * 1e3
-        p50, p99 = _percentiles(latencies)
+        async def closed_loop(clients: int, seconds: float) -> dict:
+            latencies: list[float] = []
+            deadline = time.perf_counter() + seconds
+            started, server_cpu = time.perf_counter(), sum(map(_process_cpu_seconds, server_pids))
+            await asyncio.gather(
+                *(client(stubs[i % len(stubs)], deadline, latencies) for i in range(clients))
+            )
+            rps = len(latencies) / (time.perf_counter() - started)
+            server_cpu_ms = (sum(map(_process_cpu_seconds, server_pids)) - server_cpu) / len(latencies) * 1e3
+            p50, p99 = _percentiles(latencies)
+            return {
+                "clients": clients,
+                "rpc_per_s": rps,
+                "rpc_p50_ms": p50,
+                "rpc_p99_ms": p99,
+                "rpc_server_cpu_ms": server_cpu_ms,
+            }
+
+        await closed_loop(max(CLIENT_COUNTS), WARM_UP_S)
+        sweep = []
+        for clients in CLIENT_COUNTS:
+            await closed_loop(clients, 1.0)  # the queues settle at the new load
+            sweep.append(await closed_loop(clients, MEASURE_S))
 
         batch = [
             E.FeedEvent(
@@ -193,13 +218,9 @@ async def _through_grpc(ports: list[int], server_pids: list[int], settle_s: floa
     finally:
         for channel in channels:
             await channel.close()
-    return {
-        "rpc_per_s": rps,
-        "rpc_p50_ms": p50,
-        "rpc_p99_ms": p99,
-        "rpc_server_cpu_ms": server_cpu_ms,
-        "ingest_events_per_s": ingest_rate,
-    }
+    within = [point for point in sweep if point["rpc_p99_ms"] <= TARGET_RPC_P99_MS]
+    best = max(within or sweep, key=lambda point: point["rpc_per_s"])
+    return {"sweep": sweep, "capacity": best if within else None, "ingest_events_per_s": ingest_rate}
 
 
 def _deployment(replicas: int, ranker: dict, settle_s: float) -> dict:
@@ -267,15 +288,25 @@ def run_bench(replicas: int = 2, redis_url: str = "redis://127.0.0.1:6379/0") ->
         if key not in r:
             continue
         g = r[key]
-        g["rpc_per_s_ratio"] = g["rpc_per_s"] / TARGET_RPC_PER_S
-        g["rpc_p99_ratio"] = TARGET_RPC_P99_MS / g["rpc_p99_ms"]
+        print(f"through gRPC, {label}, closed-loop clients in all:")
+        for point in g["sweep"]:
+            print(
+                f"  {point['clients']} clients  Rank {point['rpc_per_s']:6.0f} RPC/s  p50 {point['rpc_p50_ms']:5.1f} ms  "
+                f"p99 {point['rpc_p99_ms']:5.1f} ms  server CPU {point['rpc_server_cpu_ms']:.2f} ms per RPC"
+            )
+        best = g["capacity"]
+        if best is None:
+            g["rpc_per_s_ratio"] = 0.0
+            print(
+                f"  capacity: no load kept p99 <= {TARGET_RPC_P99_MS:.0f} ms; target >= {TARGET_RPC_PER_S:.0f} RPC/s: missed"
+            )
+        else:
+            g["rpc_per_s_ratio"] = best["rpc_per_s"] / TARGET_RPC_PER_S
+            print(
+                f"  capacity at p99 <= {TARGET_RPC_P99_MS:.0f} ms: {best['rpc_per_s']:.0f} RPC/s ({best['clients']} clients, "
+                f"p99 {best['rpc_p99_ms']:.1f} ms)  target >= {TARGET_RPC_PER_S:.0f}: x{g['rpc_per_s_ratio']:.2f}"
+            )
         g["ingest_ratio"] = g["ingest_events_per_s"] / TARGET_INGEST_PER_S
-        print(f"through gRPC, {label} ({CLIENTS} closed-loop clients in all):")
-        print(
-            f"  Rank    {g['rpc_per_s']:6.0f} RPC/s  target >= {TARGET_RPC_PER_S:.0f}: x{g['rpc_per_s_ratio']:.2f}   "
-            f"p50 {g['rpc_p50_ms']:.1f} ms  p99 {g['rpc_p99_ms']:.1f} ms  target <= {TARGET_RPC_P99_MS:.0f}: "
-            f"x{g['rpc_p99_ratio']:.2f}   server CPU {g['rpc_server_cpu_ms']:.2f} ms per RPC"
-        )
         print(
             f"  Ingest  {g['ingest_events_per_s']:8.0f} events/s  target >= {TARGET_INGEST_PER_S:.0f}: "
             f"x{g['ingest_ratio']:.2f}",
