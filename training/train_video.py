@@ -85,6 +85,10 @@ class TrainConfig:
     # while shape lives in the subject's outline. 0 is the plain mean; 3 over 10,200 steps from v7 gave no
     # gain beyond the evaluation's noise (docs/model/NOTES.md).
     subject_loss_weight: float = 0.0
+    # Extra loss weight on the first SEAM_FRAMES frames after known ones, in rows with known frames: an
+    # extension's seam is where the DiT must carry the known frames' subject (its place and its size)
+    # into frames it makes, and a plain mean gives those two frames an eighth of a row's gradient at most.
+    seam_loss_weight: float = 0.0
     checkpoint_every_s: float = 120.0
     seed: int = 0
 
@@ -128,6 +132,18 @@ def parse_args() -> tuple[TrainConfig, argparse.Namespace]:
         help="extra loss weight around the subject's path (0: every latent cell counts the same)",
     )
     parser.add_argument(
+        "--seam-loss-weight",
+        type=float,
+        default=TrainConfig.seam_loss_weight,
+        help="extra loss weight on the first frames after known ones (0: they count as any other)",
+    )
+    parser.add_argument(
+        "--known-frames-prob",
+        type=float,
+        default=TrainConfig.known_frames_prob,
+        help="share of rows that get 1..F/2 known first frames",
+    )
+    parser.add_argument(
         "--device", default="cpu", help="where the DiT trains and the clips are encoded: cpu, cuda, cuda:N"
     )
     parser.add_argument("--workers", type=int, default=1, help="processes that render the dataset's clips")
@@ -159,9 +175,15 @@ def parse_args() -> tuple[TrainConfig, argparse.Namespace]:
         batch_size=args.batch_size,
         seed=args.seed,
         subject_loss_weight=args.subject_loss_weight,
+        seam_loss_weight=args.seam_loss_weight,
+        known_frames_prob=args.known_frames_prob,
     )
     if args.subject_loss_weight < 0:
         parser.error("--subject-loss-weight must be 0 or more")
+    if args.seam_loss_weight < 0:
+        parser.error("--seam-loss-weight must be 0 or more")
+    if not 0 <= args.known_frames_prob <= 1:
+        parser.error("--known-frames-prob must be within [0, 1]")
     torch.set_num_threads(args.threads)
     return config, args
 
@@ -433,6 +455,17 @@ def build_dataset(
 # ---------------------------------------------------------------------------------------------
 
 
+SEAM_FRAMES = 2
+
+
+def seam_frames(num_known: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """float (B, F): 1 on the first SEAM_FRAMES frames after each row's `num_known` (B,) known frames,
+    0 elsewhere and on every frame of a row without known frames."""
+    index = torch.arange(num_frames, device=num_known.device)[None]  # (1, F)
+    after = (index >= num_known[:, None]) & (index < num_known[:, None] + SEAM_FRAMES)
+    return (after & (num_known[:, None] > 0)).float()
+
+
 def flow_matching_loss(
     model: VideoDiT, batch: dict[str, torch.Tensor], generator: torch.Generator, config: TrainConfig
 ) -> torch.Tensor:
@@ -482,6 +515,8 @@ def flow_matching_loss(
         path_map=path_map,
     )
     weight = (1 - known_mask).expand(B, 1, Fr, *x0.shape[3:])  # only frames the model had to make count
+    if config.seam_loss_weight:
+        weight = weight * (1 + config.seam_loss_weight * seam_frames(num_known, Fr).view(B, 1, Fr, 1, 1))
     if config.subject_loss_weight:  # (B, 1, F, h, w): 1 on the backdrop, up to 1 + w on the subject
         weight = weight * (1 + config.subject_loss_weight * path_heatmap(batch["paths"], x0.shape[-1]))
     return ((v - target).square() * weight).sum() / (weight.sum() * x0.shape[1])
@@ -757,6 +792,10 @@ def main() -> None:
         command += f" --seed {config.seed}"
     if config.subject_loss_weight != TrainConfig.subject_loss_weight:
         command += f" --subject-loss-weight {config.subject_loss_weight:g}"
+    if config.seam_loss_weight != TrainConfig.seam_loss_weight:
+        command += f" --seam-loss-weight {config.seam_loss_weight:g}"
+    if config.known_frames_prob != TrainConfig.known_frames_prob:
+        command += f" --known-frames-prob {config.known_frames_prob:g}"
     if device.type != "cpu":
         command += f" --device {args.device}"
     if args.text_encoder is not None:

@@ -281,6 +281,56 @@ def test_the_subject_loss_weight_counts_the_subject_cells_more_than_the_backdrop
     assert loss(on_subject, weighted) > 3 * loss(on_backdrop, weighted)
 
 
+def test_seam_frames_are_the_first_two_after_the_known_ones_and_none_without_known_frames():
+    from training.train_video import seam_frames
+
+    marks = seam_frames(torch.tensor([0, 1, 3, 7]), 8)
+    assert marks.tolist() == [
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 1, 1, 0, 0, 0, 0, 0],
+        [0, 0, 0, 1, 1, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0, 1],
+    ]
+
+
+class _OffByOneFrame(_OffByOne):
+    """Exact except one frame, off by 1 everywhere in it."""
+
+    def __init__(self, frame: int):
+        super().__init__((0, 0))
+        self.frame = frame
+
+    def forward(self, xt, t, *args, **kwargs):
+        v = xt / t.view(-1, 1, 1, 1, 1)
+        v[:, :, self.frame] += 1.0
+        return v
+
+
+def test_the_seam_loss_weight_counts_the_frames_after_known_ones_more_than_later_frames():
+    from training.train_video import TrainConfig, flow_matching_loss
+
+    batch = {
+        "latents": torch.zeros(64, 4, 8, 4, 4),
+        "references": torch.zeros(64, 4, 4, 4),
+        "tokens": torch.zeros(64, 3, TINY.text_dim),
+        "token_mask": torch.ones(64, 3, dtype=torch.bool),
+        "generic_tokens": torch.zeros(64, 3, TINY.text_dim),
+        "generic_mask": torch.ones(64, 3, dtype=torch.bool),
+        "paths": torch.full((64, 8, 2), 0.5),
+    }
+    plain = TrainConfig(caption_dropout=0.0, reference_prob=0.0, known_frames_prob=1.0, path_prob=0.0)
+    weighted = dataclasses.replace(plain, seam_loss_weight=4.0)
+
+    def loss(model, config):
+        return flow_matching_loss(model, batch, torch.Generator().manual_seed(0), config).item()
+
+    # Rows know 1..4 of the 8 frames, so frame 4 is always made and often right after the known ones;
+    # frame 7 is always made and never a seam frame.
+    at_seam, late = _OffByOneFrame(4), _OffByOneFrame(7)
+    assert loss(at_seam, plain) == pytest.approx(loss(late, plain), rel=1e-4)
+    assert loss(at_seam, weighted) > 1.5 * loss(late, weighted)
+
+
 # model(...)[0, 0, 0].flatten()[:16] for the perturbed tiny model above, seed 0.
 EXPECTED_SLICE = [
     0.20969,
