@@ -149,20 +149,26 @@ class World:
         x = centers[self.topics] + 0.9 * self.rng.normal(size=(len(self.topics), self.config.dim))
         return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
-    def match(self, user: int, videos: np.ndarray) -> np.ndarray:
-        """p(u, v) for `videos` (N,): the oracle's knowledge."""
+    def match(self, user: int, videos: np.ndarray, with_quality: bool = True) -> np.ndarray:
+        """p(u, v) for `videos` (N,): the oracle's knowledge. Without `with_quality`, what the taste
+        alone says: the match of a video of average quality (an evaluation diagnostic)."""
         z = (self.embeddings[videos] @ self.tastes[user] - self.cos_mean[user]) / self.cos_std[user]
         c = self.config
-        return 1.0 / (1.0 + np.exp(-(c.match_scale * z + c.match_offset + self.quality[videos])))
+        quality = self.quality[videos] if with_quality else 0.0
+        return 1.0 / (1.0 + np.exp(-(c.match_scale * z + c.match_offset + quality)))
 
-    def fatigued_match(self, user: int, videos: np.ndarray, recent_topics: list[int]) -> np.ndarray:
+    def fatigued_match(
+        self, user: int, videos: np.ndarray, recent_topics: list[int], with_quality: bool = True
+    ) -> np.ndarray:
         """The match lowered by fatigue: each of the last five impressions on the video's topic."""
         repeats = np.array([sum(t == topic for t in recent_topics[-5:]) for topic in self.topics[videos]])
-        return self.match(user, videos) * self.config.fatigue**repeats
+        return self.match(user, videos, with_quality) * self.config.fatigue**repeats
 
-    def expected_gain(self, user: int, videos: np.ndarray, recent_topics: list[int]) -> np.ndarray:
+    def expected_gain(
+        self, user: int, videos: np.ndarray, recent_topics: list[int], with_quality: bool = True
+    ) -> np.ndarray:
         """E[watch ratio + 2 like + 4 remix] of the next video looked at: what the oracle ranks by."""
-        p = self.fatigued_match(user, videos, recent_topics)
+        p = self.fatigued_match(user, videos, recent_topics, with_quality)
         return p + 2 * 0.5 * p**2 + 4 * 0.08 * p**3
 
     def respond(self, user: int, video: int, position: int, recent_topics: list[int]) -> Response:
