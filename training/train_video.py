@@ -87,7 +87,8 @@ class TrainConfig:
     subject_loss_weight: float = 0.0
     # Extra loss weight on the first SEAM_FRAMES frames after known ones, in rows with known frames: an
     # extension's seam is where the DiT must carry the known frames' subject (its place and its size)
-    # into frames it makes, and a plain mean gives those two frames an eighth of a row's gradient at most.
+    # into frames it makes, and a plain mean gives those two of the 8-15 frames a row makes a quarter of
+    # its gradient at most.
     seam_loss_weight: float = 0.0
     checkpoint_every_s: float = 120.0
     seed: int = 0
