@@ -1,9 +1,20 @@
 """The simulator and the evaluation metrics, on a tiny synthetic world."""
 
+import argparse
+
 import numpy as np
 
 from services.ranker.scoring import ContentScorer
-from training.ranker.evaluate import DIAGNOSTICS, SimulatedPlatform, held_out_ranking, ndcg_at, recall_at
+from training.ranker.evaluate import (
+    DIAGNOSTICS,
+    TASTE_ORACLE,
+    SimulatedPlatform,
+    cold_start,
+    held_out_ranking,
+    ndcg_at,
+    recall_at,
+    report,
+)
 from training.ranker.simulator import SimConfig, World
 from training.ranker.train import ImpressionLog, TrainConfig, train_ranker
 
@@ -44,3 +55,29 @@ async def test_a_short_simulation_logs_impressions_and_trains():
     assert held_out["oracle"]["ndcg@10"] > held_out["random"]["ndcg@10"]
     # The requests grouped by history length: every request counted once.
     assert sum(group["requests"] for group in by_history) == held_out["oracle"]["requests"]
+    # Knowing the video's quality too can only rank better in expectation; on 20 requests, not worse by much.
+    assert held_out["oracle"]["ndcg@10"] >= held_out[TASTE_ORACLE]["ndcg@10"] - 0.05
+
+    first_new = platform.published
+    await platform.run(5, 4)
+    text = report(
+        argparse.Namespace(
+            content="synthetic",
+            seed=0,
+            log_steps=20,
+            cold_steps=5,
+            sessions_per_step=4,
+            epochs=2,
+            random_slots=3,
+        ),
+        config,
+        logs,
+        info,
+        held_out,
+        by_history,
+        cold_start(platform, first_new),
+        1.0,
+    )
+    ratio = held_out["model"]["ndcg@10"] / held_out[TASTE_ORACLE]["ndcg@10"]
+    assert "| the same against an oracle that knows the tastes and the fatigue" in text
+    assert f"{ratio:.0%} of its {held_out[TASTE_ORACLE]['ndcg@10']:.3f}" in text
