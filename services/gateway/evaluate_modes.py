@@ -434,7 +434,7 @@ def seam_stats(frames: np.ndarray, seams: list[int]) -> dict:
     inside_steps = np.delete(steps, at - 1)
     normal_step = float(np.nanmedian(inside_steps))
     normal_accel = float(np.nanmedian(np.delete(accel, at - 2)))
-    seam_ratios = seam_steps / max(normal_step, 1.0)
+    seam_ratios, inside_ratios = seam_steps / max(normal_step, 1.0), inside_steps / max(normal_step, 1.0)
     return {
         "seams": len(seams),
         "lost_frames": int(np.isnan(centroids).any(axis=1).sum()),
@@ -445,7 +445,7 @@ def seam_stats(frames: np.ndarray, seams: list[int]) -> dict:
         # The seams that jump, as multiples of the normal step, and the same rule on the steps inside
         # clips: how often the model's own motion, away from any seam, steps that far.
         "seam_jump_ratios": sorted(round(float(r), 2) for r in seam_ratios if r > 2),
-        "inside_step_within_2x": rate(s <= 2 * max(normal_step, 1.0) for s in inside_steps if np.isfinite(s)),
+        "inside_step_within_2x": rate(r <= 2 for r in inside_ratios if np.isfinite(r)),
         "normal_accel_px": normal_accel,
         "seam_accel_px_median": float(np.nanmedian(seam_accel)),
         "seam_accel_within_2x": rate(a <= 2 * max(normal_accel, 1.0) for a in seam_accel if np.isfinite(a)),

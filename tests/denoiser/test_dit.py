@@ -239,6 +239,20 @@ def test_a_short_training_run_lowers_the_flow_matching_loss():
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
 
 
+def _zero_batch(rows: int, frames: int, size: int, path: float) -> dict[str, torch.Tensor]:
+    """A training batch of all-zero clips (rows, 4, frames, size, size) whose subject path stays at
+    (path, path): what the loss-weight tests feed `flow_matching_loss`."""
+    return {
+        "latents": torch.zeros(rows, 4, frames, size, size),
+        "references": torch.zeros(rows, 4, size, size),
+        "tokens": torch.zeros(rows, 3, TINY.text_dim),
+        "token_mask": torch.ones(rows, 3, dtype=torch.bool),
+        "generic_tokens": torch.zeros(rows, 3, TINY.text_dim),
+        "generic_mask": torch.ones(rows, 3, dtype=torch.bool),
+        "paths": torch.full((rows, frames, 2), path),
+    }
+
+
 class _OffByOne(torch.nn.Module):
     """A stand-in predictor for clips of zeros: exact (noise = x_t / t) except one latent cell, off by 1."""
 
@@ -258,15 +272,7 @@ class _OffByOne(torch.nn.Module):
 def test_the_subject_loss_weight_counts_the_subject_cells_more_than_the_backdrop():
     from training.train_video import TrainConfig, flow_matching_loss
 
-    batch = {
-        "latents": torch.zeros(2, 4, 4, 8, 8),
-        "references": torch.zeros(2, 4, 8, 8),
-        "tokens": torch.zeros(2, 3, TINY.text_dim),
-        "token_mask": torch.ones(2, 3, dtype=torch.bool),
-        "generic_tokens": torch.zeros(2, 3, TINY.text_dim),
-        "generic_mask": torch.ones(2, 3, dtype=torch.bool),
-        "paths": torch.full((2, 4, 2), 0.5 + 0.5 / 8),  # the centre of latent cell (4, 4)
-    }
+    batch = _zero_batch(2, 4, 8, path=0.5 + 0.5 / 8)  # the path at the centre of latent cell (4, 4)
     plain = TrainConfig(caption_dropout=0.0, reference_prob=0.0, known_frames_prob=0.0, path_prob=0.0)
     weighted = dataclasses.replace(plain, subject_loss_weight=4.0)
 
@@ -309,15 +315,7 @@ class _OffByOneFrame(_OffByOne):
 def test_the_seam_loss_weight_counts_the_frames_after_known_ones_more_than_later_frames():
     from training.train_video import TrainConfig, flow_matching_loss
 
-    batch = {
-        "latents": torch.zeros(64, 4, 8, 4, 4),
-        "references": torch.zeros(64, 4, 4, 4),
-        "tokens": torch.zeros(64, 3, TINY.text_dim),
-        "token_mask": torch.ones(64, 3, dtype=torch.bool),
-        "generic_tokens": torch.zeros(64, 3, TINY.text_dim),
-        "generic_mask": torch.ones(64, 3, dtype=torch.bool),
-        "paths": torch.full((64, 8, 2), 0.5),
-    }
+    batch = _zero_batch(64, 8, 4, path=0.5)
     plain = TrainConfig(caption_dropout=0.0, reference_prob=0.0, known_frames_prob=1.0, path_prob=0.0)
     weighted = dataclasses.replace(plain, seam_loss_weight=4.0)
 

@@ -1,7 +1,5 @@
 """The simulator and the evaluation metrics, on a tiny synthetic world."""
 
-import argparse
-
 import numpy as np
 
 from services.ranker.scoring import ContentScorer
@@ -12,6 +10,7 @@ from training.ranker.evaluate import (
     cold_start,
     held_out_ranking,
     ndcg_at,
+    parse_args,
     recall_at,
     report,
 )
@@ -61,14 +60,9 @@ async def test_a_short_simulation_logs_impressions_and_trains():
     first_new = platform.published
     await platform.run(5, 4)
     text = report(
-        argparse.Namespace(
-            content="synthetic",
-            seed=0,
-            log_steps=20,
-            cold_steps=5,
-            sessions_per_step=4,
-            epochs=2,
-            random_slots=3,
+        parse_args(
+            ["--content", "synthetic", "--log-steps", "20", "--cold-steps", "5", "--sessions-per-step", "4"]
+            + ["--epochs", "2", "--random-slots", "3"]
         ),
         config,
         logs,

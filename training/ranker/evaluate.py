@@ -539,7 +539,7 @@ def total_content(args) -> str:
     return "synthetic unit vectors in 16 clusters (one per topic)."
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", choices=["minilm", "synthetic"], default="minilm")
     parser.add_argument("--users", type=int, default=600)
@@ -558,7 +558,11 @@ def main() -> None:
         help="fix the candidate similarity dtype (auto: the faster on this CPU, measured, which load can "
         "change): runs compared side by side should fix it",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.manual_seed(args.seed)
     asyncio.run(main_async(args))
