@@ -29,13 +29,14 @@ import torch
 
 from kino.v1 import ranker_pb2
 from services.ranker.core import RankerCore, limit_threads
+from services.ranker.events import RESPONSE_VALUES
 from services.ranker.features import NUM_FEATURES, build_profile, candidate_features
-from services.ranker.items import SIMILARITY_DTYPES, pin_similarity_dtype
+from services.ranker.items import SIMILARITY_DTYPES, TASTE_BASIS_DIM, pin_similarity_dtype
 from services.ranker.model import DEFAULT_WEIGHTS_DIR, save_ranker
 from services.ranker.retrieval import RetrievalConfig
 from services.ranker.scoring import ContentScorer, ModelScorer
 from services.ranker.store import COUNTER_INDEX, MemoryFeatureStore
-from training.ranker.simulator import SimConfig, World, video_id
+from training.ranker.simulator import Response, SimConfig, World, video_id
 from training.ranker.train import ImpressionLog, TrainConfig, train_ranker
 
 log = logging.getLogger("training.ranker")
@@ -60,8 +61,9 @@ class SimulatedPlatform:
         self.recent_topics: dict[int, list[int]] = {}
         self.impressions: dict[int, list[int]] = {}  # video -> users shown to, in order
         self.likes: dict[int, list[int]] = {}
-        # user -> (video, watch ratio + 2 * liked) of every impression: the whole history, for the
-        # diagnostics that ask what a longer memory than the store's would be worth.
+        # user -> (video, response) of every impression, valued as the store values it
+        # (events.RESPONSE_VALUES): the whole history, for the diagnostics that ask what a longer memory
+        # than the store's would be worth.
         self.history: dict[int, list[tuple[int, float]]] = {}
 
     async def publish(self, count: int) -> None:
@@ -86,7 +88,7 @@ class SimulatedPlatform:
             self.impressions.setdefault(video, []).append(user)
             if response.liked:
                 self.likes.setdefault(video, []).append(user)
-            self.history.setdefault(user, []).append((video, response.watch_ratio + 2.0 * response.liked))
+            self.history.setdefault(user, []).append((video, response_value(response)))
             events += self.world.events(user, video, response, self.now)
             if logs is not None:
                 logs.add(
@@ -262,9 +264,19 @@ DIAGNOSTICS = (
 HISTORY_RIDGE = 1.0
 
 
+def response_value(response: Response) -> float:
+    """A simulated response summed as the store sums the events it sends (events.RESPONSE_VALUES)."""
+    values = RESPONSE_VALUES
+    return (
+        min(response.watch_ratio, 1.0)
+        + values[ranker_pb2.FEED_EVENT_TYPE_LIKE] * response.liked
+        + values[ranker_pb2.FEED_EVENT_TYPE_REMIX] * response.remixed
+    )
+
+
 def _regressed_taste(world: World, history: list[tuple[int, float]]) -> np.ndarray:
-    """A taste estimate from every impression the user ever had, not the store's last 50 positives:
-    ridge regression of engagement (watch ratio + 2 * liked) on the content embedding, centred."""
+    """A taste estimate from every impression the user ever had, not the store's last 1,500 responses:
+    ridge regression of the response (`response_value`) on the content embedding, centred."""
     if len(history) < 2:
         return np.zeros(world.embeddings.shape[1], np.float32)
     videos, engagement = zip(*history, strict=True)
@@ -365,6 +377,7 @@ def _pct(values, q):
 
 def report(args, config, logs, training, held_out, by_history, cold, seconds) -> str:
     oracle = held_out["oracle"]["ndcg@10"]
+    world_dim = config.dim
 
     def table(methods) -> str:
         return "\n".join(
@@ -480,11 +493,11 @@ sees it). Each ranks the same candidates against the same labels:
 * true topics of the taste and true quality: the oracle's formula (no fatigue) with the taste's topic
   mix alone, its personal component left out: what knowing exactly which topics a user likes gives;
 * taste regressed on the whole history and true quality: the same with a taste estimated from every
-  impression the user ever had (ridge regression of watch ratio + 2 · like on the embedding), where the
-  store keeps only the last 50 positives;
+  impression the user ever had (ridge regression of the response, valued as in `events.RESPONSE_VALUES`,
+  on all {world_dim} dimensions of the embedding), where the store keeps the last 1,500 responses;
 * the ranker's regressed taste and true quality: the same with the taste the model is given
-  (`features.regressed_taste`: regressed on the stored response history in the catalog's 32 principal
-  directions).
+  (`features.regressed_taste`: regressed on the stored response history in the catalog's
+  {TASTE_BASIS_DIM} principal directions).
 
 The true taste alone reaches {held_out["true taste only"]["ndcg@10"] / oracle:.0%} of the oracle; the ranker's taste estimate,
 even given the true quality, reaches {held_out["estimated taste and true quality"]["ndcg@10"] / oracle:.0%}. A user's taste is a mix of topic centroids plus a
