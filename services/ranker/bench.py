@@ -45,6 +45,10 @@ TARGET_INGEST_PER_S = 5_000.0
 # latency a closed loop sees is set by its number of clients (Little's law) as much as by the server.
 # Capacity is the highest throughput measured at p99 <= TARGET_RPC_P99_MS.
 CLIENT_COUNTS = (2, 4, 6, 8)
+# Heavy users: Rank reads a user's seen set (up to store.MAX_SEEN) and last store.MAX_RESPONSES
+# responses, so a user with a long history costs more than the 30-impression users above, most on Redis.
+HEAVY_USERS = 8
+HEAVY_IMPRESSIONS = 10_000
 WARM_UP_S = 2.0
 MEASURE_S = 8.0
 E = ranker_pb2
@@ -82,11 +86,33 @@ def _history(seed: int = 1) -> list[ranker_pb2.FeedEvent]:
     return events
 
 
-async def _load(upsert, ingest) -> None:
+def _heavy_history(seed: int = 3) -> list[ranker_pb2.FeedEvent]:
+    """HEAVY_IMPRESSIONS impressions and watches for each of HEAVY_USERS users, a like on one in ten."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for user in range(HEAVY_USERS):
+        who = f"heavy{user}"
+        for video in rng.choice(VIDEOS, size=HEAVY_IMPRESSIONS, replace=False):
+            name = f"videos/b{video}"
+            events.append(E.FeedEvent(user=who, video=name, type=E.FEED_EVENT_TYPE_IMPRESSION))
+            events.append(
+                E.FeedEvent(
+                    user=who,
+                    video=name,
+                    type=E.FEED_EVENT_TYPE_WATCH,
+                    watch_seconds=float(rng.uniform(0, 12)),
+                )
+            )
+            if rng.random() < 0.1:
+                events.append(E.FeedEvent(user=who, video=name, type=E.FEED_EVENT_TYPE_LIKE))
+    return events
+
+
+async def _load(upsert, ingest, events: list[ranker_pb2.FeedEvent] | None = None) -> None:
     items = _items()
     for start in range(0, len(items), 1000):
         await upsert(E.UpsertItemsRequest(items=items[start : start + 1000]))
-    events = _history()
+    events = _history() if events is None else events
     for start in range(0, len(events), 10_000):
         await ingest(E.IngestRequest(events=events[start : start + 10_000]))
 
@@ -124,6 +150,40 @@ async def _in_process() -> dict:
         "candidates_mean": float(np.mean(candidates)),
         "scorer": core.scorer.name,
     }
+
+
+async def _heavy_users(redis_url: str | None) -> dict:
+    """Rank for the heavy users, in this process, on the in-process store and (with `redis_url`) on
+    Redis: p50 / p99 and CPU per Rank of each."""
+    from services.common.settings import RankerSettings
+    from services.ranker.core import RankerCore
+
+    stores = {"memory": {}}
+    if redis_url:
+        prefix = f"kino-bench:heavy:{uuid.uuid4().hex}"
+        stores["redis"] = {"store": "redis", "redis_url": redis_url, "key_prefix": prefix}
+    events = _heavy_history()
+    results = {}
+    for store, fields in stores.items():
+        core = RankerCore.from_settings(RankerSettings(threads=1, **fields))
+        try:
+            await _load(core.upsert_items, core.ingest, events)
+            await core.wait_for_index()
+            latencies, cpu = [], []
+            for i in range(30 * HEAVY_USERS):
+                request = E.RankRequest(user=f"heavy{i % HEAVY_USERS}", page_size=10)
+                started, started_cpu = time.perf_counter(), time.process_time()
+                await core.rank(request)
+                if i >= 2 * HEAVY_USERS:  # warm-up
+                    latencies.append(time.perf_counter() - started)
+                    cpu.append(time.process_time() - started_cpu)
+            p50, p99 = _percentiles(latencies)
+            results[store] = {"p50_ms": p50, "p99_ms": p99, "cpu_ms": float(np.mean(cpu) * 1e3)}
+        finally:
+            await core.close()
+            if store == "redis":
+                await _delete_keys(redis_url, fields["key_prefix"])
+    return results
 
 
 # -- through gRPC ----------------------------------------------------------------------------------
@@ -258,6 +318,7 @@ def run_bench(replicas: int = 2, redis_url: str = "redis://127.0.0.1:6379/0") ->
 
     limit_threads(1)
     results = asyncio.run(_in_process())
+    results["heavy"] = asyncio.run(_heavy_users(redis_url if replicas else None))
     results["grpc"] = _deployment(1, {}, settle_s=2.0)
     if replicas:
         prefix = f"kino-bench:ranker:{uuid.uuid4().hex}"
@@ -281,6 +342,11 @@ def run_bench(replicas: int = 2, redis_url: str = "redis://127.0.0.1:6379/0") ->
         f"target p99 <= {TARGET_RANK_P99_MS:.0f} ms: x{r['rank_p99_ratio']:.2f}   "
         f"CPU {r['rank_cpu_mean_ms']:.2f} ms per Rank"
     )
+    for store, h in r["heavy"].items():
+        print(
+            f"Rank in process for users with {HEAVY_IMPRESSIONS} impressions, {store} store: p50 {h['p50_ms']:.2f} ms  "
+            f"p99 {h['p99_ms']:.2f} ms  CPU {h['cpu_ms']:.2f} ms per Rank"
+        )
     for key, label in (
         ("grpc", "1 replica, memory store"),
         ("grpc_redis", f"{replicas} replicas, Redis store"),
