@@ -50,8 +50,8 @@ NEGATIVE_TYPES = frozenset(
 # video shown and ignored counts as a response of 0; a watch adds its ratio, capped at one full watch.
 # A like or a remix says more than a watch but is a rare, noisy draw: weighted as the ranking objective
 # weights them (2 and 4) they swamp the watch ratio's steadier signal. In the simulator the taste
-# regressed with these weights ranked at 74-75% of the oracle's NDCG@10 (true quality given) against
-# 69% with 2 and 4 (docs/ranker/README.md).
+# regressed with these values ranked at 73-76% of the oracle's NDCG@10 (true quality given, four
+# seeds) against 67% and 71% with 2 and 4 (two of those seeds; docs/ranker/README.md).
 RESPONSE_VALUES = {
     _E.FEED_EVENT_TYPE_IMPRESSION: 0.0,
     _E.FEED_EVENT_TYPE_LIKE: 0.25,

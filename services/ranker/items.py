@@ -225,8 +225,7 @@ class ItemCatalog:
             if record.remix_parent:
                 self.remixes_of[record.remix_parent].append(row)
         if written and self._taste_basis is not None:
-            mean, directions = self._taste_basis
-            self._taste_coordinates[written] = (self._embeddings[written] - mean) @ directions
+            self._project_taste_coordinates(np.array(written))
         if written:
             rows = torch.tensor(written)
             self._similarity_table[rows] = torch.from_numpy(self._embeddings[written]).to(
@@ -256,9 +255,12 @@ class ItemCatalog:
             directions = vectors[:, ::-1][:, :TASTE_BASIS_DIM]  # (D, k)
             self._taste_basis = (mean.astype(np.float32), np.ascontiguousarray(directions, dtype=np.float32))
             self._taste_basis_size = n
-            mean, directions = self._taste_basis
-            self._taste_coordinates[:n] = (self._embeddings[:n] - mean) @ directions
+            self._project_taste_coordinates(np.arange(n))
         return self._taste_basis
+
+    def _project_taste_coordinates(self, rows: np.ndarray) -> None:
+        mean, directions = self._taste_basis
+        self._taste_coordinates[rows] = (self._embeddings[rows] - mean) @ directions
 
     def taste_coordinates(self, rows: np.ndarray) -> np.ndarray | None:
         """The embeddings of `rows` in the taste basis, float32 (len(rows), k); None where
