@@ -278,11 +278,19 @@ def main() -> None:
         help="instead: continuations drawn again up to this many times while their seam jumps, as the "
         "gateway does (seam_redraws), against their first draws",
     )
+    parser.add_argument(
+        "--known-frames-strength",
+        type=float,
+        default=None,
+        help="in place of the model config's (PipelineConfig.known_frames_strength; 1: new frames from noise)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from services.text_encoder.backends import load_default_backend
 
     pipe = VideoPipeline.from_pretrained(args.weights) if args.weights else VideoPipeline.from_pretrained()
+    if args.known_frames_strength is not None:
+        pipe.config = dataclasses.replace(pipe.config, known_frames_strength=args.known_frames_strength)
     backend = load_default_backend()
 
     def encode(text: str) -> np.ndarray:

@@ -151,6 +151,10 @@ class DenoiserCore:
             start_step = self.executor.sampler(request.num_steps, remix=True).start_index(request.strength)
             if start_step == request.num_steps:
                 raise out_of_range("strength", request.strength, 1.0 / request.num_steps, 1.0)
+        elif pictures["first_frames"] is not None:
+            start_step = self.executor.sampler(request.num_steps).known_frames_start(
+                self.executor.known_frames_strength
+            )
         return (
             EngineRequest(
                 request_id=uuid.uuid4().hex,

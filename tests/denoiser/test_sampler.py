@@ -88,6 +88,16 @@ def test_a_remix_does_not_start_part_way_through_a_restarted_schedule():
         FlowMatchEulerSampler(10, restart_steps=3).start_index(0.5)
 
 
+def test_known_frames_start_part_way_but_within_the_main_schedule():
+    assert FlowMatchEulerSampler(10).known_frames_start(1.0) == 0
+    assert FlowMatchEulerSampler(10).known_frames_start(0.9) == 1
+    assert FlowMatchEulerSampler(20, restart_steps=3).known_frames_start(0.9) == 2
+    # A start past the main schedule's last step would skip the restart: it starts there instead.
+    assert FlowMatchEulerSampler(10, restart_steps=3).known_frames_start(0.1) == 6
+    with pytest.raises(ValueError):
+        FlowMatchEulerSampler(10).known_frames_start(0.0)
+
+
 def test_restart_noise_is_the_seeds_second_draw():
     generator = torch.Generator().manual_seed(5)
     start, second = torch.randn(2, 3, generator=generator), torch.randn(2, 3, generator=generator)

@@ -336,3 +336,16 @@ async def test_the_registration_loads_weights_from_the_weights_dir(tmp_path):
         assert info.model == f"{TINY_CONFIG.name}-v{TINY_CONFIG.version}"
     finally:
         await server.stop(0)
+
+
+def test_known_frames_start_where_the_models_known_frames_strength_says():
+    """Known first frames and no source: the engine request starts at `known_frames_start` of the
+    model's strength (0: from noise, the default); a remix still starts at its own strength."""
+    executor = tiny_executor()
+    core = DenoiserCore(executor, load_settings(env={}).denoiser)
+    first = to_proto(np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
+    assert core.to_engine_request(make_request(num_steps=10, first_frames=first))[0].start_step == 0
+    executor.known_frames_strength = 0.7
+    engine_request, _ = core.to_engine_request(make_request(num_steps=10, first_frames=first))
+    assert (engine_request.start_step, engine_request.steps_done) == (3, 3)
+    assert core.to_engine_request(make_request(num_steps=10))[0].start_step == 0

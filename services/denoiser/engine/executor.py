@@ -154,6 +154,7 @@ class ModelExecutor:
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
         restart_steps: int = 0,
+        known_frames_strength: float = 1.0,
         token_grid_of_step: Callable[[int], TokenGrid] = token_grid,
         planner: PathPlanner | None = None,
         device: torch.device | str = "cpu",
@@ -172,6 +173,7 @@ class ModelExecutor:
         self.downsample = autoencoder.config.downsample
         self.sampler_shift = sampler_shift
         self.restart_steps = restart_steps  # `PipelineConfig.restart_steps`
+        self.known_frames_strength = known_frames_strength  # `PipelineConfig.known_frames_strength`
         # The token grid a row's step runs on (`PipelineConfig.token_grid`; one grid by default).
         self.token_grid_of_step = token_grid_of_step
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
@@ -203,7 +205,8 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
-            restart_steps=config.restart_steps, token_grid_of_step=config.token_grid,
+            restart_steps=config.restart_steps, known_frames_strength=config.known_frames_strength,
+            token_grid_of_step=config.token_grid,
             planner=pipeline.planner, device=device,
         )  # fmt: skip
 
@@ -437,6 +440,11 @@ class ModelExecutor:
             latents = self._on_device(noise)
             if sampler.source is not None:  # remix: the source, noised to the time its first step starts from
                 latents = flow.add_noise(self._on_device(sampler.source), latents, step_index)
+            elif sampler.known_latents is not None and step_index:
+                # Known frames starting part-way (`known_frames_start`): the last known frame in every
+                # frame, noised to that time, as in VideoPipeline.generate.
+                last = self._on_device(sampler.known_latents[:, -1:])
+                latents = flow.add_noise(last.expand_as(latents), latents, step_index)
             if sampler.known_latents is not None:
                 # Kept where the latents are, so later steps copy nothing for it.
                 sampler.known_noise = self._on_device(noise[:, : sampler.known_latents.shape[1]])

@@ -55,6 +55,12 @@ class PipelineConfig:
     # The last this many of a run's steps run the end of the schedule again from the first pass's
     # result taken through the autoencoder and noised afresh (`sampler.py`); a remix never restarts.
     restart_steps: int = 0
+    # With known first frames (image-to-video, extend), the new frames start from the last known frame
+    # noised to this strength (`FlowMatchEulerSampler.known_frames_start`) instead of from noise at the
+    # first step. From noise the DiT draws a subject at rest a fifth smaller in the first new frame and
+    # grows it back, a jump at every extension's seam; 0.9 removed those jumps but cost bouncing
+    # subjects some shape and tracking (docs/model/NOTES.md), so 1 (from noise) stays the default.
+    known_frames_strength: float = 1.0
     # Odd sampling steps run the DiT on the token grid shifted by half a token (`VideoDiT.forward`'s
     # shift_tokens): sampled on one grid, the DiT moves its subject once per two-frame token.
     alternate_token_grid: bool = False
@@ -207,6 +213,7 @@ class VideoPipeline:
         subject_path: np.ndarray | None = None,
         camera: tuple[CameraMotion, float] | None = None,
         plan_path: bool = True,
+        known_frames_strength: float | None = None,
         on_step: Callable[[StepInfo], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> VideoPipelineOutput:
@@ -221,6 +228,7 @@ class VideoPipeline:
         plan_path: where the request sends no subject path, choose one: a remix follows its source's
         (`paths.default_path`); otherwise the planner plans it (`planner.py`; after first frames,
         continuing from them), if the model has one.
+        known_frames_strength: in place of the config's (`PipelineConfig.known_frames_strength`).
         on_step: called after every step. should_cancel: checked before every step; True raises
         GenerationCancelled.
         """
@@ -283,14 +291,24 @@ class VideoPipeline:
 
         # 3. Timesteps.
         sampler = self.sampler(num_steps, remix=source_video is not None)
-        first_step = 0 if source_video is None else sampler.start_index(strength)
+        first_step = 0
+        if source_video is not None:
+            first_step = sampler.start_index(strength)
+        elif first_frames is not None:
+            known_strength = (
+                cfg.known_frames_strength if known_frames_strength is None else known_frames_strength
+            )
+            first_step = sampler.known_frames_start(known_strength)
 
-        # 4. Initial latents: noise, or the source video noised to where the remix starts.
+        # 4. Initial latents: noise, the source video noised to where the remix starts, or the last
+        # known frame in every frame noised to where the run starts.
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((1, C, Fr, h, w), generator=generator)  # (1, C, F, h, w)
-        latents = (
-            noise if source_video is None else sampler.add_noise(self.encode(source_video), noise, first_step)
-        )
+        latents = noise
+        if source_video is not None:
+            latents = sampler.add_noise(self.encode(source_video), noise, first_step)
+        elif first_step:
+            latents = sampler.add_noise(known[:, :, k - 1 : k].expand(-1, -1, Fr, -1, -1), noise, first_step)
 
         # 5. Denoising loop.
         for i in range(first_step, num_steps):

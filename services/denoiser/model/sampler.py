@@ -86,6 +86,16 @@ class FlowMatchEulerSampler:
             raise ValueError("a remix starts part-way through a schedule without a restart")
         return self.num_steps - int(round(strength * self.num_steps))
 
+    def known_frames_start(self, strength: float) -> int:
+        """First step of a run whose new frames start from its last known frame
+        (`PipelineConfig.known_frames_strength`): strength 1 runs every step from noise, as a run
+        without known frames does. Counted like a remix's start, but a restart later in the schedule
+        is kept, so the start stays within the main schedule."""
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {strength}")
+        index = self.num_steps - int(round(strength * self.num_steps))
+        return index if self.restart_index is None else min(index, self.restart_index)
+
     def add_noise(
         self, clean: torch.Tensor, noise: torch.Tensor, t_index: int | torch.Tensor
     ) -> torch.Tensor:

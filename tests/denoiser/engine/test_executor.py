@@ -272,3 +272,29 @@ def test_a_restart_is_timed_apart_from_the_model_call():
     # What the scheduler plans with: where the request restarts, and what a restart costs.
     assert executor.restart_index(r) == 3 and executor.profile_restart(r.bucket) > 0
     assert tiny_executor().restart_index(r) is None and tiny_executor().profile_restart(r.bucket) == 0
+
+
+def test_known_frames_starting_part_way_the_engine_makes_the_pipelines_frames():
+    """`known_frames_strength` below 1: the new frames start from the last known frame, noised to the
+    start step's time, in the engine as in the pipeline (the servicer sets the start step)."""
+    pipeline = tiny_pipeline()
+    pipeline.config = dataclasses.replace(pipeline.config, restart_steps=2, known_frames_strength=0.7)
+    executor = ModelExecutor.from_pipeline(pipeline)
+    first = np.random.default_rng(1).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    extend = request(executor, "extend", seed=3, steps=6)
+    extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
+    start = executor.sampler(6).known_frames_start(executor.known_frames_strength)
+    assert start == 2
+    extend.start_step = extend.steps_done = start
+    events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4, steps=6)]})
+    expected = pipeline.generate(
+        prompt(3), seed=3, num_steps=6, guidance_scale=3.0, first_frames=first
+    ).frames
+    made = result_of(events["extend"])
+    difference = np.abs(made.astype(int) - expected.astype(int))
+    assert difference.max() <= 2 and (difference > 0).mean() < 0.01
+    assert np.array_equal(made[:3], first)
+    from_noise = pipeline.generate(
+        prompt(3), seed=3, num_steps=6, guidance_scale=3.0, first_frames=first, known_frames_strength=1.0
+    ).frames
+    assert not np.array_equal(from_noise, expected)  # the setting changes what is made
