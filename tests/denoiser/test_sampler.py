@@ -94,6 +94,7 @@ def test_known_frames_start_part_way_but_within_the_main_schedule():
     assert FlowMatchEulerSampler(20, restart_steps=3).known_frames_start(0.9) == 2
     # A start past the main schedule's last step would skip the restart: it starts there instead.
     assert FlowMatchEulerSampler(10, restart_steps=3).known_frames_start(0.1) == 6
+    assert FlowMatchEulerSampler(4).known_frames_start(0.1) == 3  # one step at least
     with pytest.raises(ValueError):
         FlowMatchEulerSampler(10).known_frames_start(0.0)
 

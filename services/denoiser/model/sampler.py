@@ -90,10 +90,10 @@ class FlowMatchEulerSampler:
         """First step of a run whose new frames start from its last known frame
         (`PipelineConfig.known_frames_strength`): strength 1 runs every step from noise, as a run
         without known frames does. Counted like a remix's start, but a restart later in the schedule
-        is kept, so the start stays within the main schedule."""
+        is kept, so the start stays within the main schedule; and a run always takes one step at least."""
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
-        index = self.num_steps - int(round(strength * self.num_steps))
+        index = min(self.num_steps - int(round(strength * self.num_steps)), self.num_steps - 1)
         return index if self.restart_index is None else min(index, self.restart_index)
 
     def add_noise(
