@@ -338,7 +338,7 @@ async def test_the_registration_loads_weights_from_the_weights_dir(tmp_path):
         await server.stop(0)
 
 
-def test_known_frames_start_where_the_models_known_frames_strength_says():
+async def test_known_frames_start_where_the_models_known_frames_strength_says():
     """Known first frames and no source: the engine request starts at `known_frames_start` of the
     model's strength (0: from noise, the default); a remix still starts at its own strength."""
     executor = tiny_executor()
