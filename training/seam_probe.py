@@ -284,6 +284,14 @@ def main() -> None:
         default=None,
         help="in place of the model config's (PipelineConfig.known_frames_strength; 1: new frames from noise)",
     )
+    parser.add_argument(
+        "--frame-init",
+        type=float,
+        nargs=2,
+        metavar=("CUTOFF", "NOISE_SHARE"),
+        default=None,
+        help="in place of the model config's (PipelineConfig.frame_init_cutoff, frame_init_noise_share)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from services.text_encoder.backends import load_default_backend
@@ -291,6 +299,9 @@ def main() -> None:
     pipe = VideoPipeline.from_pretrained(args.weights) if args.weights else VideoPipeline.from_pretrained()
     if args.known_frames_strength is not None:
         pipe.config = dataclasses.replace(pipe.config, known_frames_strength=args.known_frames_strength)
+    if args.frame_init is not None:
+        cutoff, share = args.frame_init
+        pipe.config = dataclasses.replace(pipe.config, frame_init_cutoff=cutoff, frame_init_noise_share=share)
     backend = load_default_backend()
 
     def encode(text: str) -> np.ndarray:

@@ -65,7 +65,13 @@ from services.denoiser.model.pipeline import (
 )
 from services.denoiser.model.planner import PathPlanner
 from services.denoiser.model.preview import LatentPreviewer
-from services.denoiser.model.sampler import FlowMatchEulerSampler, euler_step, restart_noise, run_sampler
+from services.denoiser.model.sampler import (
+    FlowMatchEulerSampler,
+    euler_step,
+    frame_init_noise,
+    restart_noise,
+    run_sampler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +161,7 @@ class ModelExecutor:
         sampler_shift: float = 1.0,
         restart_steps: int = 0,
         known_frames_strength: float = 1.0,
+        frame_init: tuple[float, float] = (0.0, 0.5),
         token_grid_of_step: Callable[[int], TokenGrid] = token_grid,
         planner: PathPlanner | None = None,
         device: torch.device | str = "cpu",
@@ -174,6 +181,8 @@ class ModelExecutor:
         self.sampler_shift = sampler_shift
         self.restart_steps = restart_steps  # `PipelineConfig.restart_steps`
         self.known_frames_strength = known_frames_strength  # `PipelineConfig.known_frames_strength`
+        # (cutoff, noise share): `PipelineConfig.frame_init_cutoff` and `frame_init_noise_share`.
+        self.frame_init = frame_init
         # The token grid a row's step runs on (`PipelineConfig.token_grid`; one grid by default).
         self.token_grid_of_step = token_grid_of_step
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
@@ -206,6 +215,7 @@ class ModelExecutor:
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
             restart_steps=config.restart_steps, known_frames_strength=config.known_frames_strength,
+            frame_init=(config.frame_init_cutoff, config.frame_init_noise_share),
             token_grid_of_step=config.token_grid,
             planner=pipeline.planner, device=device,
         )  # fmt: skip
@@ -437,6 +447,10 @@ class ModelExecutor:
             shape = self.latent_shape(bucket)
             # Drawn on the CPU whatever the device: a seed gives the same start noise everywhere.
             noise = torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed))
+            cutoff, noise_share = self.frame_init
+            if cutoff and sampler.known_latents is not None and sampler.source is None:
+                last = torch.as_tensor(sampler.known_latents)[:, -1:].cpu()
+                noise = frame_init_noise(noise, last, sampler.seed, cutoff, noise_share)
             latents = self._on_device(noise)
             if sampler.source is not None:  # remix: the source, noised to the time its first step starts from
                 latents = flow.add_noise(self._on_device(sampler.source), latents, step_index)

@@ -33,7 +33,12 @@ from services.denoiser.model.camera import CameraMotion, apply_camera
 from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
 from services.denoiser.model.paths import default_path, path_heatmap
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
-from services.denoiser.model.sampler import FlowMatchEulerSampler, restart_noise, run_sampler
+from services.denoiser.model.sampler import (
+    FlowMatchEulerSampler,
+    frame_init_noise,
+    restart_noise,
+    run_sampler,
+)
 from services.denoiser.model.weights import load_weights, save_weights
 
 logger = logging.getLogger(__name__)
@@ -61,6 +66,12 @@ class PipelineConfig:
     # grows it back, a jump at every extension's seam; 0.9 removed those jumps but cost bouncing
     # subjects some shape and tracking (docs/model/NOTES.md), so 1 (from noise) stays the default.
     known_frames_strength: float = 1.0
+    # With known first frames and no source video, the start noise's low frequencies come from the last
+    # known frame noised to `frame_init_noise_share` (`sampler.frame_init_noise`; FrameInit), under a
+    # Gaussian low-pass of this cutoff (a fraction of the highest frequency); 0 leaves the noise as drawn.
+    # At 0.5 / 0.5 it removed resting subjects' seam jumps and lost moving subjects (docs/model/NOTES.md).
+    frame_init_cutoff: float = 0.0
+    frame_init_noise_share: float = 0.5
     # Odd sampling steps run the DiT on the token grid shifted by half a token (`VideoDiT.forward`'s
     # shift_tokens): sampled on one grid, the DiT moves its subject once per two-frame token.
     alternate_token_grid: bool = False
@@ -304,6 +315,10 @@ class VideoPipeline:
         # known frame in every frame noised to where the run starts.
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn((1, C, Fr, h, w), generator=generator)  # (1, C, F, h, w)
+        if first_frames is not None and source_video is None and cfg.frame_init_cutoff:
+            noise = frame_init_noise(
+                noise, known[:, :, k - 1 : k], seed, cfg.frame_init_cutoff, cfg.frame_init_noise_share
+            )
         latents = noise
         if source_video is not None:
             latents = sampler.add_noise(self.encode(source_video), noise, first_step)

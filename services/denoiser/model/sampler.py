@@ -119,6 +119,30 @@ def restart_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=generator)
 
 
+def frame_init_noise(
+    noise: torch.Tensor, last_known: torch.Tensor, seed: int, cutoff: float, noise_share: float
+) -> torch.Tensor:
+    """The start noise of a run with known first frames with its low frequencies taken from the last
+    known frame (FrameInit, as ConsistI2V does it), so that the new frames start laid out like it.
+
+    noise: (..., C, F, h, w), the run's start noise; last_known: (..., C, 1, h, w), the last known
+    frame's latents. The last known frame, in every frame, is noised with the seed's third draw (after
+    the start and restart noise) to `noise_share`; a Gaussian low-pass over frames, rows and columns
+    (`cutoff` a fraction of the highest frequency) takes that part of it and the rest of `noise`."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(2):  # the start noise and the restart noise
+        torch.randn(noise.shape, generator=generator)
+    noised = (1 - noise_share) * last_known.expand_as(noise) + noise_share * torch.randn(
+        noise.shape, generator=generator
+    )
+    dims = (-3, -2, -1)
+    f, h, w = (torch.fft.fftfreq(n) / 0.5 for n in noise.shape[-3:])  # 1 at the highest frequency
+    distance = f[:, None, None] ** 2 + h[None, :, None] ** 2 + w[None, None, :] ** 2  # (F, h, w)
+    low = torch.exp(-distance / (2 * cutoff**2))
+    mixed = torch.fft.fftn(noised, dim=dims) * low + torch.fft.fftn(noise, dim=dims) * (1 - low)
+    return torch.fft.ifftn(mixed, dim=dims).real.to(noise.dtype)
+
+
 def euler_step(
     velocity: torch.Tensor, latents: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
 ) -> SamplerStep:

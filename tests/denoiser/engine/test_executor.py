@@ -298,3 +298,23 @@ def test_known_frames_starting_part_way_the_engine_makes_the_pipelines_frames():
         prompt(3), seed=3, num_steps=6, guidance_scale=3.0, first_frames=first, known_frames_strength=1.0
     ).frames
     assert not np.array_equal(from_noise, expected)  # the setting changes what is made
+
+
+def test_with_frame_init_the_engine_makes_the_pipelines_frames():
+    """FrameInit's start noise (`frame_init_cutoff`) is drawn alike in the engine and the pipeline."""
+    pipeline = tiny_pipeline()
+    pipeline.config = dataclasses.replace(pipeline.config, frame_init_cutoff=0.5, frame_init_noise_share=0.5)
+    executor = ModelExecutor.from_pipeline(pipeline)
+    first = np.random.default_rng(1).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    extend = request(executor, "extend", seed=3)
+    extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
+    events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4)]})
+    expected = pipeline.generate(
+        prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first
+    ).frames
+    made = result_of(events["extend"])
+    assert np.array_equal(made[:3], first)
+    assert np.abs(made.astype(int) - expected.astype(int)).max() <= 1
+    pipeline.config = dataclasses.replace(pipeline.config, frame_init_cutoff=0.0)
+    plain = pipeline.generate(prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first).frames
+    assert not np.array_equal(plain, expected)  # the setting changes what is made
