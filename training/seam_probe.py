@@ -285,6 +285,12 @@ def main() -> None:
         help="in place of the model config's (PipelineConfig.known_frames_strength; 1: new frames from noise)",
     )
     parser.add_argument(
+        "--known-frames-still-only",
+        action="store_true",
+        help="with --known-frames-strength: only where the subject path stays still "
+        "(PipelineConfig.known_frames_start_still_only)",
+    )
+    parser.add_argument(
         "--frame-init",
         type=float,
         nargs=2,
@@ -298,7 +304,11 @@ def main() -> None:
 
     pipe = VideoPipeline.from_pretrained(args.weights) if args.weights else VideoPipeline.from_pretrained()
     if args.known_frames_strength is not None:
-        pipe.config = dataclasses.replace(pipe.config, known_frames_strength=args.known_frames_strength)
+        pipe.config = dataclasses.replace(
+            pipe.config,
+            known_frames_strength=args.known_frames_strength,
+            known_frames_start_still_only=args.known_frames_still_only,
+        )
     if args.frame_init is not None:
         cutoff, share = args.frame_init
         pipe.config = dataclasses.replace(pipe.config, frame_init_cutoff=cutoff, frame_init_noise_share=share)

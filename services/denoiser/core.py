@@ -26,7 +26,7 @@ from services.denoiser.engine.request import EngineRequest, Priority, SamplerSta
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
 from services.denoiser.model.camera import CameraMotion
-from services.denoiser.model.paths import default_path, resample_path
+from services.denoiser.model.paths import default_path, resample_path, stays_still
 
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
@@ -151,7 +151,13 @@ class DenoiserCore:
             start_step = self.executor.sampler(request.num_steps, remix=True).start_index(request.strength)
             if start_step == request.num_steps:
                 raise out_of_range("strength", request.strength, 1.0 / request.num_steps, 1.0)
-        elif pictures["first_frames"] is not None:
+        path = self._path(request, tokens, pictures)
+        known = pictures["first_frames"]
+        if (
+            known is not None
+            and pictures["source_video"] is None
+            and (not self.executor.known_frames_start_still_only or stays_still(path, known.shape[0]))
+        ):
             start_step = self.executor.sampler(request.num_steps).known_frames_start(
                 self.executor.known_frames_strength
             )
@@ -170,7 +176,7 @@ class DenoiserCore:
                 sampler=SamplerState(
                     seed=request.seed,
                     text=np.array(tokens, dtype=np.float32),
-                    path=self._path(request, tokens, pictures),
+                    path=path,
                     camera=self._camera(request),
                 ),
                 priority=_PRIORITIES[request.priority],

@@ -6,7 +6,7 @@ import torch
 
 from services.common.subjects import subject_centroids
 from services.denoiser.model.camera import CameraMotion, apply_camera, backdrop_color, scene_to_view
-from services.denoiser.model.paths import path_heatmap, resample_path
+from services.denoiser.model.paths import STILL_PATH_SPAN, path_heatmap, resample_path, stays_still
 
 
 def test_the_heat_map_peaks_in_the_cell_holding_the_requested_place():
@@ -65,3 +65,16 @@ def test_the_subject_is_found_where_it_stands_out_from_the_backdrop():
     assert np.allclose(subject_centroids(frames), (12 / 64, 44 / 64))
     frames[1] = (0, 0, 128)  # the subject left the frame
     assert subject_centroids(frames) is None
+
+
+def test_a_path_stays_still_when_it_keeps_the_last_known_place_over_the_new_frames():
+    still = np.full((16, 2), 0.5, np.float32)
+    still[3:] += 0.5 * STILL_PATH_SPAN  # a wobble of a pixel or so after the known frames
+    moving = np.stack([np.linspace(0.2, 0.8, 16), np.full(16, 0.5)], axis=1).astype(np.float32)
+    assert stays_still(still, 3)
+    assert not stays_still(moving, 3)
+    # A move inside the known frames does not count; one after them does.
+    arrived = moving.copy()
+    arrived[3:] = arrived[2]
+    assert stays_still(arrived, 3) and not stays_still(arrived, 2)
+    assert not stays_still(None, 3) and not stays_still(still, 0) and not stays_still(still, 16)

@@ -161,6 +161,7 @@ class ModelExecutor:
         sampler_shift: float = 1.0,
         restart_steps: int = 0,
         known_frames_strength: float = 1.0,
+        known_frames_start_still_only: bool = False,
         frame_init: tuple[float, float] = (0.0, 0.5),
         token_grid_of_step: Callable[[int], TokenGrid] = token_grid,
         planner: PathPlanner | None = None,
@@ -181,6 +182,7 @@ class ModelExecutor:
         self.sampler_shift = sampler_shift
         self.restart_steps = restart_steps  # `PipelineConfig.restart_steps`
         self.known_frames_strength = known_frames_strength  # `PipelineConfig.known_frames_strength`
+        self.known_frames_start_still_only = known_frames_start_still_only  # and its condition
         # (cutoff, noise share): `PipelineConfig.frame_init_cutoff` and `frame_init_noise_share`.
         self.frame_init = frame_init
         # The token grid a row's step runs on (`PipelineConfig.token_grid`; one grid by default).
@@ -215,6 +217,7 @@ class ModelExecutor:
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
             restart_steps=config.restart_steps, known_frames_strength=config.known_frames_strength,
+            known_frames_start_still_only=config.known_frames_start_still_only,
             frame_init=(config.frame_init_cutoff, config.frame_init_noise_share),
             token_grid_of_step=config.token_grid,
             planner=pipeline.planner, device=device,

@@ -31,6 +31,19 @@ def path_heatmap(points: torch.Tensor, size: int, sigma: float = PATH_SIGMA) -> 
     return torch.exp(-(dx.square() + dy.square()) / (2 * sigma**2)).unsqueeze(1)  # (B, 1, F, size, size)
 
 
+# How far (a fraction of the frame) a path may move over a clip's new frames and still count as a subject
+# at rest (`stays_still`): a resting subject's planned path wanders by a pixel or so.
+STILL_PATH_SPAN = 0.03
+
+
+def stays_still(path: np.ndarray | None, known_frames: int) -> bool:
+    """Whether `path` (F, 2) keeps the subject where the last of `known_frames` put it, within
+    STILL_PATH_SPAN, over the frames after them; False without a path."""
+    if path is None or not 1 <= known_frames < len(path):
+        return False
+    return bool(np.abs(path[known_frames - 1 :] - path[known_frames - 1]).max() <= STILL_PATH_SPAN)
+
+
 def resample_path(times: np.ndarray, xy: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
     """Timed points (N,) seconds and (N, 2) fractions -> (num_frames, 2) positions, linear in between and
     held before the first and after the last point."""

@@ -31,7 +31,7 @@ from services.denoiser.model.autoencoder import (
 )
 from services.denoiser.model.camera import CameraMotion, apply_camera
 from services.denoiser.model.dit import VideoDiT, VideoDiTConfig
-from services.denoiser.model.paths import default_path, path_heatmap
+from services.denoiser.model.paths import default_path, path_heatmap, stays_still
 from services.denoiser.model.planner import PathPlanner, PathPlannerConfig
 from services.denoiser.model.sampler import (
     FlowMatchEulerSampler,
@@ -66,6 +66,9 @@ class PipelineConfig:
     # grows it back, a jump at every extension's seam; 0.9 removed those jumps but cost bouncing
     # subjects some shape and tracking (docs/model/NOTES.md), so 1 (from noise) stays the default.
     known_frames_strength: float = 1.0
+    # Only where the subject path (given or planned) keeps the subject at rest over the new frames
+    # (`paths.stays_still`): the case the part-way start fixes, without its cost to moving subjects.
+    known_frames_start_still_only: bool = False
     # With known first frames and no source video, the start noise's low frequencies come from the last
     # known frame noised to `frame_init_noise_share` (`sampler.frame_init_noise`; FrameInit), under a
     # Gaussian low-pass of this cutoff (a fraction of the highest frequency); 0 leaves the noise as drawn.
@@ -305,7 +308,9 @@ class VideoPipeline:
         first_step = 0
         if source_video is not None:
             first_step = sampler.start_index(strength)
-        elif first_frames is not None:
+        elif first_frames is not None and (
+            not cfg.known_frames_start_still_only or stays_still(subject_path, first_frames.shape[0])
+        ):
             known_strength = (
                 cfg.known_frames_strength if known_frames_strength is None else known_frames_strength
             )
