@@ -64,7 +64,8 @@ class PipelineConfig:
     # noised to this strength (`FlowMatchEulerSampler.known_frames_start`) instead of from noise at the
     # first step. From noise the DiT draws a subject at rest a fifth smaller in the first new frame and
     # grows it back, a jump at every extension's seam; 0.9 removed those jumps but cost bouncing
-    # subjects some shape and tracking (docs/model/NOTES.md), so 1 (from noise) stays the default.
+    # subjects some shape and tracking (docs/model/NOTES.md). 1 starts from noise. The shipped config
+    # sets 0.9 with `known_frames_start_still_only`.
     known_frames_strength: float = 1.0
     # Only where the subject path (given or planned) keeps the subject at rest over the new frames
     # (`paths.stays_still`): the case the part-way start fixes, without its cost to moving subjects.
