@@ -26,7 +26,7 @@ from services.denoiser.engine.request import EngineRequest, Priority, SamplerSta
 from services.denoiser.engine.scheduler import SchedulerConfig, StepScheduler
 from services.denoiser.engine.step_times import StepTimes
 from services.denoiser.model.camera import CameraMotion
-from services.denoiser.model.paths import default_path, resample_path, stays_still
+from services.denoiser.model.paths import default_path, resample_path
 
 MAX_GUIDANCE = 20.0
 MAX_TENANT_CHARS = 128
@@ -153,14 +153,8 @@ class DenoiserCore:
                 raise out_of_range("strength", request.strength, 1.0 / request.num_steps, 1.0)
         path = self._path(request, tokens, pictures)
         known = pictures["first_frames"]
-        if (
-            known is not None
-            and pictures["source_video"] is None
-            and (not self.executor.known_frames_start_still_only or stays_still(path, known.shape[0]))
-        ):
-            start_step = self.executor.sampler(request.num_steps).known_frames_start(
-                self.executor.known_frames_strength
-            )
+        if known is not None and pictures["source_video"] is None:
+            start_step = self.executor.known_frames_start(request.num_steps, path, known.shape[0])
         return (
             EngineRequest(
                 request_id=uuid.uuid4().hex,

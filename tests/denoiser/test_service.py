@@ -345,12 +345,14 @@ async def test_known_frames_start_where_the_models_known_frames_strength_says():
     core = DenoiserCore(executor, load_settings(env={}).denoiser)
     first = to_proto(np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
     assert core.to_engine_request(make_request(num_steps=10, first_frames=first))[0].start_step == 0
-    executor.known_frames_strength = 0.7
+    executor.sampling_config = dataclasses.replace(executor.sampling_config, known_frames_strength=0.7)
     engine_request, _ = core.to_engine_request(make_request(num_steps=10, first_frames=first))
     assert (engine_request.start_step, engine_request.steps_done) == (3, 3)
     assert core.to_engine_request(make_request(num_steps=10))[0].start_step == 0
     # Only where the path keeps the subject at rest (`known_frames_start_still_only`).
-    executor.known_frames_start_still_only = True
+    executor.sampling_config = dataclasses.replace(
+        executor.sampling_config, known_frames_start_still_only=True
+    )
     still = [common_pb2.TrajectoryPoint(time_seconds=0.0, x=0.5, y=0.5)]
     moving = still + [common_pb2.TrajectoryPoint(time_seconds=2.0, x=0.9, y=0.5)]
     for path, expected in ((still, 3), (moving, 0)):

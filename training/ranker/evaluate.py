@@ -377,7 +377,6 @@ def _pct(values, q):
 
 def report(args, config, logs, training, held_out, by_history, cold, seconds) -> str:
     oracle = held_out["oracle"]["ndcg@10"]
-    world_dim = config.dim
 
     def table(methods) -> str:
         return "\n".join(
@@ -494,7 +493,7 @@ sees it). Each ranks the same candidates against the same labels:
   mix alone, its personal component left out: what knowing exactly which topics a user likes gives;
 * taste regressed on the whole history and true quality: the same with a taste estimated from every
   impression the user ever had (ridge regression of the response, valued as in `events.RESPONSE_VALUES`,
-  on all {world_dim} dimensions of the embedding), where the store keeps the last 1,500 responses;
+  on all {config.dim} dimensions of the embedding), where the store keeps the last 1,500 responses;
 * the ranker's regressed taste and true quality: the same with the taste the model is given
   (`features.regressed_taste`: regressed on the stored response history in the catalog's
   {TASTE_BASIS_DIM} principal directions).

@@ -58,9 +58,11 @@ from services.denoiser.model.paths import path_heatmap
 from services.denoiser.model.pipeline import (
     DEFAULT_WEIGHTS_DIR,
     TOKEN_GRID_CYCLE,
+    PipelineConfig,
     TokenGrid,
     VideoPipeline,
     hold_known_frames,
+    known_frames_first_step,
     token_grid,
 )
 from services.denoiser.model.planner import PathPlanner
@@ -160,9 +162,7 @@ class ModelExecutor:
         memory_budget_bytes: int = 4 << 30,
         sampler_shift: float = 1.0,
         restart_steps: int = 0,
-        known_frames_strength: float = 1.0,
-        known_frames_start_still_only: bool = False,
-        frame_init: tuple[float, float] = (0.0, 0.5),
+        sampling_config: PipelineConfig | None = None,
         token_grid_of_step: Callable[[int], TokenGrid] = token_grid,
         planner: PathPlanner | None = None,
         device: torch.device | str = "cpu",
@@ -181,10 +181,10 @@ class ModelExecutor:
         self.downsample = autoencoder.config.downsample
         self.sampler_shift = sampler_shift
         self.restart_steps = restart_steps  # `PipelineConfig.restart_steps`
-        self.known_frames_strength = known_frames_strength  # `PipelineConfig.known_frames_strength`
-        self.known_frames_start_still_only = known_frames_start_still_only  # and its condition
-        # (cutoff, noise share): `PipelineConfig.frame_init_cutoff` and `frame_init_noise_share`.
-        self.frame_init = frame_init
+        # The model config, for how runs with known first frames start (`known_frames_strength`,
+        # `known_frames_start_still_only`, `frame_init_cutoff` and `frame_init_noise_share`); the
+        # defaults (from noise) without a config.
+        self.sampling_config = sampling_config or PipelineConfig()
         # The token grid a row's step runs on (`PipelineConfig.token_grid`; one grid by default).
         self.token_grid_of_step = token_grid_of_step
         self.planner = planner  # chooses the subject's path where a request leaves the layout free
@@ -216,10 +216,7 @@ class ModelExecutor:
         return cls(
             pipeline.dit, pipeline.autoencoder, card,
             memory_budget_bytes=memory_budget_bytes, sampler_shift=config.sampler_shift,
-            restart_steps=config.restart_steps, known_frames_strength=config.known_frames_strength,
-            known_frames_start_still_only=config.known_frames_start_still_only,
-            frame_init=(config.frame_init_cutoff, config.frame_init_noise_share),
-            token_grid_of_step=config.token_grid,
+            restart_steps=config.restart_steps, sampling_config=config, token_grid_of_step=config.token_grid,
             planner=pipeline.planner, device=device,
         )  # fmt: skip
 
@@ -240,6 +237,11 @@ class ModelExecutor:
 
     def _sampler_of(self, num_steps: int, state: SamplerState) -> FlowMatchEulerSampler:
         return self.sampler(num_steps, remix=state.source is not None)
+
+    def known_frames_start(self, num_steps: int, path: np.ndarray | None, known_frames: int) -> int:
+        """The first step of a request with known first frames and no source video, as the pipeline
+        starts it (`pipeline.known_frames_first_step`)."""
+        return known_frames_first_step(self.sampling_config, self.sampler(num_steps), path, known_frames)
 
     def restart_index(self, request: EngineRequest) -> int | None:
         """The step after which the request's latents go through the autoencoder (its main schedule's
@@ -450,10 +452,11 @@ class ModelExecutor:
             shape = self.latent_shape(bucket)
             # Drawn on the CPU whatever the device: a seed gives the same start noise everywhere.
             noise = torch.randn(shape, generator=torch.Generator().manual_seed(sampler.seed))
-            cutoff, noise_share = self.frame_init
+            cutoff = self.sampling_config.frame_init_cutoff
             if cutoff and sampler.known_latents is not None and sampler.source is None:
                 last = torch.as_tensor(sampler.known_latents)[:, -1:].cpu()
-                noise = frame_init_noise(noise, last, sampler.seed, cutoff, noise_share)
+                share = self.sampling_config.frame_init_noise_share
+                noise = frame_init_noise(noise, last, sampler.seed, cutoff, share)
             latents = self._on_device(noise)
             if sampler.source is not None:  # remix: the source, noised to the time its first step starts from
                 latents = flow.add_noise(self._on_device(sampler.source), latents, step_index)

@@ -144,6 +144,18 @@ class VideoPipelineOutput:
     model: str
 
 
+def known_frames_first_step(
+    config: PipelineConfig, sampler: FlowMatchEulerSampler, path: np.ndarray | None, known_frames: int
+) -> int:
+    """The first step of a run with `known_frames` known first frames and no source video: part-way
+    (`FlowMatchEulerSampler.known_frames_start` of `config.known_frames_strength`), or 0 where
+    `config.known_frames_start_still_only` asks for a subject at rest and `path` does not keep it
+    (`paths.stays_still`). The pipeline and the servicer both decide here."""
+    if config.known_frames_start_still_only and not stays_still(path, known_frames):
+        return 0
+    return sampler.known_frames_start(config.known_frames_strength)
+
+
 class VideoPipeline:
     def __init__(
         self,
@@ -228,7 +240,6 @@ class VideoPipeline:
         subject_path: np.ndarray | None = None,
         camera: tuple[CameraMotion, float] | None = None,
         plan_path: bool = True,
-        known_frames_strength: float | None = None,
         on_step: Callable[[StepInfo], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> VideoPipelineOutput:
@@ -243,7 +254,6 @@ class VideoPipeline:
         plan_path: where the request sends no subject path, choose one: a remix follows its source's
         (`paths.default_path`); otherwise the planner plans it (`planner.py`; after first frames,
         continuing from them), if the model has one.
-        known_frames_strength: in place of the config's (`PipelineConfig.known_frames_strength`).
         on_step: called after every step. should_cancel: checked before every step; True raises
         GenerationCancelled.
         """
@@ -309,13 +319,8 @@ class VideoPipeline:
         first_step = 0
         if source_video is not None:
             first_step = sampler.start_index(strength)
-        elif first_frames is not None and (
-            not cfg.known_frames_start_still_only or stays_still(subject_path, first_frames.shape[0])
-        ):
-            known_strength = (
-                cfg.known_frames_strength if known_frames_strength is None else known_frames_strength
-            )
-            first_step = sampler.known_frames_start(known_strength)
+        elif first_frames is not None:
+            first_step = known_frames_first_step(cfg, sampler, subject_path, first_frames.shape[0])
 
         # 4. Initial latents: noise, the source video noised to where the remix starts, or the last
         # known frame in every frame noised to where the run starts.

@@ -156,17 +156,23 @@ def test_the_engine_makes_the_frames_the_models_own_pipeline_makes():
     assert difference.max() <= 1  # float rounding (padded prompt, one row at a time) at most one level
 
 
+def extend_beside_plain(pipeline, executor, steps: int = 4, start: int = 0):
+    """An extension of three known frames (seed 3, starting at step `start`) served beside a plain
+    request: (the known frames, the engine's frames of the extension, the pipeline's)."""
+    first = np.random.default_rng(1).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    extend = request(executor, "extend", seed=3, steps=steps)
+    extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
+    extend.start_step = extend.steps_done = start
+    events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4, steps=steps)]})
+    expected = pipeline.generate(
+        prompt(3), seed=3, num_steps=steps, guidance_scale=3.0, first_frames=first
+    ).frames
+    return first, result_of(events["extend"]), expected
+
+
 def test_with_known_first_frames_the_engine_makes_the_pipelines_frames_beside_a_plain_request():
     pipeline = tiny_pipeline()
-    executor = ModelExecutor.from_pipeline(pipeline)
-    first = np.random.default_rng(1).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
-    extend = request(executor, "extend", seed=3)
-    extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
-    events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4)]})
-    expected = pipeline.generate(
-        prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first
-    ).frames
-    made = result_of(events["extend"])
+    first, made, expected = extend_beside_plain(pipeline, ModelExecutor.from_pipeline(pipeline))
     assert np.array_equal(made[:3], first)
     assert np.abs(made.astype(int) - expected.astype(int)).max() <= 1
 
@@ -280,22 +286,15 @@ def test_known_frames_starting_part_way_the_engine_makes_the_pipelines_frames():
     pipeline = tiny_pipeline()
     pipeline.config = dataclasses.replace(pipeline.config, restart_steps=2, known_frames_strength=0.7)
     executor = ModelExecutor.from_pipeline(pipeline)
-    first = np.random.default_rng(1).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
-    extend = request(executor, "extend", seed=3, steps=6)
-    extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
-    start = executor.sampler(6).known_frames_start(executor.known_frames_strength)
+    start = executor.known_frames_start(6, None, 3)
     assert start == 2
-    extend.start_step = extend.steps_done = start
-    events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4, steps=6)]})
-    expected = pipeline.generate(
-        prompt(3), seed=3, num_steps=6, guidance_scale=3.0, first_frames=first
-    ).frames
-    made = result_of(events["extend"])
+    first, made, expected = extend_beside_plain(pipeline, executor, steps=6, start=start)
     difference = np.abs(made.astype(int) - expected.astype(int))
     assert difference.max() <= 2 and (difference > 0).mean() < 0.01
     assert np.array_equal(made[:3], first)
+    pipeline.config = dataclasses.replace(pipeline.config, known_frames_strength=1.0)
     from_noise = pipeline.generate(
-        prompt(3), seed=3, num_steps=6, guidance_scale=3.0, first_frames=first, known_frames_strength=1.0
+        prompt(3), seed=3, num_steps=6, guidance_scale=3.0, first_frames=first
     ).frames
     assert not np.array_equal(from_noise, expected)  # the setting changes what is made
 
@@ -304,15 +303,7 @@ def test_with_frame_init_the_engine_makes_the_pipelines_frames():
     """FrameInit's start noise (`frame_init_cutoff`) is drawn alike in the engine and the pipeline."""
     pipeline = tiny_pipeline()
     pipeline.config = dataclasses.replace(pipeline.config, frame_init_cutoff=0.5, frame_init_noise_share=0.5)
-    executor = ModelExecutor.from_pipeline(pipeline)
-    first = np.random.default_rng(1).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
-    extend = request(executor, "extend", seed=3)
-    extend.sampler.known_latents, extend.sampler.known_pixels = pipeline.encode(first)[0], first
-    events, _ = serve(executor, {0: [extend, request(executor, "plain", seed=4)]})
-    expected = pipeline.generate(
-        prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first
-    ).frames
-    made = result_of(events["extend"])
+    first, made, expected = extend_beside_plain(pipeline, ModelExecutor.from_pipeline(pipeline))
     assert np.array_equal(made[:3], first)
     assert np.abs(made.astype(int) - expected.astype(int)).max() <= 1
     pipeline.config = dataclasses.replace(pipeline.config, frame_init_cutoff=0.0)
