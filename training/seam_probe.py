@@ -45,7 +45,7 @@ from services.denoiser.model.pipeline import VideoPipeline
 from services.gateway.pipeline import EXTEND_CONTEXT_FRAMES as CONTEXT  # what an extension starts from
 from services.gateway.seams import SeamDraws
 from training.evaluator import analyze
-from training.shapes_world import SIZE, render, render_continuation, sample_spec
+from training.shapes_world import NUM_FRAMES, SIZE, render, render_continuation, sample_spec
 
 MOTIONS = (
     "bounces left and right",
@@ -179,8 +179,11 @@ def gateway_chains(
     """Chains made as the gateway extends a video (a clip, then `calls` continuations from the last
     CONTEXT frames with the first frame as the reference image), without redraws and with up to
     `redraws`, judged by the modes report's rule over the whole chain (`evaluate_modes.seam_stats`):
-    per redraw budget, the mean and worst share of seams within 2x, and the draws per call. `captions`
-    replaces the sampled chains' captions (e.g. subjects that end at rest)."""
+    per redraw budget, the mean and worst share of seams within 2x, and the draws per call. And the
+    chain's identity as the report judges it: the share of 2-second segments whose colour and shape the
+    evaluator reads as the first segment's, the chains where every segment does, and the segments where
+    it finds no subject at all. `captions` replaces the sampled chains' captions (e.g. subjects that end
+    at rest)."""
     from services.gateway.evaluate_modes import EXTEND_MOTIONS, caption_with, seam_stats
 
     rng = np.random.default_rng(seed)
@@ -191,6 +194,8 @@ def gateway_chains(
     captions = captions or [caption_with(spec, rng) for spec in specs]
     shares: dict[int, list[float]] = {0: [], redraws: []}
     draws = dict.fromkeys(shares, 0)
+    kept_looks: dict[int, list[float]] = {budget: [] for budget in shares}  # per chain
+    no_subject = dict.fromkeys(shares, 0)
     for index, caption in enumerate(captions):
         tokens = encode(caption)
         for budget in shares:
@@ -210,8 +215,16 @@ def gateway_chains(
                 frames = np.concatenate([frames, judged.kept])
             stats = seam_stats(frames, seams)
             shares[budget].append(stats["seam_step_within_2x"])
+            segments = [
+                analyze(frames[k : k + NUM_FRAMES])
+                for k in range(0, len(frames) - NUM_FRAMES + 1, NUM_FRAMES)
+            ]
+            looks = [(s.color, s.shape) for s in segments]
+            kept_looks[budget].append(float(np.mean([look == looks[0] for look in looks])))
+            no_subject[budget] += sum(s.shape is None for s in segments)
             print(
-                f"  '{caption}', {budget} redraws: seams within 2x {stats['seam_step_within_2x']:.0%}",
+                f"  '{caption}', {budget} redraws: seams within 2x {stats['seam_step_within_2x']:.0%}, "
+                f"segments as the first {kept_looks[budget][-1]:.0%}",
                 flush=True,
             )
     return {
@@ -219,6 +232,9 @@ def gateway_chains(
             "mean seams within 2x": float(np.mean(values)),
             "worst chain": float(np.min(values)),
             "draws per call": draws[budget] / (len(captions) * calls),
+            "segments as the first": float(np.mean(kept_looks[budget])),
+            "chains without drift": float(np.mean([kept == 1.0 for kept in kept_looks[budget]])),
+            "segments without a subject": no_subject[budget],
         }
         for budget, values in shares.items()
     }

@@ -500,7 +500,7 @@ async def extend(
     return {"chains": rows, "seam_checks": checks}
 
 
-SEAM_OUTCOMES = ("smooth", "redrawn", "kept_jump", "untracked")
+SEAM_OUTCOMES = ("smooth", "redrawn", "kept_jump", "kept_lost", "untracked")
 
 
 def seam_checks() -> dict[str, float]:
@@ -917,11 +917,12 @@ def _seam_check_note(report: dict) -> list[str]:
     redraws = report["args"].get("seam_redraws", "?")
     return [
         f"The gateway checks the seam of every continuation call and draws a call again from the next seed "
-        f"while its subject jumps there (`gateway.seam_redraws`, {redraws} here; services/gateway/seams.py, "
+        f"while its subject jumps there or vanishes (`gateway.seam_redraws`, {redraws} here; services/gateway/seams.py, "
         f"by the gateway's own subject tracker on the frames it made, before encoding). Of these chains' "
         f"{calls:.0f} continuation calls, {checks['smooth']:.0f} were smooth at the first draw, "
         f"{checks['redrawn']:.0f} were smooth after a redraw, {checks['kept_jump']:.0f} jumped in every draw "
-        f"(the smoothest kept) and {checks['untracked']:.0f} showed no subject to check.",
+        f"(the smoothest kept), {checks.get('kept_lost', 0):.0f} lost the subject in every draw (the one losing "
+        f"it least kept) and {checks['untracked']:.0f} showed no subject to check.",
         "",
     ]
 

@@ -21,6 +21,7 @@ STAGE_SECONDS = Histogram(
 SEAM_CHECKS = Counter(
     "kino_gateway_seam_checks_total",
     "Continuation calls by how their seam came out: smooth, redrawn (a redraw was smooth), kept_jump (every "
-    "draw jumped; the smoothest was kept), untracked (no subject to follow).",
+    "draw jumped or lost the subject; the smoothest was kept), kept_lost (every draw lost the subject in some "
+    "frame; the one losing it least was kept), untracked (no subject to follow).",
     ["outcome"],
 )

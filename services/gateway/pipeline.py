@@ -622,8 +622,9 @@ class DenoisePlan:
         self, frames: np.ndarray, context: int, draw: Callable[[], Awaitable[np.ndarray]]
     ) -> np.ndarray:
         """The new frames of one continuation call, drawn again (the next calls' seeds, up to
-        `seam_redraws` times) while the subject jumps at the seam; every draw jumping, the smoothest is
-        kept. A first draw that shows no subject is taken as it is (`seams.SeamDraws`)."""
+        `seam_redraws` times) while the subject jumps at the seam or is lost in some new frame; every
+        draw failing, the smoothest is kept. Where the known frames show no subject, the first draw is
+        taken as it is (`seams.SeamDraws`)."""
         draws = SeamDraws(frames)
         for attempt in range(1 + self.seam_redraws):
             if attempt:
@@ -632,12 +633,14 @@ class DenoisePlan:
             if await asyncio.to_thread(draws.take, (await draw())[context:]):
                 break
             log.info(
-                "job %s: draw %d of %d of call %d jumps at its seam (%s)",
+                "job %s: draw %d of %d of call %d jumps at its seam or loses its subject (%s)",
                 self.job.name,
                 attempt + 1,
                 1 + self.seam_redraws,
                 self.calls_done,
-                "no subject" if draws.last_ratio is None else f"{draws.last_ratio:.1f}x the subject's step",
+                "no subject in some frame"
+                if draws.last_ratio is None
+                else f"{draws.last_ratio:.1f}x the subject's step",
             )
         SEAM_CHECKS.labels(draws.outcome).inc()
         return draws.kept

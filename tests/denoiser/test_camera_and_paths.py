@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from services.common.subjects import subject_centroids
+from services.common.subjects import subject_boxes, subject_centroids
 from services.denoiser.model.camera import CameraMotion, apply_camera, backdrop_color, scene_to_view
-from services.denoiser.model.paths import STILL_PATH_SPAN, path_heatmap, resample_path, stays_still
+from services.denoiser.model.paths import (
+    EASE_IN_PX,
+    FRAME_MARGIN_PX,
+    STILL_PATH_SPAN,
+    keep_in_frame,
+    path_heatmap,
+    resample_path,
+    stays_still,
+)
 
 
 def test_the_heat_map_peaks_in_the_cell_holding_the_requested_place():
@@ -63,8 +71,29 @@ def test_a_static_camera_or_a_zero_amount_changes_nothing():
 def test_the_subject_is_found_where_it_stands_out_from_the_backdrop():
     frames = scene(x=8, y=40)[:3]
     assert np.allclose(subject_centroids(frames), (12 / 64, 44 / 64))
+    assert np.allclose(subject_boxes(frames), (8 / 64, 40 / 64, 16 / 64, 48 / 64))
     frames[1] = (0, 0, 128)  # the subject left the frame
-    assert subject_centroids(frames) is None
+    assert subject_centroids(frames) is None and subject_boxes(frames) is None
+
+
+def test_a_continued_path_keeps_the_subject_as_large_as_the_known_frames_show_it_inside_the_frame():
+    known = scene(x=40, y=28)[:3]  # an 8-pixel square, its box 40..48 across
+    centroids, boxes = subject_centroids(known), subject_boxes(known)
+    planned = np.repeat(centroids[-1:], 16, axis=0)
+    planned[3:, 0] = np.linspace(0.7, 0.99, 13)  # planned on until its centre is at the frame's edge
+    kept = keep_in_frame(planned, centroids, boxes, (1 / 64, 1 / 64))
+    assert np.array_equal(kept[:3], planned[:3])  # the known positions are kept as they are
+    assert np.isclose(kept[:, 0].max(), (64 - 4 - FRAME_MARGIN_PX) / 64)  # its box stays 2 px inside
+    assert np.array_equal(kept[:, 1], planned[:, 1])  # the other axis had room
+
+
+def test_a_subject_the_known_frames_show_past_the_margin_is_eased_back_without_a_jump():
+    known = scene(x=58, y=28)[:3]  # 6 of its 8 columns show: 58..64, its centre 3 px from either side
+    centroids, boxes = subject_centroids(known), subject_boxes(known)
+    kept = keep_in_frame(np.repeat(centroids[-1:], 16, axis=0), centroids, boxes, (1 / 64, 1 / 64))
+    steps = np.diff(kept[2:, 0]) * 64  # pixels per frame, from the last known frame on
+    assert np.allclose(steps[:4], -EASE_IN_PX)  # moved back in no faster than EASE_IN_PX a frame
+    assert np.isclose(kept[-1, 0], (64 - 3 - FRAME_MARGIN_PX) / 64)  # until its box is inside again
 
 
 def test_a_path_stays_still_when_it_keeps_the_last_known_place_over_the_new_frames():

@@ -46,10 +46,40 @@ def test_draws_stop_at_the_first_smooth_one_else_the_smoothest_is_kept():
     assert not draws.take(np.zeros((3, 32, 32, 3), np.uint8))  # a redraw that lost its subject
     assert draws.kept is small_jump and draws.outcome == "kept_jump" and draws.last_ratio is None
 
-    draws = SeamDraws(before)
-    lost = np.zeros((3, 32, 32, 3), np.uint8)
-    assert draws.take(lost) and draws.kept is lost and draws.outcome == "untracked"
     assert SeamDraws(before).take(smooth)
+
+
+def test_a_draw_that_loses_the_known_frames_subject_is_drawn_again():
+    before = square_frames([0, 2, 4])
+    lost = np.zeros((3, 32, 32, 3), np.uint8)
+    smooth = square_frames([6, 8, 10])
+    draws = SeamDraws(before)
+    assert not draws.take(lost) and draws.take(smooth)
+    assert draws.kept is smooth and draws.outcome == "redrawn"
+
+    # Every draw losing it, the one that shows it in the most frames is kept.
+    fading = smooth.copy()
+    fading[1:] = 0
+    flickering = smooth.copy()
+    flickering[1] = 0
+    draws = SeamDraws(before)
+    assert not draws.take(fading) and not draws.take(flickering) and not draws.take(lost)
+    assert draws.kept is flickering and draws.outcome == "kept_lost"
+
+    # A draw that jumps but keeps the subject is kept before one that loses it.
+    draws = SeamDraws(before)
+    jump = square_frames([20, 22, 24])
+    assert not draws.take(lost) and not draws.take(jump) and not draws.take(flickering)
+    assert draws.kept is jump and draws.outcome == "kept_jump"
+
+
+def test_without_a_subject_in_the_known_frames_the_first_draw_is_taken_as_it_is():
+    lost = np.zeros((3, 32, 32, 3), np.uint8)
+    draws = SeamDraws(lost)
+    assert draws.take(square_frames([20, 22, 24])) and draws.outcome == "untracked"
+    one_frame = square_frames([6])  # a subject, but no step after the seam to compare with
+    draws = SeamDraws(square_frames([0, 2, 4]))
+    assert draws.take(one_frame) and draws.kept is one_frame and draws.outcome == "untracked"
 
 
 async def seam_job(start_gateway, start_scaffold, jump_seeds: set[int], seam_redraws: int, watch=None):

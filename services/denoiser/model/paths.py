@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from services.common.subjects import subject_centroids
+from services.common.subjects import subject_boxes, subject_centroids
 
 if TYPE_CHECKING:
     from services.denoiser.model.planner import PathPlanner
@@ -77,5 +77,44 @@ def default_path(
         return None
     if first_frames is None:
         return planner.sample(tokens, seed)
-    known = subject_centroids(first_frames)
-    return None if known is None else planner.sample(tokens, seed, known=known)
+    known, boxes = subject_centroids(first_frames), subject_boxes(first_frames)
+    if known is None or boxes is None:
+        return None
+    height, width = first_frames.shape[1:3]
+    return keep_in_frame(planner.sample(tokens, seed, known=known), known, boxes, (1 / width, 1 / height))
+
+
+# How far inside the frame's edge (pixels) a planned continuation keeps the subject's box: the world keeps
+# one pixel, and the DiT puts a subject within a pixel or two of where its path says.
+FRAME_MARGIN_PX = 2.0
+# How fast (pixels per frame) a continuation brings back a subject the known frames show nearer the edge
+# than that: slower than the one-pixel floor of a normal step, so the seam does not jump.
+EASE_IN_PX = 0.5
+
+
+def keep_in_frame(
+    path: np.ndarray, centroids: np.ndarray, boxes: np.ndarray, pixel: tuple[float, float]
+) -> np.ndarray:
+    """A path (F, 2) that continues K known positions, with its positions after them limited so that the
+    subject, as large as the known frames show it, stays FRAME_MARGIN_PX inside the frame.
+
+    The planner's bounds are one box for every subject, wide enough for a small one, so a large subject
+    planned to rest against a wall was drawn partly out of the frame, and in a chain of extensions a
+    resting subject's small drifts carried it further out call after call. The shapes world never
+    leaves a subject partly outside, and a clipped subject changes shape for the viewer (a circle cut
+    by the frame's edge reads as a square). centroids (K, 2) and boxes (K, 4) are where the known frames
+    show the subject (`subjects.subject_centroids`, `subjects.subject_boxes`); pixel is one pixel's
+    (width, height) as fractions of the frame. A subject the known frames already show nearer the edge
+    is brought back in at EASE_IN_PX per frame, never pulled in at the seam."""
+    k = len(centroids)
+    pixel = np.asarray(pixel, np.float32)
+    before = np.max(centroids - boxes[:, :2], axis=0)  # centroid to the box's left and top edges
+    after = np.max(boxes[:, 2:] - centroids, axis=0)  # centroid to its right and bottom edges
+    low, high = before + FRAME_MARGIN_PX * pixel, 1.0 - after - FRAME_MARGIN_PX * pixel
+    ease = np.arange(1, len(path) - k + 1, dtype=np.float32)[:, None] * EASE_IN_PX * pixel  # (F - K, 1)
+    last = centroids[-1]
+    low = np.minimum(low, last + ease)  # (F - K, 2): where the last known position lies below the limit,
+    high = np.maximum(high, last - ease)  # the limit starts there and moves to it frame by frame
+    kept = path.copy()
+    kept[k:] = np.clip(kept[k:], low, np.maximum(high, low))
+    return kept
