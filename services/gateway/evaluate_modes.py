@@ -1245,11 +1245,15 @@ def gap_notes(report: dict) -> list[str]:
                 "and at the cost of more denoise calls per second of video; on minute-long chains the short sweep "
                 "has not held before (see `EXTEND_CONTEXT_FRAMES` in services/gateway/pipeline.py)."
             )
-        resting = [c for c in chains if c["normal_step_px"] < 2.0]
-        resting_note = ""
-        if resting:
-            worst = min(resting, key=lambda c: c["seam_step_within_2x"])
-            resting_note = (
+        worst = min(chains, key=lambda c: c["seam_step_within_2x"])
+        worst_note = (
+            f" Worst is a moving subject ('{worst['caption']}': normal step {worst['normal_step_px']:.1f} px), "
+            f"whose seams jumped {_jumps(worst.get('seam_jump_ratios'))} times it."
+        )
+        if worst["seam_step_within_2x"] >= 1.0:
+            worst_note = ""
+        elif worst["normal_step_px"] < 2.0:
+            worst_note = (
                 f" Worst is an object at rest, as after a straight move reaches the far side ('{worst['caption']}': "
                 f"normal step {worst['normal_step_px']:.1f} px, seam step {worst['seam_step_px_median']:.1f} px): "
                 f"there 2x a normal step is {2 * max(worst['normal_step_px'], 1.0):.1f} px, and any wobble of the "
@@ -1263,7 +1267,8 @@ def gap_notes(report: dict) -> list[str]:
             )
         checks = report.get("extend", {}).get("seam_checks")
         redraw_note = (
-            f" The gateway's seam check drew {checks['redrawn'] + checks['kept_jump']:.0f} of these chains' calls "
+            f" The gateway's seam check drew "
+            f"{checks['redrawn'] + checks['kept_jump'] + checks.get('kept_lost', 0):.0f} of these chains' calls "
             f"again, and {checks['kept_jump']:.0f} jumped in every draw by its own tracker: a jump that comes "
             "with the context, not with the seed, stays. The check reads the normal step from each call's new "
             "frames, this report from the whole chain, so a seam can pass the first and not the second where a "
@@ -1278,7 +1283,7 @@ def gap_notes(report: dict) -> list[str]:
             "(docs/model/NOTES.md; on one grid with 4 known frames every seam was an across-token step, and "
             "37-61% of seams per chain were within 2x with model v9)."
             + redraw_note
-            + resting_note
+            + worst_note
             + " The DiT does not "
             "take the known frames' size and shape as it takes their place (docs/model/NOTES.md: image-to-video "
             "without a reference image drew a small subject at the size the prompt gets without a frame); more "
