@@ -24,8 +24,9 @@ Three measurements (docs/modes/REPORT.md and docs/model/NOTES.md cite them):
    times: seams within 2x for the first draw against the draw kept, and the draws that took.
 5. Chains (`--chains N --calls M`, instead of the above): N chains extended M calls each as the
    gateway extends a video, with no redraws and with up to `--redraws`, each judged over its whole
-   length by the modes report's rule; in process, so unlike the report's runs (whose batches vary with
-   timing) it repeats exactly.
+   length by the modes report's rules: its seams, and its identity (the colour and shape of every
+   2-second segment against the first's, and the segments that show no subject); in process, so unlike
+   the report's runs (whose batches vary with timing) it repeats exactly.
 
 The seam rule is the modes report's: a step counts as a jump above 2x the median step inside the clip,
 floored at 1 pixel.
