@@ -1245,14 +1245,13 @@ def gap_notes(report: dict) -> list[str]:
                 "and at the cost of more denoise calls per second of video; on minute-long chains the short sweep "
                 "has not held before (see `EXTEND_CONTEXT_FRAMES` in services/gateway/pipeline.py)."
             )
-        worst = min(chains, key=lambda c: c["seam_step_within_2x"])
-        worst_note = (
-            f" Worst is a moving subject ('{worst['caption']}': normal step {worst['normal_step_px']:.1f} px), "
-            f"whose seams jumped {_jumps(worst.get('seam_jump_ratios'))} times it."
-        )
-        if worst["seam_step_within_2x"] >= 1.0:
-            worst_note = ""
-        elif worst["normal_step_px"] < 2.0:
+        worst = min(chains, key=lambda c: c["seam_step_within_2x"])  # below 100%: this note's condition
+        if worst["normal_step_px"] >= 2.0:
+            worst_note = (
+                f" Worst is a moving subject ('{worst['caption']}': normal step {worst['normal_step_px']:.1f} px), "
+                f"whose seams jumped {_jumps(worst.get('seam_jump_ratios'))} times it."
+            )
+        else:
             worst_note = (
                 f" Worst is an object at rest, as after a straight move reaches the far side ('{worst['caption']}': "
                 f"normal step {worst['normal_step_px']:.1f} px, seam step {worst['seam_step_px_median']:.1f} px): "

@@ -82,7 +82,8 @@ class SeamDraws:
         ratio = self.last_ratio = seam_ratio(self.before, new)
         first = self.draws == 0
         self.draws += 1
-        lost = frames_without_subject(new)
+        # A ratio means every frame showed the subject; only a draw without one needs its frames counted.
+        lost = 0 if ratio is not None else frames_without_subject(new)
         if not self.tracked or (ratio is None and not lost):  # nothing to follow, or too few new frames
             self.kept, self.outcome = new, "untracked"
             return True

@@ -77,11 +77,12 @@ def default_path(
         return None
     if first_frames is None:
         return planner.sample(tokens, seed)
-    known, boxes = subject_centroids(first_frames), subject_boxes(first_frames)
-    if known is None or boxes is None:
+    known = subject_centroids(first_frames)
+    if known is None:
         return None
     height, width = first_frames.shape[1:3]
-    return keep_in_frame(planner.sample(tokens, seed, known=known), known, boxes, (1 / width, 1 / height))
+    path = planner.sample(tokens, seed, known=known)
+    return keep_in_frame(path, known, subject_boxes(first_frames), (1 / width, 1 / height))
 
 
 # How far inside the frame's edge (pixels) a planned continuation keeps the subject's box: the world keeps
