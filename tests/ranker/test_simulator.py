@@ -36,6 +36,7 @@ def test_users_respond_more_to_videos_that_match_their_taste():
     assert world.draw(0, best, []).mean() > world.draw(0, worst, []).mean()
     tired = [int(world.topics[best[0]])] * 5
     assert world.expected_gain(0, best[:1], tired)[0] < world.expected_gain(0, best[:1], [])[0]
+    assert world.fatigue_factor(best[:1], tired)[0] == world.config.fatigue**5
 
 
 async def test_a_short_simulation_logs_impressions_and_trains():

@@ -172,6 +172,7 @@ def recall_at(scores: np.ndarray, relevant: np.ndarray, k: int) -> float | None:
 TASTE_ORACLE = "true taste and fatigue, no quality"
 # The ceiling of the model's taste input: the ranker's own regressed taste, with the true quality given.
 TASTE_CEILING = "the ranker's regressed taste and true quality"
+FATIGUE_CEILING = "the ranker's regressed taste, true quality and true fatigue"
 HISTORY_GROUPS = ((0, 150), (150, 300), (300, 600), (600, None))  # distinct videos a user was shown
 
 
@@ -223,6 +224,7 @@ async def held_out_ranking(
                 world, _regressed_taste(world, platform.history.get(int(user), [])), videos
             ),
             TASTE_CEILING: _gain_from_taste(world, profile.model_taste, videos),
+            FATIGUE_CEILING: _gain_from_taste(world, profile.model_taste, videos, recent),
         }
         ndcg = {method: ndcg_at(s, gains, 10) for method, s in scores.items()}
         for method, s in scores.items():
@@ -260,6 +262,7 @@ DIAGNOSTICS = (
     "true topics of the taste and true quality",
     "taste regressed on the whole history and true quality",
     TASTE_CEILING,
+    FATIGUE_CEILING,
 )
 HISTORY_RIDGE = 1.0
 
@@ -287,12 +290,17 @@ def _regressed_taste(world: World, history: list[tuple[int, float]]) -> np.ndarr
     return (taste / max(np.linalg.norm(taste), 1e-9)).astype(np.float32)
 
 
-def _gain_from_taste(world: World, taste: np.ndarray, videos: np.ndarray) -> np.ndarray:
-    """The simulator's expected gain with `taste` in place of the user's true taste (no fatigue)."""
+def _gain_from_taste(
+    world: World, taste: np.ndarray, videos: np.ndarray, recent_topics: list[int] | None = None
+) -> np.ndarray:
+    """The simulator's expected gain with `taste` in place of the user's true taste; fatigue from
+    `recent_topics` as the simulator applies it, none without them."""
     cos = world.embeddings[videos] @ taste
     z = (cos - cos.mean()) / (cos.std() + 1e-6)
     c = world.config
     p = 1.0 / (1.0 + np.exp(-(c.match_scale * z + c.match_offset + world.quality[videos])))
+    if recent_topics:
+        p = p * world.fatigue_factor(videos, recent_topics)
     return p + p**2 + 0.32 * p**3
 
 
@@ -496,7 +504,9 @@ sees it). Each ranks the same candidates against the same labels:
   on all {config.dim} dimensions of the embedding), where the store keeps the last 1,500 responses;
 * the ranker's regressed taste and true quality: the same with the taste the model is given
   (`features.regressed_taste`: regressed on the stored response history in the catalog's
-  {TASTE_BASIS_DIM} principal directions).
+  {TASTE_BASIS_DIM} principal directions);
+* the ranker's regressed taste, true quality and true fatigue: the same, lowered by the fatigue of the
+  user's last five impressions as the simulator lowers it: everything the oracle knows but the taste.
 
 The true taste alone reaches {held_out["true taste only"]["ndcg@10"] / oracle:.0%} of the oracle; the ranker's taste estimate,
 even given the true quality, reaches {held_out["estimated taste and true quality"]["ndcg@10"] / oracle:.0%}. A user's taste is a mix of topic centroids plus a
@@ -504,7 +514,9 @@ personal component spread over every dimension of the embedding space: knowing t
 reaches {held_out["true topics of the taste and true quality"]["ndcg@10"] / oracle:.0%}, and a taste regressed on the user's whole history
 {held_out["taste regressed on the whole history and true quality"]["ndcg@10"] / oracle:.0%}, and the ranker's own estimate
 {held_out[TASTE_CEILING]["ndcg@10"] / oracle:.0%}. Every one of these is given the true quality,
-which no ranker has. By the length of the requesting user's history (share of the oracle's NDCG@10
+which no ranker has. Given the true fatigue as well, the ranker's own taste reaches
+{held_out[FATIGUE_CEILING]["ndcg@10"] / oracle:.0%}: what a model with this taste input would reach if it also knew every video's
+quality and the user's fatigue exactly. By the length of the requesting user's history (share of the oracle's NDCG@10
 over the same requests):
 
 | distinct videos the user was shown | requests | model | {TASTE_CEILING} |

@@ -161,8 +161,12 @@ class World:
         self, user: int, videos: np.ndarray, recent_topics: list[int], with_quality: bool = True
     ) -> np.ndarray:
         """The match lowered by fatigue: each of the last five impressions on the video's topic."""
+        return self.match(user, videos, with_quality) * self.fatigue_factor(videos, recent_topics)
+
+    def fatigue_factor(self, videos: np.ndarray, recent_topics: list[int]) -> np.ndarray:
+        """(N,): `fatigue` to the power of the last five impressions on each video's topic."""
         repeats = np.array([sum(t == topic for t in recent_topics[-5:]) for topic in self.topics[videos]])
-        return self.match(user, videos, with_quality) * self.config.fatigue**repeats
+        return self.config.fatigue**repeats
 
     def expected_gain(
         self, user: int, videos: np.ndarray, recent_topics: list[int], with_quality: bool = True
