@@ -310,7 +310,9 @@ def write_report(out: Path, results: dict, command: str) -> None:
         )
         + (f" {r['training']['notes']}" if r["training"].get("notes") else ""),
         f"Sampling here: {r['steps']} Euler steps{_restart(r['steps'], r.get('restart_steps', 0))}, "
-        f"guidance {r['guidance']:g}, {r.get('token_grids', 'one token grid')}, one clip per seed; "
+        f"guidance {r['guidance']:g}"
+        + (" (the subject's path in its guided half only)" if r.get("path_guidance") else "")
+        + f", {r.get('token_grids', 'one token grid')}, one clip per seed; "
         f"the autoencoder in {r.get('autoencoder_precision', 'float32')}.",
         "",
         "Status, causes and next steps: [NOTES.md](NOTES.md).",
@@ -535,6 +537,7 @@ def main() -> None:
         "steps": steps,
         "guidance": guidance,
         "token_grids": _token_grids(d),
+        "path_guidance": d.path_guidance,
         "restart_steps": pipeline.sampler(steps).restart_steps,  # 0 where too few steps restart
         "autoencoder_precision": str(pipeline.autoencoder.dtype).removeprefix("torch."),
         "held_out": accuracy([s.score for s in held_out]),

@@ -122,7 +122,14 @@ def draw_samples(pipeline: VideoPipeline, encoder, config: TuneConfig) -> Sample
             t = sampler.timesteps(i).expand(b)
             grid = cfg.token_grid(i)._asdict()  # the samples are made as the service makes them
             v = pipeline.dit.forward_with_cfg(
-                x, t, tokens, mask, cfg.default_guidance_scale, **grid, **conditioning
+                x,
+                t,
+                tokens,
+                mask,
+                cfg.default_guidance_scale,
+                guide_path=cfg.path_guidance,
+                **grid,
+                **conditioning,
             )
             x = sampler.step(v, i, x).prev_sample
             if sampler.restarts_after(i):

@@ -366,3 +366,20 @@ def test_the_subject_path_is_an_input_and_a_model_without_one_refuses_it(tiny_di
     blind = VideoDiT(dataclasses.replace(TINY, path_input=False))
     with pytest.raises(ValueError, match="no path input"):
         blind(x, t, tokens, mask, path_map=path)
+
+
+def test_guiding_towards_the_path_leaves_it_out_of_the_unconditional_half(tiny_dit):
+    from services.denoiser.model.paths import path_heatmap
+
+    model = _perturbed(tiny_dit)
+    x, t, tokens, mask = _inputs()
+    B, _, Fr, H, _ = x.shape
+    path = path_heatmap(torch.full((B, Fr, 2), 0.25), H)  # (B, 1, F, H, W)
+    null_tokens, null_mask = model.null_text_tokens(B, tokens.shape[1])
+    with torch.no_grad():
+        v_cond = model(x, t, tokens, mask, path_map=path)
+        v_uncond = model(x, t, null_tokens, null_mask)  # neither prompt nor path
+        guided = model.forward_with_cfg(x, t, tokens, mask, 3.0, guide_path=True, path_map=path)
+        in_both = model.forward_with_cfg(x, t, tokens, mask, 3.0, path_map=path)
+    torch.testing.assert_close(guided, v_uncond + 3.0 * (v_cond - v_uncond), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(guided, in_both)

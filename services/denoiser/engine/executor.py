@@ -509,15 +509,17 @@ class ModelExecutor:
         return known, self._on_device(mask)
 
     def _path_rows(self, plan: StepPlan, rows, x: torch.Tensor) -> torch.Tensor | None:
-        """Subject paths as the DiT takes them (both halves of a guided request get the path, like known
-        frames); None when no request of the plan has one."""
+        """Subject paths as the DiT takes them: a guided request's conditional row gets its path, and
+        its unconditional row too unless the model guides towards the path
+        (`PipelineConfig.path_guidance`, as `VideoDiT.forward_with_cfg`); None when no request of the
+        plan has one."""
         if not self.dit.config.path_input or all(plan.items[i].sampler.path is None for i, _ in rows):
             return None
         B, _, Fr, h, w = x.shape
         maps = torch.zeros(B, 1, Fr, h, w)
-        for row, (i, _) in enumerate(rows):
+        for row, (i, conditional) in enumerate(rows):
             path = plan.items[i].sampler.path
-            if path is not None:
+            if path is not None and (conditional or not self.sampling_config.path_guidance):
                 maps[row] = path_heatmap(torch.as_tensor(path)[None], h)[0]
         return self._on_device(maps)
 

@@ -356,18 +356,26 @@ class VideoDiT(nn.Module):
         guidance_scale: float,
         shift_tokens: bool = False,
         shift_space: bool = False,
+        guide_path: bool = False,
         **conditioning: torch.Tensor | None,
     ) -> torch.Tensor:
         """Classifier-free guidance in one batched call: the prompt's and the null prompt's velocities,
-        extrapolated by guidance_scale. Known frames and the path are kept in both halves (they fix
-        where things are); the reference appearance is in the conditional half only, so guidance pushes
-        towards the prompt and the reference's look together (a cameo's look is part of what is asked)."""
+        extrapolated by guidance_scale. Known frames are kept in both halves (they fix where things
+        are); the reference appearance is in the conditional half only, so guidance pushes towards the
+        prompt and the reference's look together (a cameo's look is part of what is asked). With
+        `guide_path` the subject path is in the conditional half only too, so guidance also pushes the
+        subject onto its path and keeps it drawn there (`PipelineConfig.path_guidance`); otherwise it is
+        in both halves."""
         B, L = text_mask.shape
         null_tokens, null_mask = self.null_text_tokens(B, L)
         doubled = {k: None if v is None else torch.cat([v, v]) for k, v in conditioning.items()}
         if doubled.get("reference_mask") is not None:
             doubled["reference_mask"] = torch.cat(
                 [conditioning["reference_mask"], torch.zeros_like(conditioning["reference_mask"])]
+            )
+        if guide_path and doubled.get("path_map") is not None:
+            doubled["path_map"] = torch.cat(
+                [conditioning["path_map"], torch.zeros_like(conditioning["path_map"])]
             )
         v = self.forward(
             torch.cat([x, x]),  # (2B, C, F, H, W)

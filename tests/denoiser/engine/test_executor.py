@@ -309,3 +309,22 @@ def test_with_frame_init_the_engine_makes_the_pipelines_frames():
     pipeline.config = dataclasses.replace(pipeline.config, frame_init_cutoff=0.0)
     plain = pipeline.generate(prompt(3), seed=3, num_steps=4, guidance_scale=3.0, first_frames=first).frames
     assert not np.array_equal(plain, expected)  # the setting changes what is made
+
+
+def test_guided_towards_the_path_the_engine_makes_the_pipelines_frames():
+    """`path_guidance`: the subject path in the conditional rows only, in the engine as in the pipeline,
+    beside a request without a path."""
+    pipeline = tiny_pipeline()
+    pipeline.config = dataclasses.replace(pipeline.config, path_guidance=True)
+    executor = ModelExecutor.from_pipeline(pipeline)
+    path = np.stack([np.linspace(0.2, 0.8, 16), np.full(16, 0.5)], axis=1).astype(np.float32)  # (F, 2)
+    along = request(executor, "along", seed=3)
+    along.sampler.path = path
+    events, _ = serve(executor, {0: [along, request(executor, "plain", seed=4)]})
+    expected = pipeline.generate(prompt(3), seed=3, num_steps=4, guidance_scale=3.0, subject_path=path).frames
+    assert np.abs(result_of(events["along"]).astype(int) - expected.astype(int)).max() <= 1
+    pipeline.config = dataclasses.replace(pipeline.config, path_guidance=False)
+    in_both_halves = pipeline.generate(
+        prompt(3), seed=3, num_steps=4, guidance_scale=3.0, subject_path=path
+    ).frames
+    assert not np.array_equal(in_both_halves, expected)  # the setting changes what is made
