@@ -1331,8 +1331,8 @@ def gap_notes(report: dict) -> list[str]:
         notes.append(
             "Every target above is met in this run."
             + (
-                f" The extension's are judged on {len(chains)} chain{'s' if len(chains) != 1 else ''} here, so one run says little about how "
-                "often a minute-long video keeps both: `python -m training.seam_probe --chains 30 --calls 29 "
+                f" The extension's are judged on {len(chains)} chain{'s' if len(chains) != 1 else ''} here, "
+                "so one run says little about how often a minute-long video keeps both: `python -m training.seam_probe --chains 30 --calls 29 "
                 "--seed S` makes 30 chains as the gateway makes them and reads them the same way "
                 "(docs/model/NOTES.md has its numbers)."
                 if chains

@@ -172,6 +172,8 @@ def recall_at(scores: np.ndarray, relevant: np.ndarray, k: int) -> float | None:
 TASTE_ORACLE = "true taste and fatigue, no quality"
 # The ceiling of the model's taste input: the ranker's own regressed taste, with the true quality given.
 TASTE_CEILING = "the ranker's regressed taste and true quality"
+# The same with the true fatigue too: all the oracle knows but the taste, so what the taste estimate alone
+# leaves of the full oracle's NDCG.
 FATIGUE_CEILING = "the ranker's regressed taste, true quality and true fatigue"
 HISTORY_GROUPS = ((0, 150), (150, 300), (300, 600), (600, None))  # distinct videos a user was shown
 
