@@ -46,7 +46,7 @@ from services.denoiser.model.pipeline import VideoPipeline
 from services.gateway.pipeline import EXTEND_CONTEXT_FRAMES as CONTEXT  # what an extension starts from
 from services.gateway.seams import SeamDraws
 from training.evaluator import analyze
-from training.shapes_world import NUM_FRAMES, SIZE, render, render_continuation, sample_spec
+from training.shapes_world import SIZE, render, render_continuation, sample_spec
 
 MOTIONS = (
     "bounces left and right",
@@ -185,7 +185,7 @@ def gateway_chains(
     evaluator reads as the first segment's, the chains where every segment does, and the segments where
     it finds no subject at all. `captions` replaces the sampled chains' captions (e.g. subjects that end
     at rest)."""
-    from services.gateway.evaluate_modes import EXTEND_MOTIONS, caption_with, seam_stats
+    from services.gateway.evaluate_modes import EXTEND_MOTIONS, caption_with, seam_stats, segment_reads
 
     rng = np.random.default_rng(seed)
     specs = [
@@ -216,10 +216,7 @@ def gateway_chains(
                 frames = np.concatenate([frames, judged.kept])
             stats = seam_stats(frames, seams)
             shares[budget].append(stats["seam_step_within_2x"])
-            segments = [
-                analyze(frames[k : k + NUM_FRAMES])
-                for k in range(0, len(frames) - NUM_FRAMES + 1, NUM_FRAMES)
-            ]
+            segments = segment_reads(frames)
             looks = [(s.color, s.shape) for s in segments]
             kept_looks[budget].append(float(np.mean([look == looks[0] for look in looks])))
             no_subject[budget] += sum(s.shape is None for s in segments)

@@ -24,11 +24,17 @@ def subject_masks(frames: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pixels - backdrop[:, None, None, :], axis=-1) > SUBJECT_THRESHOLD
 
 
+def _masks_in_every_frame(frames: np.ndarray) -> np.ndarray | None:
+    """`subject_masks`, or None when some frame shows no subject."""
+    masks = subject_masks(frames)
+    return masks if masks.any(axis=(1, 2)).all() else None
+
+
 def subject_centroids(frames: np.ndarray) -> np.ndarray | None:
     """uint8 (K, H, W, 3) -> (K, 2) (x, y) fractions of the frame: the centroid of the pixels that stand
     out from the border's colour; None when some frame shows no subject."""
-    masks = subject_masks(frames)
-    if not masks.any(axis=(1, 2)).all():
+    masks = _masks_in_every_frame(frames)
+    if masks is None:
         return None
     _, height, width = masks.shape
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
@@ -40,8 +46,8 @@ def subject_boxes(frames: np.ndarray) -> np.ndarray | None:
     """uint8 (K, H, W, 3) -> (K, 4) (left, top, right, bottom) edges of the subject's bounding box,
     fractions of the frame (pixel edges: a subject filling the frame is (0, 0, 1, 1)); None when some
     frame shows no subject."""
-    masks = subject_masks(frames)
-    if not masks.any(axis=(1, 2)).all():
+    masks = _masks_in_every_frame(frames)
+    if masks is None:
         return None
     _, height, width = masks.shape
     boxes = []

@@ -470,9 +470,7 @@ async def extend(
     checks = {k: v - checks_before[k] for k, v in seam_checks().items()}
     rows = []
     for (made, lengths, frames), spec, caption in zip(results, specs, captions, strict=True):
-        segments = [
-            analyze(frames[k : k + NUM_FRAMES]) for k in range(0, len(frames) - NUM_FRAMES + 1, NUM_FRAMES)
-        ]
+        segments = segment_reads(frames)
         first = segments[0]
         rows.append(
             {
@@ -498,6 +496,12 @@ async def extend(
     seam = extension_seams(NUM_FRAMES, results[0][1])[0]
     save_gif(out / "extend_seam.gif", frames[max(0, seam - 8) : seam + 8], FPS / 2, scale=3)
     return {"chains": rows, "seam_checks": checks}
+
+
+def segment_reads(frames: np.ndarray) -> list:
+    """The evaluator's reading (`analyze`) of each whole 2-second segment of a long video (F, H, W, 3):
+    what identity over a minute is judged on."""
+    return [analyze(frames[k : k + NUM_FRAMES]) for k in range(0, len(frames) - NUM_FRAMES + 1, NUM_FRAMES)]
 
 
 SEAM_OUTCOMES = ("smooth", "redrawn", "kept_jump", "kept_lost", "untracked")

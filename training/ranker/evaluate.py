@@ -36,7 +36,7 @@ from services.ranker.model import DEFAULT_WEIGHTS_DIR, save_ranker
 from services.ranker.retrieval import RetrievalConfig
 from services.ranker.scoring import ContentScorer, ModelScorer
 from services.ranker.store import COUNTER_INDEX, MemoryFeatureStore
-from training.ranker.simulator import Response, SimConfig, World, video_id
+from training.ranker.simulator import Response, SimConfig, World, gain_of_match, video_id
 from training.ranker.train import ImpressionLog, TrainConfig, train_ranker
 
 log = logging.getLogger("training.ranker")
@@ -303,7 +303,7 @@ def _gain_from_taste(
     p = 1.0 / (1.0 + np.exp(-(c.match_scale * z + c.match_offset + world.quality[videos])))
     if recent_topics:
         p = p * world.fatigue_factor(videos, recent_topics)
-    return p + p**2 + 0.32 * p**3
+    return gain_of_match(p)
 
 
 def cold_start(platform: SimulatedPlatform, first_new: int) -> dict:

@@ -172,8 +172,7 @@ class World:
         self, user: int, videos: np.ndarray, recent_topics: list[int], with_quality: bool = True
     ) -> np.ndarray:
         """E[watch ratio + 2 like + 4 remix] of the next video looked at: what the oracle ranks by."""
-        p = self.fatigued_match(user, videos, recent_topics, with_quality)
-        return p + 2 * 0.5 * p**2 + 4 * 0.08 * p**3
+        return gain_of_match(self.fatigued_match(user, videos, recent_topics, with_quality))
 
     def respond(self, user: int, video: int, position: int, recent_topics: list[int]) -> Response:
         c, rng = self.config, self.rng
@@ -245,6 +244,12 @@ class World:
         for event in out:
             event.event_time.FromNanoseconds(int(t * 1e9))
         return out
+
+
+def gain_of_match(p: np.ndarray) -> np.ndarray:
+    """E[watch ratio + 2 like + 4 remix] of a video looked at with match p (`World._engage`: watch ≈ p,
+    a like with probability 0.5 p², a remix 0.08 p³)."""
+    return p + 2 * 0.5 * p**2 + 4 * 0.08 * p**3
 
 
 def video_id(name: str) -> int:
