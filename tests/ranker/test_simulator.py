@@ -2,17 +2,19 @@
 
 import numpy as np
 
-from services.ranker.scoring import ContentScorer
+from services.ranker.scoring import ContentScorer, ModelScorer
 from training.ranker.evaluate import (
     DIAGNOSTICS,
     TASTE_ORACLE,
     SimulatedPlatform,
     cold_start,
     held_out_ranking,
+    logging_period,
     ndcg_at,
     parse_args,
     recall_at,
     report,
+    served_by,
 )
 from training.ranker.simulator import SimConfig, World
 from training.ranker.train import ImpressionLog, TrainConfig, train_ranker
@@ -76,3 +78,18 @@ async def test_a_short_simulation_logs_impressions_and_trains():
     ratio = held_out["model"]["ndcg@10"] / held_out[TASTE_ORACLE]["ndcg@10"]
     assert "| the same against an oracle that knows the tastes and the fatigue" in text
     assert f"{ratio:.0%} of its {held_out[TASTE_ORACLE]['ndcg@10']:.3f}" in text
+
+
+async def test_later_logging_rounds_are_served_by_the_model_trained_on_the_earlier_ones():
+    config = SimConfig(content="synthetic", num_users=30, initial_videos=200)
+    world = World(config, 260)
+    platform = SimulatedPlatform(world, ContentScorer())
+    await platform.publish(config.initial_videos)
+    args = parse_args(
+        ["--content", "synthetic", "--log-steps", "20", "--rounds", "2", "--sessions-per-step", "4"]
+    )
+    args.epochs = 1
+    logs = await logging_period(platform, args)
+    assert len(logs) == 20 * 4 * 10 and platform.published == 240
+    assert isinstance(platform.core.scorer, ModelScorer)
+    assert served_by(2).startswith("in 2 rounds") and served_by(1) == "with the content-only fallback scorer"

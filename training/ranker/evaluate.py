@@ -144,6 +144,19 @@ class SimulatedPlatform:
                 )
 
 
+async def logging_period(platform: SimulatedPlatform, args) -> ImpressionLog:
+    """`args.log_steps` simulated minutes of logged traffic, in `args.rounds` rounds: the first served by
+    the platform's scorer (the content-only fallback), each later one by the model trained on
+    everything logged before it, as a platform retrains on its own logs."""
+    logs = ImpressionLog()
+    for round_steps in np.array_split(np.arange(args.log_steps), args.rounds):
+        if len(logs):
+            model, _ = train_ranker(logs, TrainConfig(epochs=args.epochs, seed=args.seed))
+            platform.core.scorer = ModelScorer(model)
+        await platform.run(round_steps.size, args.sessions_per_step, logs, args.random_slots)
+    return logs
+
+
 # ---------------------------------------------------------------------------------------------------
 # Metrics
 # ---------------------------------------------------------------------------------------------------
@@ -357,8 +370,7 @@ async def main_async(args) -> None:
 
     platform = SimulatedPlatform(world, ContentScorer())
     await platform.publish(config.initial_videos)
-    logs = ImpressionLog()
-    await platform.run(args.log_steps, args.sessions_per_step, logs, args.random_slots)
+    logs = await logging_period(platform, args)
     log.info("logged %d impressions", len(logs))
 
     model, training = train_ranker(logs, TrainConfig(epochs=args.epochs, seed=args.seed))
@@ -454,7 +466,7 @@ on a simulated platform whose ground truth is known (`training/ranker/simulator.
 ## Training
 
 The real `RankerCore` (in process, memory feature store, simulated clock) served
-{args.log_steps} simulated minutes with the content-only fallback scorer, logging every impression with the
+{args.log_steps} simulated minutes {served_by(args.rounds)}, logging every impression with the
 features the ranker computed when it served it and the user's response: {len(logs):,} impressions.
 In every logged page {args.random_slots} of the {config.page_size} positions (chosen at random) showed a uniformly random
 unseen video instead, as exploration traffic does on a real platform: without it the logs would
@@ -552,8 +564,18 @@ upsert) and the exploration slot that re-ranking reserves in every five position
 * The simulator's users live in the same embedding space the ranker retrieves in; real tastes are
   not that tidy, so these numbers are an upper bound on what the same code would do on real logs.
 * The logging policy is the content-only fallback plus uniform exploration; the model never saw data
-  logged under itself.
+  logged under itself. A run whose second half is served by the model (`--rounds 2`) ranks worse
+  (docs/ranker/README.md): a model-served history says less about the rest of a user's taste.
 """
+
+
+def served_by(rounds: int) -> str:
+    if rounds == 1:
+        return "with the content-only fallback scorer"
+    return (
+        f"in {rounds} rounds: the first with the content-only fallback scorer, each later one with the "
+        "model trained on the logs before it"
+    )
 
 
 def total_content(args) -> str:
@@ -573,6 +595,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cold-steps", type=int, default=300)
     parser.add_argument("--sessions-per-step", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split the logging period into this many rounds; each after the first is served by the model "
+        "trained on the logs so far",
+    )
     parser.add_argument("--random-slots", type=int, default=4, help="uniformly random videos per logged page")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
