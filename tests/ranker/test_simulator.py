@@ -1,6 +1,7 @@
 """The simulator and the evaluation metrics, on a tiny synthetic world."""
 
 import numpy as np
+import pytest
 
 from services.ranker.scoring import ContentScorer, ModelScorer
 from training.ranker.evaluate import (
@@ -87,9 +88,16 @@ async def test_later_logging_rounds_are_served_by_the_model_trained_on_the_earli
     await platform.publish(config.initial_videos)
     args = parse_args(
         ["--content", "synthetic", "--log-steps", "20", "--rounds", "2", "--sessions-per-step", "4"]
+        + ["--epochs", "1"]
     )
-    args.epochs = 1
     logs = await logging_period(platform, args)
     assert len(logs) == 20 * 4 * 10 and platform.published == 240
     assert isinstance(platform.core.scorer, ModelScorer)
     assert served_by(2).startswith("in 2 rounds") and served_by(1) == "with the content-only fallback scorer"
+
+
+def test_rounds_outside_one_to_the_logging_steps_are_refused(capsys):
+    for rounds in ("0", "21"):
+        with pytest.raises(SystemExit):
+            parse_args(["--log-steps", "20", "--rounds", rounds])
+        assert "--rounds must be between 1 and --log-steps (20)" in capsys.readouterr().err

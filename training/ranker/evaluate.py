@@ -613,7 +613,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fix the candidate similarity dtype (auto: the faster on this CPU, measured, which load can "
         "change): runs compared side by side should fix it",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= args.log_steps:
+        parser.error(f"--rounds must be between 1 and --log-steps ({args.log_steps}), got {args.rounds}")
+    return args
 
 
 def main() -> None:
