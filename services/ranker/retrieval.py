@@ -132,7 +132,9 @@ class Retriever:
         rows = np.fromiter(
             (r for c in profile.follows for r in self.catalog.by_creator.get(int(c), ())), np.int64
         )
-        newest_first = np.argsort(-self.catalog.create_times[rows], kind="stable")
+        # Newest first, and by row among videos created at the same time, so the page does not depend on
+        # the order of the follows set (which differs between processes: every replica would serve another).
+        newest_first = np.lexsort((rows, -self.catalog.create_times[rows]))
         return rows[newest_first][:limit]
 
     async def _remix(self, profile: UserProfile) -> np.ndarray:

@@ -23,3 +23,35 @@ def test_best_unique_keeps_each_rows_best_score_and_agrees_with_a_full_sort():
         np.testing.assert_array_equal(
             best_unique(rows, scores, k), _best_unique_by_full_sort(rows, scores, k)
         )
+
+
+async def test_the_following_source_orders_videos_of_one_moment_by_row_whatever_the_follows_order():
+    """Videos created at the same moment keep one order, so every replica (whose sets iterate in another
+    order) serves the same following feed."""
+    from dataclasses import replace
+
+    from services.ranker.features import build_profile
+    from services.ranker.items import ItemCatalog, ItemRecord
+    from services.ranker.retrieval import RetrievalConfig, Retriever
+    from services.ranker.store import MemoryFeatureStore, UserState
+    from tests.ranker.conftest import DIM, topic_vector
+
+    rng = np.random.default_rng(0)
+    catalog = ItemCatalog(DIM)
+    catalog.upsert(
+        [
+            ItemRecord(
+                f"videos/v{i}", f"creator{i % 4}", topic_vector(0, rng), 100.0 * (i >= 8), (), "", 10.0, ""
+            )
+            for i in range(12)
+        ]
+    )
+    profile = build_profile(UserState(follows={"creator1", "creator2", "creator3"}), catalog)
+    retriever = Retriever(catalog, MemoryFeatureStore(), RetrievalConfig())
+    pages = [
+        await retriever._following(replace(profile, follows=np.array(order, np.int32)), 5)
+        for order in (profile.follows, profile.follows[::-1])
+    ]
+    names = [[catalog.name(int(r)) for r in page] for page in pages]
+    # The newest (created at 100) first, by row; then the older ones by row.
+    assert names[0] == names[1] == ["videos/v9", "videos/v10", "videos/v11", "videos/v1", "videos/v2"]

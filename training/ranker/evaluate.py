@@ -73,6 +73,9 @@ class SimulatedPlatform:
             for start in range(0, len(items), 1000):
                 await self.core.upsert_items(ranker_pb2.UpsertItemsRequest(items=items[start : start + 1000]))
             self.published = videos[-1] + 1
+            # The service trains its retrieval index in a background task. The simulation never yields to
+            # the event loop on its own, so it waits for that task: it then searches the index as the service does.
+            await self.core.wait_for_index()
 
     async def session(self, user: int, logs: ImpressionLog | None, random_slots: int = 0) -> None:
         page = await self.core.rank_page(f"user{user}", self.world.config.page_size)
