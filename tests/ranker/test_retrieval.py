@@ -1,8 +1,14 @@
-"""Retrieval helpers on hand-made arrays."""
+"""Retrieval helpers and sources on hand-made arrays and catalogs."""
+
+from dataclasses import replace
 
 import numpy as np
 
-from services.ranker.retrieval import best_unique
+from services.ranker.features import build_profile
+from services.ranker.items import ItemCatalog, ItemRecord
+from services.ranker.retrieval import RetrievalConfig, Retriever, best_unique
+from services.ranker.store import MemoryFeatureStore, UserState
+from tests.ranker.conftest import DIM, topic_vector
 
 
 def _best_unique_by_full_sort(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
@@ -28,14 +34,6 @@ def test_best_unique_keeps_each_rows_best_score_and_agrees_with_a_full_sort():
 async def test_the_following_source_orders_videos_of_one_moment_by_row_whatever_the_follows_order():
     """Videos created at the same moment keep one order, so every replica (whose sets iterate in another
     order) serves the same following feed."""
-    from dataclasses import replace
-
-    from services.ranker.features import build_profile
-    from services.ranker.items import ItemCatalog, ItemRecord
-    from services.ranker.retrieval import RetrievalConfig, Retriever
-    from services.ranker.store import MemoryFeatureStore, UserState
-    from tests.ranker.conftest import DIM, topic_vector
-
     rng = np.random.default_rng(0)
     catalog = ItemCatalog(DIM)
     catalog.upsert(

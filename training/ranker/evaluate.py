@@ -152,8 +152,8 @@ async def logging_period(platform: SimulatedPlatform, args) -> ImpressionLog:
     the platform's scorer (the content-only fallback), each later one by the model trained on
     everything logged before it, as a platform retrains on its own logs."""
     logs = ImpressionLog()
-    for round_steps in np.array_split(np.arange(args.log_steps), args.rounds):
-        if len(logs):
+    for round_index, round_steps in enumerate(np.array_split(np.arange(args.log_steps), args.rounds)):
+        if round_index:
             model, _ = train_ranker(logs, TrainConfig(epochs=args.epochs, seed=args.seed))
             platform.core.scorer = ModelScorer(model)
         await platform.run(round_steps.size, args.sessions_per_step, logs, args.random_slots)
