@@ -683,17 +683,20 @@ def continued_from_record(config: PipelineConfig) -> dict:
     return {"version": config.version, **training}
 
 
+# The PipelineConfig fields that describe the weights themselves; every other field is a sampling choice.
+MODEL_FIELDS = frozenset({"dit", "autoencoder", "name", "version", "fps", "planner", "training"})
+
+
 def inherited_sampling(config: PipelineConfig) -> dict:
     """The sampling defaults a continued model keeps from the one it continues: they were chosen by
     measuring that model (the guidance sweep in docs/model/NOTES.md), and a new run changes the weights,
-    not that choice; a changed default is measured and set on its own."""
+    not that choice; a changed default is measured and set on its own. Every field outside MODEL_FIELDS
+    is kept, so a sampling setting added later is kept too: a list of names kept by hand missed the
+    restart, the known-frames start and path guidance, and continuations came back sampling without them."""
     return {
-        "default_steps": config.default_steps,
-        "max_steps": config.max_steps,
-        "default_guidance_scale": config.default_guidance_scale,
-        "sampler_shift": config.sampler_shift,
-        "alternate_token_grid": config.alternate_token_grid,
-        "alternate_space_grid": config.alternate_space_grid,
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(config)
+        if field.name not in MODEL_FIELDS
     }
 
 

@@ -9,6 +9,7 @@ import torch
 
 from services.denoiser.model.pipeline import DEFAULT_WEIGHTS_DIR, PipelineConfig
 from training.train_video import (
+    MODEL_FIELDS,
     TrainConfig,
     check_dataset_recipe,
     check_unit_variance,
@@ -42,19 +43,16 @@ def test_a_cached_dataset_drawn_another_way_is_refused_with_the_difference():
             check_dataset_recipe({"recipe": dataset_recipe(other)}, config, Path("d.pt"))
 
 
-def test_a_continued_model_keeps_the_sampling_defaults_chosen_for_the_one_it_continues():
-    # The shipped model's guidance (3) was measured and chosen for it; the config's own default is 4.
+def test_a_continued_model_keeps_every_sampling_default_chosen_for_the_one_it_continues():
+    # The shipped model's guidance (3), restart, known-frames start and path guidance were measured and
+    # chosen for it; PipelineConfig's own defaults differ.
     shipped = PipelineConfig.from_json(json.loads((DEFAULT_WEIGHTS_DIR / "config.json").read_text()))
     continued = PipelineConfig(
         dit=shipped.dit, autoencoder=shipped.autoencoder, **inherited_sampling(shipped)
     )
-    assert shipped.default_guidance_scale != PipelineConfig.default_guidance_scale
-    for field in (
-        "default_steps",
-        "max_steps",
-        "default_guidance_scale",
-        "sampler_shift",
-        "alternate_token_grid",
-        "alternate_space_grid",
-    ):
-        assert getattr(continued, field) == getattr(shipped, field)
+    for field in ("default_guidance_scale", "restart_steps", "known_frames_strength", "path_guidance"):
+        assert getattr(shipped, field) != getattr(PipelineConfig, field), field
+    sampling = [f.name for f in dataclasses.fields(PipelineConfig) if f.name not in MODEL_FIELDS]
+    assert {"default_steps", "alternate_space_grid", "known_frames_start_still_only"} <= set(sampling)
+    for field in sampling:
+        assert getattr(continued, field) == getattr(shipped, field), field
