@@ -154,10 +154,15 @@ async def logging_period(platform: SimulatedPlatform, args) -> ImpressionLog:
     logs = ImpressionLog()
     for round_index, round_steps in enumerate(np.array_split(np.arange(args.log_steps), args.rounds)):
         if round_index:
-            model, _ = train_ranker(logs, TrainConfig(epochs=args.epochs, seed=args.seed))
+            model, _ = train_on(logs, args)
             platform.core.scorer = ModelScorer(model)
         await platform.run(round_steps.size, args.sessions_per_step, logs, args.random_slots)
     return logs
+
+
+def train_on(logs: ImpressionLog, args):
+    """The ranking model trained on `logs` with the run's epochs and seed: (model, training record)."""
+    return train_ranker(logs, TrainConfig(epochs=args.epochs, seed=args.seed))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -376,7 +381,7 @@ async def main_async(args) -> None:
     logs = await logging_period(platform, args)
     log.info("logged %d impressions", len(logs))
 
-    model, training = train_ranker(logs, TrainConfig(epochs=args.epochs, seed=args.seed))
+    model, training = train_on(logs, args)
     held_out, by_history = await held_out_ranking(platform, model, args.requests, seed=args.seed + 1)
 
     first_new = platform.published
@@ -573,12 +578,10 @@ upsert) and the exploration slot that re-ranking reserves in every five position
 
 
 def served_by(rounds: int) -> str:
+    fallback = "with the content-only fallback scorer"
     if rounds == 1:
-        return "with the content-only fallback scorer"
-    return (
-        f"in {rounds} rounds: the first with the content-only fallback scorer, each later one with the "
-        "model trained on the logs before it"
-    )
+        return fallback
+    return f"in {rounds} rounds: the first {fallback}, each later one with the model trained on the logs before it"
 
 
 def total_content(args) -> str:
